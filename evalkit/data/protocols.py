@@ -1,0 +1,183 @@
+"""Comparison protocols generated from a samples table (for datasets without official pairs).
+
+:func:`generated_pairs` builds every mated pair among a (seeded) capped set of images per
+subject, plus all or a seeded uniform sample of the non-mated pairs. Capping matters: on LFW
+George_W_Bush alone has 530 images, so an uncapped exhaustive protocol lets one subject
+dominate the genuine comparisons.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalkit.data.samples import DatasetError, Pairs, Samples
+
+__all__ = ["MAX_ENUMERATED_NONMATED", "generated_pairs", "cap_images_per_subject", "count_nonmated"]
+
+#: Enumerating more non-mated pairs than this is refused: set a sample size instead.
+MAX_ENUMERATED_NONMATED = 20_000_000
+
+
+def cap_images_per_subject(samples: Samples, max_images_per_subject: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices kept after capping each subject at ``max_images_per_subject`` images.
+
+    Subjects are visited in sorted order; a subject with more images than the cap keeps a
+    uniform random subset drawn with ``rng`` (then sorted). ``None`` keeps everything.
+    """
+    if max_images_per_subject is None:
+        return np.arange(len(samples), dtype=np.int64)
+    if int(max_images_per_subject) < 1:
+        raise DatasetError(f"max_images_per_subject must be >= 1 or None, got {max_images_per_subject!r}")
+    cap = int(max_images_per_subject)
+    order = np.argsort(samples.subjects, kind="stable")
+    subj_sorted = samples.subjects[order]
+    starts = np.flatnonzero(np.r_[True, subj_sorted[1:] != subj_sorted[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    kept = []
+    for s, e in zip(starts, ends):
+        idx = np.sort(order[s:e])
+        if len(idx) > cap:
+            idx = np.sort(rng.choice(idx, size=cap, replace=False))
+        kept.append(idx)
+    return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
+def count_nonmated(subject_codes: np.ndarray) -> int:
+    """Number of unordered pairs of images with different subjects."""
+    n = len(subject_codes)
+    counts = np.bincount(subject_codes).astype(np.int64)
+    return int((n * n - int((counts * counts).sum())) // 2)
+
+
+def _mated(kept: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a_parts, b_parts = [], []
+    order = np.argsort(codes, kind="stable")
+    codes_sorted = codes[order]
+    starts = np.flatnonzero(np.r_[True, codes_sorted[1:] != codes_sorted[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    for s, e in zip(starts, ends):
+        if e - s < 2:
+            continue
+        idx = np.sort(kept[order[s:e]])
+        i, j = np.triu_indices(len(idx), k=1)
+        a_parts.append(idx[i])
+        b_parts.append(idx[j])
+    if not a_parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(a_parts), np.concatenate(b_parts)
+
+
+def _all_nonmated(kept: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every non-mated pair (a < b, as row indices), one row of the upper triangle at a time."""
+    a_parts, b_parts = [], []
+    for i in range(len(kept) - 1):
+        rest = np.flatnonzero(codes[i + 1 :] != codes[i]) + i + 1
+        if len(rest):
+            a_parts.append(np.full(len(rest), kept[i], dtype=np.int64))
+            b_parts.append(kept[rest])
+    if not a_parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(a_parts), np.concatenate(b_parts)
+
+
+def _sample_nonmated(
+    kept: np.ndarray, codes: np.ndarray, m: int, n_rows: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` distinct unordered non-mated pairs, uniformly without replacement.
+
+    Draws ordered index pairs uniformly, rejects same-subject draws and repeats, and keeps the
+    first ``m`` distinct pairs in draw order (the first m distinct values of an i.i.d. uniform
+    stream form a uniform m-subset). Never materialises the full set of non-mated pairs.
+    """
+    k = len(kept)
+    accepted = np.empty(0, dtype=np.int64)  # keys a * n_rows + b, distinct, in draw order
+    p_diff = 1.0 - float((np.bincount(codes).astype(np.float64) ** 2).sum()) / (k * k)
+    while len(accepted) < m:
+        need = m - len(accepted)
+        batch = int(min(max(2 * need / max(p_diff, 1e-9), 1024), 10_000_000))
+        i = rng.integers(0, k, size=batch)
+        j = rng.integers(0, k, size=batch)
+        ok = codes[i] != codes[j]
+        i, j = i[ok], j[ok]
+        a = np.minimum(kept[i], kept[j])
+        b = np.maximum(kept[i], kept[j])
+        keys = np.concatenate([accepted, a * n_rows + b])
+        _, first = np.unique(keys, return_index=True)
+        accepted = keys[np.sort(first)]
+    accepted = accepted[:m]
+    return accepted // n_rows, accepted % n_rows
+
+
+def generated_pairs(
+    samples: Samples,
+    max_images_per_subject: int | None,
+    nonmated: int | None,
+    seed: int,
+    name: str = "generated",
+) -> Pairs:
+    """Mated and non-mated pairs over ``samples``, reproducible from ``seed``.
+
+    Steps, all driven by one ``np.random.default_rng(seed)``:
+
+    1. cap: a subject with more than ``max_images_per_subject`` images keeps a uniform random
+       subset of that size (subjects visited in sorted order; ``None`` = no cap);
+    2. mated: every pair ``i < j`` of kept images of the same subject;
+    3. non-mated: every pair of kept images of different subjects when ``nonmated`` is None
+       (refused above :data:`MAX_ENUMERATED_NONMATED`), else ``nonmated`` distinct unordered
+       pairs drawn uniformly without replacement by rejection sampling (when more than half
+       of all non-mated pairs are wanted, by enumerating them and choosing: the list is then
+       at most twice the output).
+
+    Output order: mated pairs sorted by (a, b), then non-mated sorted by (a, b); ``a < b``
+    always; fold ``-1``.
+
+    Raises:
+        DatasetError: ``nonmated`` larger than the number of non-mated pairs available, the
+        full enumeration too large, a bad argument, or no pairs at all.
+    """
+    rng = np.random.default_rng(seed)
+    kept = cap_images_per_subject(samples, max_images_per_subject, rng)
+    _, codes = np.unique(samples.subjects[kept], return_inverse=True)
+    codes = codes.astype(np.int64)
+    available = count_nonmated(codes)
+
+    ma, mb = _mated(kept, codes)
+    o = np.lexsort((mb, ma))
+    ma, mb = ma[o], mb[o]
+
+    if nonmated is None:
+        if available > MAX_ENUMERATED_NONMATED:
+            raise DatasetError(
+                f"enumerating all non-mated pairs of {samples.name!r} would give {available:,} pairs "
+                f"(limit {MAX_ENUMERATED_NONMATED:,}): set a non-mated sample size (nonmated=...) "
+                "or lower max_images_per_subject"
+            )
+        na, nb = _all_nonmated(kept, codes)
+    else:
+        m = int(nonmated)
+        if m < 0:
+            raise DatasetError(f"nonmated must be >= 0 or None, got {nonmated!r}")
+        if m > available:
+            raise DatasetError(
+                f"asked for {m:,} non-mated pairs but {samples.name!r} has only {available:,} "
+                f"(after capping at {max_images_per_subject} images per subject)"
+            )
+        if m == 0:
+            na = nb = np.empty(0, np.int64)
+        elif 2 * m > available:
+            # Most pairs are wanted: rejection sampling would crawl (coupon collector), and the
+            # full list is at most twice the output, so enumerate and choose without replacement.
+            na, nb = _all_nonmated(kept, codes)
+            pick = rng.choice(len(na), size=m, replace=False)
+            na, nb = na[pick], nb[pick]
+        else:
+            na, nb = _sample_nonmated(kept, codes, m, len(samples), rng)
+    o = np.lexsort((nb, na))
+    na, nb = na[o], nb[o]
+
+    a = np.concatenate([ma, na]).astype(np.int64)
+    b = np.concatenate([mb, nb]).astype(np.int64)
+    mated = np.r_[np.ones(len(ma), bool), np.zeros(len(na), bool)]
+    pairs = Pairs(a=a, b=b, mated=mated, fold=np.full(len(a), -1, np.int64), name=name)
+    pairs.check_against(samples)
+    return pairs
