@@ -1,0 +1,64 @@
+"""The score table: one row per comparison, carrying subjects, groups and failure flags.
+
+This is the value handed from scoring to metrics; metrics never see images or embeddings.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data.samples import Pairs, Samples
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreTable:
+    """Columns (all length n_comparisons):
+    sample_a/b, subject_a/b: ids; mated: bool; fold: int (-1 none);
+    distance: float (NaN when failed); failed: bool (either image failed to enrol);
+    groups: attribute -> (labels of side a, labels of side b).
+    """
+
+    sample_a: np.ndarray
+    sample_b: np.ndarray
+    subject_a: np.ndarray
+    subject_b: np.ndarray
+    mated: np.ndarray
+    fold: np.ndarray
+    distance: np.ndarray
+    failed: np.ndarray
+    groups: dict
+
+    def __len__(self) -> int:
+        return len(self.mated)
+
+    @classmethod
+    def build(cls, samples: Samples, pairs: Pairs, distance: np.ndarray, image_ok: np.ndarray) -> "ScoreTable":
+        failed = ~(image_ok[pairs.a] & image_ok[pairs.b])
+        return cls(
+            sample_a=samples.ids[pairs.a], sample_b=samples.ids[pairs.b],
+            subject_a=samples.subjects[pairs.a], subject_b=samples.subjects[pairs.b],
+            mated=pairs.mated, fold=pairs.fold,
+            distance=np.where(failed, np.nan, distance), failed=failed,
+            groups={k: (v[pairs.a], v[pairs.b]) for k, v in samples.attributes.items()},
+        )
+
+    def write_csv(self, path: str | Path) -> None:
+        """One row per comparison; ``score`` is empty for failed comparisons."""
+        attrs = list(self.groups)
+        header = ["sample_a", "sample_b", "subject_a", "subject_b", "mated", "fold", "score", "failed"]
+        for a in attrs:
+            header += [f"{a}_a", f"{a}_b"]
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            for i in range(len(self)):
+                row = [self.sample_a[i], self.sample_b[i], self.subject_a[i], self.subject_b[i],
+                       int(self.mated[i]), int(self.fold[i]),
+                       "" if self.failed[i] else repr(float(self.distance[i])), int(self.failed[i])]
+                for a in attrs:
+                    row += [self.groups[a][0][i], self.groups[a][1][i]]
+                w.writerow(row)
