@@ -1,0 +1,91 @@
+"""Shared fixtures.
+
+Real-data tests read the LFW copy under $EVALKIT_DATA_DIR (CI: ../shared/datasets). Without it
+they skip on a developer's machine and FAIL in CI (CI=true): data-dependent tests never silently
+skip there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _missing(why: str):
+    """Skip on a developer's machine; fail in CI (CI=true), where data must be present."""
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        pytest.fail(why, pytrace=False)
+    pytest.skip(why)
+
+
+def require_data_dir(dataset: str = "lfw", must_contain: tuple[str, ...] = ("lfw-deepfunneled", "pairs.txt")) -> Path:
+    """``<data root>/<dataset>`` (data root: $EVALKIT_DATA_DIR, else datasets/ in the repo)."""
+    env = os.environ.get("EVALKIT_DATA_DIR")
+    path = (Path(env) if env else REPO / "datasets") / dataset
+    missing = [name for name in must_contain if not (path / name).exists()]
+    if not path.is_dir() or missing:
+        _missing(f"{dataset} data not found at {path} (missing: {', '.join(missing) or path}); set "
+                 f"EVALKIT_DATA_DIR to the folder holding {dataset}/ or run `evalkit data download {dataset}`")
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def lfw_root() -> Path:
+    """The LFW root; skips (fails on CI) when absent."""
+    return require_data_dir("lfw")
+
+
+@pytest.fixture(scope="session")
+def data_dir(lfw_root) -> Path:
+    return lfw_root.parent
+
+
+@pytest.fixture(scope="session")
+def lfw_samples(lfw_root):
+    """``load_lfw(lfw_root)``, loaded once per session."""
+    from evalkit.data.lfw import load_lfw
+
+    return load_lfw(lfw_root)
+
+
+@pytest.fixture(scope="session")
+def lfw_image(lfw_root):
+    """Path of a real LFW image: lfw_image("Aaron_Peirsol", 1)."""
+    def get(name: str, n: int) -> str:
+        p = lfw_root / "lfw-deepfunneled" / name / f"{name}_{n:04d}.jpg"
+        if not p.is_file():
+            _missing(str(p))
+        return str(p)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def evalkit_home(tmp_path_factory) -> Path:
+    """One evalkit home (embedding cache, DeepFace weights folder) for the whole test session."""
+    home = tmp_path_factory.mktemp("evalkit_home")
+    os.environ["EVALKIT_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture
+def corrupt_image(tmp_path) -> Path:
+    p = tmp_path / "corrupt.jpg"
+    p.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return p
+
+
+def copy_images(lfw_root: Path, dest: Path, names: list[tuple[str, int]]) -> list[Path]:
+    out = []
+    for name, n in names:
+        src = lfw_root / "lfw-deepfunneled" / name / f"{name}_{n:04d}.jpg"
+        dst = dest / name / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        out.append(dst)
+    return out
