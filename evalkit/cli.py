@@ -2,6 +2,7 @@
 
     evalkit run [hydra overrides...]        one run (or a sweep with -m) -> results/<experiment>/<time>/
     evalkit data download lfw [--dest DIR]  fetch LFW and its label files, verify SHA-256
+    evalkit data verify lfw                 check a local copy against the fixed SHA-256s (no network)
     evalkit data info lfw                   what the local copy holds (counts, label coverage)
     evalkit weights                         what each backend needs, where, present or not
 """
@@ -50,6 +51,9 @@ def _data(args: list[str]) -> int:
     d.add_argument("dataset", choices=["lfw"])
     d.add_argument("--dest", default=None, help="data root (default: $EVALKIT_DATA_DIR or datasets/)")
     d.add_argument("--force", action="store_true")
+    v = sub.add_parser("verify", help="check a local copy against the fixed checksums (no network)")
+    v.add_argument("dataset", choices=["lfw"])
+    v.add_argument("--root", default=None)
     i = sub.add_parser("info", help="what the local copy of a dataset holds")
     i.add_argument("dataset", choices=["lfw"])
     i.add_argument("--root", default=None)
@@ -67,9 +71,18 @@ def _data(args: list[str]) -> int:
             return 1
         print(f"LFW ready in {dest}")
         return 0
+    root = Path(ns.root or Path(default_data_dir()) / "lfw")
+    if ns.cmd == "verify":
+        from .data.download import verify_lfw
+
+        status = verify_lfw(root)
+        for name, state in status.items():
+            print(f"{name:28s} {state}")
+        bad = [n for n, st in status.items() if not st.startswith("ok")]
+        print(f"{root}: " + ("all files verified" if not bad else f"{len(bad)} problem(s)"))
+        return 1 if bad else 0
     from .data.lfw import load_lfw
 
-    root = Path(ns.root or Path(default_data_dir()) / "lfw")
     s = load_lfw(root)
     import numpy as np
 
