@@ -30,7 +30,6 @@ def run(cfg, out_dir: str | Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    np.random.seed(cfg.seed)
 
     # dataset -> samples table -> protocol pairs
     samples = load_dataset(cfg.dataset)

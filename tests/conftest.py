@@ -65,9 +65,10 @@ def lfw_image(lfw_root):
     return get
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def evalkit_home(tmp_path_factory) -> Path:
-    """One evalkit home (embedding cache, DeepFace weights folder) for the whole test session."""
+    """One evalkit home (embedding cache, DeepFace weights folder) for the whole test session,
+    so tests never write into the user's ~/.cache/evalkit."""
     home = tmp_path_factory.mktemp("evalkit_home")
     os.environ["EVALKIT_HOME"] = str(home)
     return home
