@@ -29,6 +29,7 @@ import numpy as np
 
 from .backends import build_backend
 from .backends.base import ERROR, MISSING_FILE, EmbeddingResult, fingerprint_key
+from .hashing import file_sha256
 
 _WORKER_BACKEND = None
 
@@ -47,8 +48,7 @@ def _embed_chunk(paths: list[str]) -> EmbeddingResult:
 def image_key(path: str) -> str | None:
     """SHA-256 of the image bytes, or None when the file is missing."""
     try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
+        return file_sha256(path)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
 
@@ -205,7 +205,7 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
         if v is not None:
             mat[i] = v
     stats.seconds = time.perf_counter() - t0
-    return EmbeddingResult(mat, failures, details), stats, fingerprint
+    return EmbeddingResult(mat, failures, details, keys), stats, fingerprint
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from . import config as config_mod
 from .data import build_pairs, dataset_files, load_dataset
-from .embeddings import extract, image_key
+from .embeddings import extract
 from .metrics import summary
 from .report import markdown, plots, record
 from .scores import ScoreTable
@@ -96,7 +96,7 @@ def run(cfg, out_dir: str | Path) -> dict:
     rec = record.build_record(
         config=resolved, fingerprint=fingerprint,
         dataset_files=record.file_hashes(dataset_files(cfg.dataset)),
-        images_sha256=record.images_digest(image_key(p) for p in used_samples.paths),
+        images_sha256=record.images_digest(emb.keys),
         seed=cfg.seed, timings=timings, extraction=stats.as_dict(), failures=metrics["failures"]["images"])
     record.write_json(out / "record.json", rec)
     log.info("run folder: %s", out)

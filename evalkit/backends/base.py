@@ -56,21 +56,11 @@ class EmbeddingResult:
     vectors: np.ndarray
     failures: list
     details: list
+    keys: list | None = None   # SHA-256 of each image's bytes (None: missing), set by the extraction loop
 
     @property
     def ok(self) -> np.ndarray:
         return np.array([f is None for f in self.failures], dtype=bool)
-
-
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_image_bgr(path: str) -> np.ndarray:

@@ -8,29 +8,13 @@ place it is expected and where it comes from.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..hashing import cached_sha256  # noqa: F401  (re-exported: backends hash their weights)
 from .base import WeightsMissing
-
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def cached_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, memoised on (path, size, mtime) so fingerprints stay cheap."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _HASH_CACHE[key] = h.hexdigest()
-    return _HASH_CACHE[key]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
 
+from evalkit.hashing import file_sha256
+
 __all__ = [
     "DownloadError",
     "RemoteFile",
@@ -152,15 +154,6 @@ _USER_AGENT = "evalkit-dataset-download/0.1"
 
 # ---------------------------------------------------------------------------------------------
 # hashing
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tree_digest(images_dir: str | os.PathLike) -> str:

