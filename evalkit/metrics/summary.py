@@ -78,8 +78,8 @@ def flatten_summary(s: dict) -> dict:
 
 def choose_threshold(impostor: np.ndarray, policy: str, target_fmr: float, value) -> dict:
     if policy == "fixed":
-        fmr = float(np.mean(impostor <= value)) if len(impostor) else None
-        return {"policy": "fixed", "value": float(value), "target_fmr": None, "achieved_fmr": fmr,
+        return {"policy": "fixed", "value": float(value), "target_fmr": None,
+                "achieved_fmr": rates.fmr(impostor, value),
                 "resolvable": True, "n_impostor": int(len(impostor))}
     choice = rates.threshold_at_fmr(impostor, target_fmr)
     return {"policy": "target_fmr", "value": float(choice.threshold), "target_fmr": float(target_fmr),

@@ -36,8 +36,8 @@ def det_plot(curves: dict, path_stem: str | Path, title: str, threshold=None, mi
         fnmr = np.clip(fnmr, 0.5 / len(gen), 1)
         ax.step(fmr, fnmr, where="post", color=colour, lw=1.6, label=f"{group} ({len(gen)} gen / {len(imp)} imp)")
         if threshold is not None:
-            r_fmr = max(np.mean(imp <= threshold), 0.5 / len(imp))
-            r_fnmr = max(np.mean(gen > threshold), 0.5 / len(gen))
+            r_fmr = max(rates.fmr(imp, threshold), 0.5 / len(imp))
+            r_fnmr = max(rates.fnmr(gen, threshold), 0.5 / len(gen))
             ax.plot([r_fmr], [r_fnmr], "o", color=colour, ms=5)
     ax.set_xscale("log")
     ax.set_yscale("log")
