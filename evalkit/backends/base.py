@@ -97,6 +97,12 @@ class Backend(ABC):
     def check_ready(self) -> None:
         """Raise WeightsMissing (or another clear error) before any work if the backend cannot run."""
 
+    @classmethod
+    def required_files(cls, options: dict) -> list:
+        """The weight files (``weights.WeightFile``) this backend needs with these options, for
+        ``evalkit weights`` and for ``check_ready``. Default: none."""
+        return []
+
     def embed(self, paths: Sequence[str]) -> EmbeddingResult:
         vectors, failures, details = [], [], []
         for p in paths:
