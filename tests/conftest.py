@@ -90,3 +90,26 @@ def copy_images(lfw_root: Path, dest: Path, names: list[tuple[str, int]]) -> lis
         shutil.copyfile(src, dst)
         out.append(dst)
     return out
+
+
+def compose_config(overrides: list[str]):
+    """The run config Hydra would build for ``evalkit run <overrides>`` (no run folder made)."""
+    from hydra import compose, initialize_config_dir
+
+    from evalkit import config as config_mod
+
+    config_mod.register()
+    with initialize_config_dir(config_dir=str(config_mod.conf_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def lfw_run(tmp_path_factory, lfw_root):
+    """One small real run, shared by the report tests: LFW View 2 with the first 10 mated and 10
+    non-mated pairs of each fold (200 comparisons), the dlib backend. Returns the run folder."""
+    from evalkit.pipeline import run
+
+    out = tmp_path_factory.mktemp("lfw_run") / "run"
+    cfg = compose_config(["protocol.pairs_per_fold=10", "progress=false", f"data_dir={lfw_root.parent}"])
+    run(cfg, out)
+    return out
