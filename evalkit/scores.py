@@ -46,6 +46,14 @@ class ScoreTable:
             groups={k: (v[pairs.a], v[pairs.b]) for k, v in samples.attributes.items()},
         )
 
+    def subset(self, mask) -> "ScoreTable":
+        """The rows selected by a boolean mask or index array."""
+        return ScoreTable(
+            sample_a=self.sample_a[mask], sample_b=self.sample_b[mask], subject_a=self.subject_a[mask],
+            subject_b=self.subject_b[mask], mated=self.mated[mask], fold=self.fold[mask],
+            distance=self.distance[mask], failed=self.failed[mask],
+            groups={k: (a[mask], b[mask]) for k, (a, b) in self.groups.items()})
+
     def write_csv(self, path: str | Path) -> None:
         """One row per comparison; ``score`` is empty for failed comparisons."""
         attrs = list(self.groups)

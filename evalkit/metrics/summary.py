@@ -1,33 +1,52 @@
 """Assemble metrics.json from a score table: pure computation, no I/O.
 
-metrics.json schema ("evalkit.metrics/1"). Rates are fractions in [0, 1]; ``null`` where a
-denominator is zero. Every rate comes with the counts behind it and a ``confidence`` interval
-(Clopper-Pearson, exact binomial). When no errors are observed, ``*_upper_bound`` holds the
-rule-of-three 95% upper bound (3/n): zero observed errors is not a zero rate.
+metrics.json schema ("evalkit.metrics/2"). Rates are fractions in [0, 1]; ``null`` where a
+denominator is zero or a value is undefined. Every rate comes with the counts behind it and a
+``confidence`` interval (Clopper-Pearson, exact binomial). When no errors are observed,
+``*_upper_bound`` holds the rule-of-three 95% upper bound (3/n): zero observed errors is not a
+zero rate.
 
-    schema            "evalkit.metrics/1"
+    schema            "evalkit.metrics/2"
     experiment        experiment name
     dataset           {name, n_samples, n_subjects, attributes, label_sources, label_coverage}
                       label_coverage: attribute -> label -> {subjects, samples} over the samples
                       the protocol uses ("unlabelled", "conflict", "multiple" kept explicit)
-    protocol          {name, n_comparisons, n_genuine, n_impostor, n_folds}
+    protocol          {name, n_comparisons, n_genuine, n_impostor, n_folds} (the evaluated comparisons)
     backend           {name, family, distance, fingerprint}
     failure_policy    "nonmatch" (failed comparisons count as non-matches, ISO/IEC 19795-1) or
                       "exclude" (left out; counted in failures.excluded_comparisons)
     failures          {images: {n, failed, rate, by_reason, fallbacks}, comparisons: {genuine, impostor},
-                       excluded_comparisons, by_group: attribute -> group -> {n_images, failed, rate, ci, fallbacks}}
+                       excluded_comparisons, by_group: attribute (or intersection) -> group ->
+                       {n_images, failed, rate, ci, fallbacks}}: failure to enrol per group.
                       fallbacks: images embedded only through a documented fallback (e.g. dlib's
                       centre box when no face was detected), by note; not failures, but counted
-    threshold         {policy, value, target_fmr, achieved_fmr, resolvable, n_impostor}
-                      policy target_fmr: one threshold for everyone from all impostors (NIST FRTE);
-                      resolvable is false when target_fmr < 1/n_impostor.
+    threshold         {policy, label, value, target_fmr, achieved_fmr, resolvable, n_impostor,
+                       calibration, per_group}; see evalkit.metrics.thresholds. policy global_fmr:
+                      one threshold for everyone from all impostors (NIST FRTE); fixed; per_group_fmr
+                      (BFW: value null, per_group: {attribute: {group: {value, ...}}}, global_value
+                      for mixed-group comparisons); calibrated (calibration: {source, n_impostor,
+                      n_genuine, achieved_fmr, ...}). resolvable is false when target_fmr < 1/n_impostor.
+    min_count         {subjects, comparisons}: below either, a group's rate is flagged small
     overall           {fmr, fmr_ci, fmr_upper_bound, false_matches, n_impostor,
                        fnmr, fnmr_ci, fnmr_upper_bound, false_nonmatches, n_genuine, n_subjects}
-    groups            attribute -> group -> same fields as overall. A genuine comparison belongs to
-                      group g when both images are labelled g; an impostor comparison when both
-                      subjects are in g.
-    mixed             attribute -> same fields, for comparisons whose two sides differ in group
-                      (mixed-group impostors; reported on their own)
+    groups            attribute -> group -> the fields of overall, plus
+                        accuracy         correct decisions / comparisons at the operating threshold
+                        small, small_reason, small_fmr, small_fmr_reason, small_fnmr, small_fnmr_reason
+                        eer              on the group's own comparisons (its DET curve)
+                        fnmr_at_fmr      "0.1" | "0.01" | "0.001" | "0.0001" -> {fnmr, threshold,
+                                         achieved_fmr, resolvable}; null when the group has fewer than
+                                         1/target impostors
+                        fmr_ci_boot, fnmr_ci_boot   subject-clustered bootstrap interval (when bootstrapped)
+                      A genuine comparison belongs to group g when both images are labelled g; an
+                      impostor comparison when both subjects are in g.
+    mixed             attribute -> the fields of overall, for comparisons whose two sides differ in group
+    intersections     "sex x race" -> "female x caucasian" -> the fields of groups
+    cross_fmr         attribute -> {labels, false_matches, n_impostor, fmr}: symmetric matrices, cell
+                      [i][j] = impostor comparisons with one subject in labels[i], the other in labels[j]
+    disparity         attribute -> summary name -> {value, ci, reason, definition, source, groups};
+                      see evalkit.metrics.disparity; null value with a reason when undefined
+    tests             attribute -> "fnmr" | "fmr" -> [{a, b, rate_a, rate_b, difference, p_value, method}]
+    bootstrap         {replicates, seed, confidence, unit: "subject"} or null
     eer               equal error rate over the run's comparisons
     lfw_accuracy      (protocols with folds) {mean, std, sem, per_fold, thresholds, n_folds}:
                       the standard 10-fold LFW accuracy, threshold chosen on 9 folds, tested on the 10th
@@ -42,8 +61,10 @@ import numpy as np
 from ..scoring import apply_failure_policy
 from . import groups as groups_mod
 from . import rates, uncertainty
+from . import stats as stats_mod
+from . import thresholds as thresholds_mod
 
-SCHEMA = "evalkit.metrics/1"
+SCHEMA = "evalkit.metrics/2"
 
 
 def _clean(x):
@@ -76,17 +97,6 @@ def flatten_summary(s: dict) -> dict:
     return out
 
 
-def choose_threshold(impostor: np.ndarray, policy: str, target_fmr: float, value) -> dict:
-    if policy == "fixed":
-        return {"policy": "fixed", "value": float(value), "target_fmr": None,
-                "achieved_fmr": rates.fmr(impostor, value),
-                "resolvable": True, "n_impostor": int(len(impostor))}
-    choice = rates.threshold_at_fmr(impostor, target_fmr)
-    return {"policy": "target_fmr", "value": float(choice.threshold), "target_fmr": float(target_fmr),
-            "achieved_fmr": float(choice.achieved_fmr), "resolvable": bool(choice.resolvable),
-            "n_impostor": int(choice.n_impostor)}
-
-
 def failures_by_group(image_failures, image_groups: dict, confidence: float, image_notes=None) -> dict:
     """Failure-to-enrol per group: attribute -> group -> {n_images, failed, rate, ci, fallbacks}.
 
@@ -106,12 +116,101 @@ def failures_by_group(image_failures, image_groups: dict, confidence: float, ima
     return out
 
 
+FNMR_AT_FMR = (1e-1, 1e-2, 1e-3, 1e-4)
+
+
+def _small(entry: dict, min_subjects: int, min_comparisons: int) -> dict:
+    """Small-group flags: a rate is flagged when its group has fewer than ``min_subjects``
+    subjects or fewer than ``min_comparisons`` comparisons of that rate's kind (genuine for
+    FNMR, impostor for FMR). Flagged rates are reported but left out of disparity summaries."""
+    subj = [f"{entry['n_subjects']} subjects < {min_subjects}"] if entry["n_subjects"] < min_subjects else []
+    out = {}
+    for rate, n_key, kind in (("fnmr", "n_genuine", "genuine"), ("fmr", "n_impostor", "impostor")):
+        why = subj + ([f"{entry[n_key]} {kind} comparisons < {min_comparisons}"] if entry[n_key] < min_comparisons else [])
+        out[f"small_{rate}"] = bool(why)
+        out[f"small_{rate}_reason"] = "; ".join(why) or None
+    out["small"] = out["small_fnmr"] or out["small_fmr"]
+    parts = [p for r in (out["small_fnmr_reason"], out["small_fmr_reason"]) if r for p in r.split("; ")]
+    out["small_reason"] = "; ".join(dict.fromkeys(parts)) or None
+    return out
+
+
+def _operating_points(genuine: np.ndarray, impostor: np.ndarray) -> dict:
+    """EER and FNMR at FMR = 1e-1 ... 1e-4 on one group's own comparisons (its DET curve)."""
+    out = {"eer": None, "fnmr_at_fmr": {}}
+    if len(genuine) and len(impostor) and (np.isfinite(genuine).any() or np.isfinite(impostor).any()):
+        out["eer"] = rates.eer(genuine, impostor)
+    for target in FNMR_AT_FMR:
+        key = repr(target)
+        if not len(impostor) or not len(genuine):
+            out["fnmr_at_fmr"][key] = {"fnmr": None, "threshold": None, "achieved_fmr": None, "resolvable": False}
+            continue
+        r = rates.fnmr_at_fmr(genuine, impostor, target)
+        if not r["resolvable"]:   # fewer than 1/target impostors: the data cannot measure it
+            r = {"fnmr": None, "threshold": None, "achieved_fmr": None, "resolvable": False,
+                 "reason": f"{len(impostor)} impostors < 1/{target:g}"}
+        out["fnmr_at_fmr"][key] = r
+    return out
+
+
+def group_breakdown(raw, decision, mated, sa, sb, ga, gb, confidence, min_count) -> tuple[dict, dict]:
+    """Per group of one attribute (or intersection): rates at the operating threshold with counts
+    and intervals, the small-group flag, accuracy, EER and FNMR at fixed FMRs on the group's own
+    comparisons; and the mixed-group remainder. ``decision`` is score minus the comparison's
+    threshold (a match when <= 0); ``raw`` the distances with the failure policy applied."""
+    g = groups_mod.group_rates(decision, mated, sa, sb, ga, gb, 0.0, confidence)
+    out = {}
+    same = ga == gb
+    for label, summ in g["by_group"].items():
+        e = flatten_summary(summ)
+        n = e["n_genuine"] + e["n_impostor"]
+        e["accuracy"] = (n - e["false_matches"] - e["false_nonmatches"]) / n if n else None
+        e.update(_small(e, *min_count))
+        sel = same & (ga == label)
+        e.update(_operating_points(raw[sel & mated], raw[sel & ~mated]))
+        out[label] = e
+    return out, flatten_summary(g["mixed"])
+
+
+def cross_fmr(decision, mated, ga, gb) -> dict:
+    """Impostor FMR by (group of one subject) x (group of the other): a symmetric matrix whose
+    cell [i][j] counts impostor comparisons with one side in labels[i] and the other in labels[j]
+    and the false matches among them at the operating threshold (NISTIR 8280 section 5 shows such
+    cross-group false-match tables)."""
+    imp = ~mated
+    a, b = ga[imp], gb[imp]
+    labels = np.unique(np.concatenate([a, b]))
+    ia, ib = np.searchsorted(labels, a), np.searchsorted(labels, b)
+    k = len(labels)
+    n = np.zeros((k, k), dtype=np.int64)
+    fm = np.zeros((k, k), dtype=np.int64)
+    match = decision[imp] <= 0
+    np.add.at(n, (ia, ib), 1)
+    np.add.at(fm, (ia, ib), match.astype(np.int64))
+    off = ~np.eye(k, dtype=bool)
+    n = n + (n.T * off)          # symmetric: an (i, j) comparison is also a (j, i) one
+    fm = fm + (fm.T * off)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n > 0, fm / np.maximum(n, 1), np.nan)
+    return {"labels": labels.tolist(), "false_matches": fm.tolist(), "n_impostor": n.tolist(),
+            "fmr": rate.tolist()}
+
+
 def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_value, failure_policy: str,
-              confidence: float, image_failures, image_groups: dict, header: dict, image_notes=None) -> dict:
+              confidence: float, image_failures, image_groups: dict, header: dict, image_notes=None,
+              threshold_attribute: str | None = None, calibration: dict | None = None,
+              min_count: tuple[int, int] = (10, 30), intersections=(), bootstrap: dict | None = None,
+              reference: dict | None = None) -> dict:
     """Build the metrics.json dict (see module docstring) from a ScoreTable and per-image failures.
 
     image_failures: reason or None per image the protocol uses; image_groups: attribute ->
     labels of those images. header: experiment/dataset/protocol/backend blocks, passed through.
+    threshold_attribute: the attribute whose groups get their own threshold (per_group_fmr);
+    calibration: the calibration split for ``calibrated`` (see ``thresholds.choose``);
+    min_count: (subjects, comparisons) below which a group is flagged small and left out of
+    disparity summaries; intersections: lists of attributes to cross (e.g. [["sex", "race"]]);
+    bootstrap: {replicates, seed} for subject-clustered intervals (None: none); reference:
+    attribute -> reference group for ratio-to-reference (default: the group with most subjects).
     """
     scores, keep = apply_failure_policy(table.distance, table.failed, failure_policy)
     s, mated = scores[keep], table.mated[keep]
@@ -119,9 +218,19 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
     genuine, impostor = s[mated], s[~mated]
     if len(impostor) == 0 or len(genuine) == 0:
         raise ValueError("the run needs both genuine and impostor comparisons")
+    groups = {attr: (np.asarray(ga)[keep].astype(str), np.asarray(gb)[keep].astype(str))
+              for attr, (ga, gb) in table.groups.items()}
 
-    thr = choose_threshold(impostor, threshold_policy, target_fmr, threshold_value)
-    t = thr["value"]
+    attr = None
+    if threshold_policy == "per_group_fmr":
+        attr = threshold_attribute or next(iter(groups), None)
+        if attr not in groups:
+            raise ValueError(f"threshold.attribute={attr!r} is not an attribute of this run ({list(groups)})")
+    t_comp, thr = thresholds_mod.choose(
+        s, mated, policy=threshold_policy, target_fmr=target_fmr, value=threshold_value,
+        group_a=groups[attr][0] if attr else None, group_b=groups[attr][1] if attr else None, attribute=attr,
+        calibration=calibration)
+    decision = s - t_comp   # a match when <= 0; +inf (failure) never matches
 
     reasons: dict[str, int] = {}
     fallbacks: dict[str, int] = {}
@@ -144,14 +253,155 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
         "by_group": failures_by_group(image_failures, image_groups, confidence, image_notes),
     }
     out["threshold"] = thr
-    out["overall"] = flatten_summary(groups_mod.overall_rates(s, mated, sa, sb, t, confidence))
-    out["groups"], out["mixed"] = {}, {}
-    for attr, (ga, gb) in table.groups.items():
-        g = groups_mod.group_rates(s, mated, sa, sb, ga[keep], gb[keep], t, confidence)
-        out["groups"][attr] = {k: flatten_summary(v) for k, v in g["by_group"].items()}
-        out["mixed"][attr] = flatten_summary(g["mixed"])
+    out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
+    out["overall"] = flatten_summary(groups_mod.overall_rates(decision, mated, sa, sb, 0.0, confidence))
+    out["groups"], out["mixed"], out["cross_fmr"] = {}, {}, {}
+    for a, (ga, gb) in groups.items():
+        out["groups"][a], out["mixed"][a] = group_breakdown(s, decision, mated, sa, sb, ga, gb, confidence, min_count)
+        out["cross_fmr"][a] = cross_fmr(decision, mated, ga, gb)
+    out["intersections"] = {}
+    for combo in intersections:
+        combo = [c for c in combo if c in groups]
+        if len(combo) < 2:
+            continue
+        name = " x ".join(combo)
+        ia = np.array([" x ".join(t) for t in zip(*(groups[c][0] for c in combo))]) if len(s) else np.array([], str)
+        ib = np.array([" x ".join(t) for t in zip(*(groups[c][1] for c in combo))]) if len(s) else np.array([], str)
+        out["intersections"][name], _ = group_breakdown(s, decision, mated, sa, sb, ia, ib, confidence, min_count)
+        if all(c in image_groups for c in combo) and n_img:
+            combined = np.array([" x ".join(t) for t in zip(*(np.asarray(image_groups[c]).astype(str) for c in combo))])
+            out["failures"]["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence,
+                                                                  image_notes)[name]
+    stats_mod.add_disparity(out, decision, mated, sa, sb, groups, confidence, bootstrap, reference)
     out["eer"] = rates.eer(genuine, impostor)
     folds = table.fold[keep]
     if (folds >= 0).all() and len(np.unique(folds)) > 1:
         out["lfw_accuracy"] = rates.kfold_accuracy(s, mated, folds)
+    return _clean(out)
+
+
+# ------------------------------------------------------------------ the exhaustive protocol
+
+
+def _entry_from_counts(c, n_subjects: int, confidence: float, min_count) -> dict:
+    e = flatten_summary({"fmr": uncertainty.rate_summary(int(c.false_matches[0]), int(c.n_impostor), confidence),
+                         "fnmr": uncertainty.rate_summary(int(c.false_nonmatches[0]), int(c.n_genuine), confidence),
+                         "n_subjects": int(n_subjects)})
+    n = e["n_genuine"] + e["n_impostor"]
+    e["accuracy"] = (n - e["false_matches"] - e["false_nonmatches"]) / n if n else None
+    e.update(_small(e, *min_count))
+    return e
+
+
+def _exhaustive_operating_points(res, attr: str, label_index: int, n_impostor: int) -> dict:
+    """FNMR at FMR 1e-1..1e-4 on one group's own comparisons, from every genuine score and the kept
+    impostor top-k: exact whenever the group's k-th smallest impostor score is among those kept."""
+    _, codes = res._labels[attr]
+    g_sel = (codes[res.genuine_a] == label_index) & (codes[res.genuine_b] == label_index)
+    genuine = res.genuine_scores[g_sel].astype(np.float64)
+    if res.failure_policy == "exclude":
+        genuine = genuine[np.isfinite(genuine)]
+    i_sel = (codes[res.impostor_a] == label_index) & (codes[res.impostor_b] == label_index)
+    imp = res.impostor_scores[i_sel]
+    out = {}
+    for target in FNMR_AT_FMR:
+        k = int(np.floor(target * n_impostor))
+        if k < 1 or not len(genuine):
+            out[repr(target)] = {"fnmr": None, "threshold": None, "achieved_fmr": None, "resolvable": False,
+                                 "reason": f"{n_impostor} impostors < 1/{target:g}"}
+        elif k >= len(imp) and not res.impostor_complete:
+            out[repr(target)] = {"fnmr": None, "threshold": None, "achieved_fmr": None, "resolvable": True,
+                                 "reason": "beyond the kept impostor top-k: raise protocol.topk"}
+        else:
+            t = float(np.nextafter(np.float64(imp[k]), -np.inf)) if k < len(imp) else rates.MAX_THRESHOLD
+            out[repr(target)] = {"fnmr": float(np.mean(genuine > t)), "threshold": t,
+                                 "achieved_fmr": float(np.searchsorted(imp, np.float32(t), side="right") / n_impostor),
+                                 "resolvable": True}
+    return out
+
+
+def summarise_exhaustive(res, samples, *, threshold_policy: str, target_fmr: float, threshold_value,
+                         confidence: float, image_failures, header: dict, image_notes=None,
+                         min_count: tuple[int, int] = (10, 30), reference: dict | None = None) -> dict:
+    """metrics.json for the exhaustive protocol (evalkit.metrics.exhaustive): the same schema,
+    built from counts instead of a score table. ``samples`` are the compared (kept) samples, in
+    the order of the result's rows. Not available here (stated in the output): the
+    subject-clustered bootstrap and the clustered tests (they need every comparison's outcome),
+    per_group_fmr and calibrated thresholds, LFW folds."""
+    if threshold_policy == "fixed":
+        t = float(threshold_value)
+        overall0, _ = res.counts_at([t])
+        thr = {"policy": "fixed", "value": t, "target_fmr": None, "achieved_fmr": float(overall0.fmr()[0]),
+               "resolvable": True, "n_impostor": int(overall0.n_impostor), "calibration": None, "per_group": None,
+               "label": f"fixed distance threshold {t:.6g}"}
+    elif threshold_policy == "global_fmr":
+        c = res.threshold_at_fmr(target_fmr)
+        t = float(c.threshold)
+        thr = {"policy": "global_fmr", "value": t, "target_fmr": float(target_fmr), "achieved_fmr": float(c.achieved_fmr),
+               "resolvable": bool(c.resolvable), "n_impostor": int(c.n_impostor), "calibration": None, "per_group": None,
+               "label": f"one threshold for everyone at FMR {target_fmr:g} over all {c.n_impostor} impostors"}
+    else:
+        raise ValueError(f"threshold.policy={threshold_policy} is not available with protocol=exhaustive; "
+                         "use global_fmr or fixed")
+    overall, groups = res.counts_at([t])
+    n_img = len(image_failures)
+    reasons: dict[str, int] = {}
+    fallbacks: dict[str, int] = {}
+    for i, f in enumerate(image_failures):
+        if f:
+            reasons[f] = reasons.get(f, 0) + 1
+        elif image_notes is not None and image_notes[i]:
+            fallbacks[image_notes[i]] = fallbacks.get(image_notes[i], 0) + 1
+    out = dict(header)
+    out["schema"] = SCHEMA
+    out["failure_policy"] = res.failure_policy
+    excluded = overall.failed_genuine + overall.failed_impostor if res.failure_policy == "exclude" else 0
+    out["failures"] = {
+        "images": {"n": n_img, "failed": sum(reasons.values()), "rate": sum(reasons.values()) / n_img if n_img else None,
+                   "by_reason": dict(sorted(reasons.items())), "fallbacks": dict(sorted(fallbacks.items()))},
+        "comparisons": {"genuine": int(overall.failed_genuine), "impostor": int(overall.failed_impostor)},
+        "excluded_comparisons": int(excluded),
+        "by_group": failures_by_group(image_failures, samples.attributes, confidence, image_notes),
+    }
+    out["threshold"] = thr
+    out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
+    out["overall"] = _entry_from_counts(overall, len(np.unique(samples.subjects)), confidence, (0, 0))
+    for k in ("accuracy", "small", "small_reason", "small_fmr", "small_fmr_reason", "small_fnmr", "small_fnmr_reason"):
+        out["overall"].pop(k, None)
+    out["groups"], out["mixed"], out["cross_fmr"], out["disparity"], out["tests"] = {}, {}, {}, {}, {}
+    for attr, cc in groups.items():
+        labels = np.asarray(samples.attributes[attr]).astype(str)
+        entries = {}
+        for j, lab in enumerate(cc.labels):
+            e = _entry_from_counts(cc.group(lab), len(np.unique(samples.subjects[labels == str(lab)])), confidence,
+                                   min_count)
+            e["eer"] = None
+            e["fnmr_at_fmr"] = _exhaustive_operating_points(res, attr, j, e["n_impostor"])
+            entries[str(lab)] = e
+        out["groups"][attr] = entries
+        mixed = cc.mixed()
+        out["mixed"][attr] = flatten_summary({
+            "fmr": uncertainty.rate_summary(int(mixed.false_matches[0]), int(mixed.n_impostor), confidence),
+            "fnmr": uncertainty.rate_summary(int(mixed.false_nonmatches[0]), int(mixed.n_genuine), confidence),
+            "n_subjects": len(np.unique(samples.subjects))})   # every subject meets the others
+        add = res.failure_policy == "nonmatch"
+        n = cc.completed_impostor + (cc.failed_impostor if add else 0)
+        fm = cc.false_matches[:, :, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(n > 0, fm / np.maximum(n, 1), np.nan)
+        out["cross_fmr"][attr] = {"labels": [str(x) for x in cc.labels], "false_matches": fm.tolist(),
+                                  "n_impostor": n.tolist(), "fmr": rate.tolist()}
+        out["disparity"][attr] = stats_mod.attribute_disparity(entries, None, (reference or {}).get(attr))
+    out["intersections"] = {}
+    out["bootstrap"] = None
+    out["not_computed"] = {"bootstrap": "the subject-clustered bootstrap needs every comparison's outcome; the "
+                                        "exhaustive protocol keeps counts (use protocol=generated for intervals that "
+                                        "respect subjects)",
+                           "tests": "as for the bootstrap", "eer": "needs every impostor score"}
+    out["eer"] = None
+    out["exhaustive"] = {"n_images": res.n_images, "n_failed_images": res.n_failed_images,
+                         "n_comparisons": res.n_comparisons, "impostor_scores_kept": int(len(res.impostor_scores)),
+                         "impostor_complete": bool(res.impostor_complete),
+                         "impostor_cutoff": None if not np.isfinite(res.impostor_cutoff) else float(res.impostor_cutoff),
+                         "block_rows": res.block_rows}
     return _clean(out)

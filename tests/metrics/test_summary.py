@@ -64,7 +64,7 @@ def test_exclude_policy_drops_failed_comparisons_and_says_so():
 
 
 def test_target_fmr_threshold_is_set_on_all_impostors():
-    m = summarise(table(**T), failure_policy="nonmatch", **{**COMMON, "threshold_policy": "target_fmr",
+    m = summarise(table(**T), failure_policy="nonmatch", **{**COMMON, "threshold_policy": "global_fmr",
                                                             "target_fmr": 0.25})
     # 4 impostors, k = floor(0.25 * 4) = 1 false match allowed: threshold just below 0.45
     assert 0.4 <= m["threshold"]["value"] < 0.45

@@ -1,0 +1,646 @@
+"""Exhaustive all-vs-all verification counts, per group, without keeping every score.
+
+Every unordered pair ``i < j`` of the images given is compared once: a *genuine* (mated)
+comparison when both images show the same subject, an *impostor* (non-mated) one otherwise. On
+LFW (13,233 images) that is 87.5 million comparisons, too many to hand over as a score table, so
+scoring and counting are fused here: the embedding matrix is scored in row blocks (one float32
+matrix product of a block of rows against all later rows, upper triangle only; see
+``evalkit.scoring.BlockDistance``). Per block only three passes touch every score: gathering the
+genuine ones (by index), one ``score <= max(thresholds)`` test and one ``score < cut-off`` test
+for the kept impostor list. The matches found are binned per label cell and threshold with one
+``np.bincount`` over combined integer codes; totals per cell come from the label counts
+(combinatorics), minus the genuine comparisons. No Python loop runs over pairs and no array
+larger than a block is built.
+
+Definitions (the conventions of ``evalkit.metrics.rates`` and ``evalkit.metrics.groups``):
+
+- scores are distances; a comparison is a match when ``score <= threshold``;
+- false non-match: a genuine comparison that is not a match; false match: an impostor comparison
+  that is a match (ISO/IEC 19795-1:2021, ISO/IEC 2382-37);
+- a comparison touching an image that failed to enrol (``ok`` False) has no score and is never a
+  match. ``failure_policy="nonmatch"`` counts it as a non-match (a false non-match when genuine,
+  ISO/IEC 19795-1 generalised rates, as NIST FRVT/FRTE 1:1 reports do); ``"exclude"`` leaves it
+  out of the rates. Either way the number of such comparisons is reported (``failed_*``);
+- group cell ``(a, b)`` of an attribute holds the comparisons whose two images are labelled ``a``
+  and ``b``; group ``g`` is the diagonal cell ``(g, g)`` (both sides labelled g); the off-diagonal
+  cells are the cross-group ("mixed") comparisons, kept as a full symmetric label x label matrix
+  (NIST FRVT's cross-demographic false-match matrices, NISTIR 8280 section 5);
+- one threshold for everyone, chosen on all impostor comparisons at a target FMR (NISTIR 8280);
+  see ``ExhaustiveResult.threshold_at_fmr``.
+
+Scores kept. Genuine scores (few: 242 thousand on LFW) are always kept with their pair indices.
+Impostor scores are kept in full when asked (``keep_scores=True``) or, with ``"auto"``, when
+24 bytes per impostor comparison (float32 score + two int32 indices, doubled while the list is
+sorted) fit in half the memory budget. Otherwise only the ``topk`` smallest impostor distances are kept, exactly, with their
+pair indices. That is enough for everything below the cut-off ``impostor_cutoff`` (the largest kept
+distance): every impostor comparison with a distance below it is in the list, so
+
+- ``threshold_at_fmr`` is exact (identical to ``rates.threshold_at_fmr`` on all impostor scores)
+  for any target with ``floor(target * n_impostor) < topk``, i.e. for FMRs down to ``1 / n`` and
+  up to about ``topk / n`` (on LFW with the default topk of 1,000,000: up to 1.1%);
+- ``counts_at`` gives exact overall and per-group counts at any threshold below the cut-off.
+
+Why top-k rather than a histogram: a fixed-bin histogram can only place a threshold to within
+one bin, while a verification audit needs the low-FMR end exactly, which is exactly the region
+the top-k list covers. Above the cut-off (FMR above about ``topk / n``) the list says nothing;
+asking there raises and says how large ``topk`` must be. Counts at the ``thresholds`` given to
+``exhaustive_counts`` are exact at any value.
+
+Precision: distances are computed in float32 with the norm expansion, so they agree with
+``evalkit.scoring.pair_distances`` (float64) to about 1e-6 (dlib-scale vectors); only a score
+within that of a threshold could be classified differently than by the float64 path. All
+counting against the float32 scores is exact (a float64 threshold ``t`` is replaced by the largest
+float32 ``<= t``, which accepts exactly the same float32 scores). A float32 product can differ in
+its last bit between block shapes, so results are bit-reproducible for a given ``block_rows``
+(or memory budget, from which it is derived), BLAS and machine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..scoring import DISTANCES, FAILURE_POLICIES, BlockDistance
+from .rates import MAX_THRESHOLD, ThresholdChoice, _check_target, check_threshold
+
+__all__ = ["Counts", "CrossCounts", "ExhaustiveResult", "exhaustive_counts", "exhaustive_protocol",
+           "float32_threshold"]
+
+_MB = 2 ** 20
+#: bytes kept per impostor score in the kept list: float32 distance + two int32 indices
+_BYTES_PER_KEPT = 12
+#: ... and at the peak, while the list is sorted (a permutation and one re-ordered copy)
+_BYTES_PER_KEPT_PEAK = 24
+#: working bytes per comparison in a block: float32 scores, a bool mask, and room for the
+#: index arrays of the matches / kept scores found in it (few at audit thresholds)
+_BYTES_PER_PAIR = 16
+#: the same when every impostor score is kept (flat, row and column indices of each score)
+_BYTES_PER_PAIR_KEEP = 32
+
+
+def float32_threshold(thresholds) -> np.ndarray:
+    """The largest float32 ``<= t`` for each float64 ``t``: ``x32 <= t`` iff ``x32 <= result``."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        t32 = t.astype(np.float32)            # beyond float32's range: inf, then stepped down below
+    too_big = t32.astype(np.float64) > t
+    t32[too_big] = np.nextafter(t32[too_big], np.float32(-np.inf))
+    return t32
+
+
+# ----------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, eq=False)
+class Counts:
+    """Counts of one set of comparisons at each threshold, under the result's failure policy.
+
+    ``n_genuine`` / ``n_impostor`` include the failed comparisons under ``nonmatch`` and leave
+    them out under ``exclude``; ``false_nonmatches[k]`` counts genuine comparisons with score
+    ``> thresholds[k]`` (failures included under ``nonmatch``), ``false_matches[k]`` impostor
+    comparisons with score ``<= thresholds[k]`` (failures are never matches). ``failed_genuine``
+    and ``failed_impostor`` count the comparisons touching a failed image, under either policy.
+    """
+
+    n_genuine: int
+    n_impostor: int
+    false_nonmatches: np.ndarray
+    false_matches: np.ndarray
+    failed_genuine: int
+    failed_impostor: int
+
+    def fnmr(self) -> np.ndarray:
+        """FNMR per threshold (NaN without genuine comparisons)."""
+        return self.false_nonmatches / self.n_genuine if self.n_genuine else np.full(len(self.false_nonmatches), np.nan)
+
+    def fmr(self) -> np.ndarray:
+        """FMR per threshold (NaN without impostor comparisons)."""
+        return self.false_matches / self.n_impostor if self.n_impostor else np.full(len(self.false_matches), np.nan)
+
+    def as_dict(self) -> dict:
+        return {"n_genuine": self.n_genuine, "n_impostor": self.n_impostor,
+                "false_nonmatches": self.false_nonmatches.tolist(), "false_matches": self.false_matches.tolist(),
+                "failed_genuine": self.failed_genuine, "failed_impostor": self.failed_impostor}
+
+
+def _counts(comp_g, fail_g, fnm_c, comp_i, fail_i, fm, policy) -> Counts:
+    add = policy == "nonmatch"
+    fail_g, fail_i = int(fail_g), int(fail_i)
+    return Counts(
+        n_genuine=int(comp_g) + (fail_g if add else 0),
+        n_impostor=int(comp_i) + (fail_i if add else 0),
+        false_nonmatches=np.asarray(fnm_c, dtype=np.int64) + (fail_g if add else 0),
+        false_matches=np.asarray(fm, dtype=np.int64),
+        failed_genuine=fail_g, failed_impostor=fail_i)
+
+
+@dataclass(frozen=True, eq=False)
+class CrossCounts:
+    """One attribute's label x label count matrices (symmetric: ``M[a, b] == M[b, a]`` counts the
+    comparisons with one image labelled ``a`` and the other ``b``; the diagonal is the groups).
+
+    ``completed_*`` count comparisons with a score, ``failed_*`` those touching a failed image;
+    ``false_nonmatches`` / ``false_matches`` (``(L, L, T)``) are among the completed comparisons.
+    ``group``, ``mixed`` and ``cell`` apply the failure policy and return ``Counts``.
+    """
+
+    attribute: str
+    labels: tuple
+    failure_policy: str
+    completed_genuine: np.ndarray
+    failed_genuine: np.ndarray
+    completed_impostor: np.ndarray
+    failed_impostor: np.ndarray
+    false_nonmatches: np.ndarray
+    false_matches: np.ndarray
+
+    def cell(self, a: str, b: str) -> Counts:
+        i, j = self.labels.index(a), self.labels.index(b)
+        return _counts(self.completed_genuine[i, j], self.failed_genuine[i, j], self.false_nonmatches[i, j],
+                       self.completed_impostor[i, j], self.failed_impostor[i, j], self.false_matches[i, j],
+                       self.failure_policy)
+
+    def group(self, label: str) -> Counts:
+        """Comparisons whose two images are both labelled ``label``."""
+        return self.cell(label, label)
+
+    def mixed(self) -> Counts:
+        """Every comparison whose two images carry different labels (the upper triangle)."""
+        iu = np.triu_indices(len(self.labels), k=1)
+        return _counts(self.completed_genuine[iu].sum(), self.failed_genuine[iu].sum(),
+                       self.false_nonmatches[iu].sum(axis=0), self.completed_impostor[iu].sum(),
+                       self.failed_impostor[iu].sum(), self.false_matches[iu].sum(axis=0), self.failure_policy)
+
+    def by_group(self) -> dict:
+        return {lab: self.group(lab) for lab in self.labels}
+
+
+@dataclass(frozen=True, eq=False)
+class ExhaustiveResult:
+    """What ``exhaustive_counts`` found. Indices refer to the rows of the embedding matrix given.
+
+    Attributes:
+        thresholds: the thresholds counted at, in the order given.
+        overall: ``Counts`` over all comparisons.
+        groups: attribute -> ``CrossCounts``.
+        genuine_a, genuine_b, genuine_scores, genuine_failed: every genuine comparison (``a < b``);
+            the score of a failed one is ``+inf``.
+        impostor_a, impostor_b, impostor_scores: the kept completed impostor comparisons, sorted by
+            score (all of them when ``impostor_complete``, else the ``topk`` smallest); int32
+            indices (``a < b``) and float32 scores, to keep a full list of 87 M at 12 bytes each.
+        impostor_cutoff: every completed impostor score ``< impostor_cutoff`` is in the list
+            (``inf`` when complete).
+        n_images, n_failed_images, n_comparisons: sizes; ``seconds``, ``block_rows``, ``n_blocks``:
+            how the work went.
+    """
+
+    thresholds: np.ndarray
+    distance: str
+    failure_policy: str
+    overall: Counts
+    groups: dict
+    genuine_a: np.ndarray
+    genuine_b: np.ndarray
+    genuine_scores: np.ndarray
+    genuine_failed: np.ndarray
+    impostor_a: np.ndarray
+    impostor_b: np.ndarray
+    impostor_scores: np.ndarray
+    impostor_complete: bool
+    impostor_cutoff: float
+    n_images: int
+    n_failed_images: int
+    n_comparisons: int
+    seconds: float
+    block_rows: int
+    n_blocks: int
+    _labels: dict = field(repr=False, default_factory=dict)   # attribute -> (labels, codes per row)
+    _ok: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def n_impostor(self) -> int:
+        """Impostor comparisons under the failure policy (failed ones included under nonmatch)."""
+        return self.overall.n_impostor
+
+    def threshold_at_fmr(self, target_fmr: float) -> ThresholdChoice:
+        """The threshold at a target FMR, set on all impostor comparisons.
+
+        Definition and tie rule exactly as ``evalkit.metrics.rates.threshold_at_fmr`` (NIST
+        FRVT/FRTE 1:1, NISTIR 8280): with ``s`` all impostor scores sorted (failed ones ``+inf``
+        under ``nonmatch``), ``n`` their number and ``k = floor(target * n)``, the threshold is the
+        largest float below ``s[k]``. Exact whenever ``s[k]`` is among the kept scores, i.e.
+        ``k < len(impostor_scores)`` or all impostor scores are kept.
+
+        Raises:
+            ValueError: bad target; no impostor comparison; ``k`` beyond the kept top-k (the
+            message says how large ``topk`` would have to be).
+        """
+        target = _check_target(target_fmr)
+        n = self.n_impostor
+        if n == 0:
+            raise ValueError("threshold_at_fmr needs at least one impostor comparison")
+        k = math.floor(Fraction(repr(target)) * n)
+        s = self.impostor_scores
+        if k < len(s):
+            threshold = float(np.nextafter(np.float64(s[k]), -np.inf))
+        elif self.impostor_complete:
+            threshold = MAX_THRESHOLD   # s[k] is a failure (+inf) or k == n: every finite score matches
+        else:
+            raise ValueError(
+                f"a target FMR of {target:g} over {n:,} impostor comparisons needs the {k + 1:,} smallest "
+                f"impostor scores; only the {len(s):,} smallest were kept: rerun with topk >= {k + 1} "
+                "or keep_scores=True")
+        achieved = int(np.searchsorted(s, float32_threshold([threshold])[0], side="right")) / n
+        return ThresholdChoice(threshold=threshold, target_fmr=target, achieved_fmr=achieved,
+                               n_impostor=n, resolvable=bool(k >= 1))
+
+    def counts_at(self, thresholds: Sequence[float]) -> tuple[Counts, dict]:
+        """Exact overall and per-attribute counts at any thresholds below ``impostor_cutoff``.
+
+        Computed from the kept genuine scores (all of them), the kept impostor scores and the
+        exact per-cell impostor totals, so no second pass over the embeddings is needed.
+        Returns ``(overall, {attribute: CrossCounts})`` in the shapes of ``overall`` / ``groups``.
+
+        Raises:
+            ValueError: a threshold at or above the cut-off when not every impostor score is kept.
+        """
+        t = np.asarray([check_threshold(x) for x in thresholds], dtype=np.float64)
+        if not self.impostor_complete and len(t) and t.max() >= self.impostor_cutoff:
+            raise ValueError(f"threshold {t.max()!r} is not below the kept impostor cut-off "
+                             f"{self.impostor_cutoff!r}: counts there need a larger topk")
+        T = len(t)
+        order = np.argsort(t, kind="stable")
+        t32 = float32_threshold(t[order])
+        inv = np.empty(T, dtype=np.int64)
+        inv[order] = np.arange(T)
+        g_done = ~self.genuine_failed
+        # bin = number of thresholds below the score; a match at threshold k iff bin <= k
+        g_bin = np.searchsorted(t32, self.genuine_scores[g_done].astype(np.float32), side="left")
+        # impostor scores are sorted: only the prefix up to the largest threshold can match
+        n_pre = int(np.searchsorted(self.impostor_scores, t32[-1], side="right")) if T else 0
+        i_bin = np.searchsorted(t32, self.impostor_scores[:n_pre], side="left")
+        g_match = np.cumsum(np.bincount(g_bin, minlength=T + 1))[:T]
+        i_match = np.cumsum(np.bincount(i_bin, minlength=T + 1))[:T]
+        overall = _counts(g_done.sum(), self.overall.failed_genuine, (g_done.sum() - g_match)[inv],
+                          self._completed_impostor_total(), self.overall.failed_impostor, i_match[inv],
+                          self.failure_policy)
+        groups = {}
+        ga, gb = self.genuine_a[g_done], self.genuine_b[g_done]
+        ia, ib = self.impostor_a[:n_pre], self.impostor_b[:n_pre]
+        for attr, cc in self.groups.items():
+            labels, codes = self._labels[attr]
+            L = len(labels)
+            gm = np.cumsum(_cell_bincount(codes[ga], codes[gb], L, g_bin, T + 1), axis=2)[:, :, :T]
+            fm = np.cumsum(_cell_bincount(codes[ia], codes[ib], L, i_bin, T + 1), axis=2)[:, :, :T]
+            fnm = cc.completed_genuine[:, :, None] - gm
+            groups[attr] = CrossCounts(attr, cc.labels, self.failure_policy, cc.completed_genuine,
+                                       cc.failed_genuine, cc.completed_impostor, cc.failed_impostor,
+                                       fnm[:, :, inv], fm[:, :, inv])
+        return overall, groups
+
+    def _completed_impostor_total(self) -> int:
+        o = self.overall
+        return o.n_impostor - (o.failed_impostor if self.failure_policy == "nonmatch" else 0)
+
+
+def _symmetrise_upper(m: np.ndarray) -> np.ndarray:
+    """Copy the upper triangle (``a <= b``) onto the lower one."""
+    L = m.shape[0]
+    il = np.tril_indices(L, k=-1)
+    m = m.copy()
+    m[il] = m[(il[1], il[0])]
+    return m
+
+
+# ----------------------------------------------------------------------------------------- engine
+
+
+def _encode(values, n: int, name: str) -> tuple[tuple, np.ndarray]:
+    arr = np.asarray(values)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"{name} must be 1-D of length {n}, got shape {arr.shape}")
+    if arr.dtype == object and any(v is None for v in arr):
+        raise ValueError(f"{name} contains None: use an explicit label such as 'unlabelled'")
+    labels, codes = np.unique(arr.astype(str), return_inverse=True)
+    return tuple(str(x) for x in labels), codes.reshape(-1).astype(np.int64)
+
+
+def _pair_totals(codes: np.ndarray, L: int) -> np.ndarray:
+    """Unordered pairs ``i < j`` per label cell, as a symmetric (L, L) matrix (combinatorics)."""
+    h = np.bincount(codes, minlength=L).astype(np.int64)
+    out = np.outer(h, h)
+    out[np.diag_indices(L)] = h * (h - 1) // 2
+    return out
+
+
+def _cell_bincount(la, lb, L: int, extra: np.ndarray | None = None, n_extra: int = 1) -> np.ndarray:
+    """Count items per unordered label cell (and per ``extra`` bin): symmetric (L, L[, n_extra])."""
+    lo, hi = np.minimum(la, lb), np.maximum(la, lb)
+    code = lo * L + hi
+    if extra is not None:
+        code = code * n_extra + extra
+    c = np.bincount(code, minlength=L * L * n_extra).astype(np.int64)
+    c = c.reshape((L, L, n_extra)) if extra is not None else c.reshape(L, L)
+    return _symmetrise_upper(c)
+
+
+def exhaustive_counts(
+    emb: np.ndarray,
+    ok: np.ndarray,
+    subjects: np.ndarray,
+    groups: Mapping[str, np.ndarray] | None = None,
+    thresholds: Sequence[float] = (),
+    distance: str = "euclidean",
+    failure_policy: str = "nonmatch",
+    block_rows: int | None = None,
+    memory_budget_mb: float = 1024.0,
+    keep_scores: bool | str = "auto",
+    topk: int = 1_000_000,
+) -> ExhaustiveResult:
+    """Count every genuine and impostor comparison among the rows of ``emb``, per group.
+
+    How: rows are ordered by subject (so each subject's genuine pairs sit in a contiguous run),
+    then scored block by block (rows ``r0:r1`` against rows ``r0:n``, float32 GEMM, upper triangle
+    only). Per block, only three things touch every score: recording the genuine ones (gathered
+    by index), one ``score <= max(thresholds)`` test, and one ``score < cut-off`` test for the kept
+    impostor list. The matches found (few at audit thresholds) are binned per label cell and
+    threshold with one ``np.bincount`` on combined codes. Totals per cell need no pass at all:
+    pairs per label cell follow from the label counts (``h_a h_b``, ``h_a (h_a - 1) / 2``), minus
+    the genuine ones, which are all kept.
+
+    Args:
+        emb: ``(n, d)`` embeddings (rows of failed images may hold anything, e.g. NaN).
+        ok: ``(n,)`` bool, False for an image that failed to enrol. A non-finite row marked ok
+            raises ``ValueError``.
+        subjects: ``(n,)`` subject id per row; equal ids make a genuine comparison.
+        groups: attribute -> ``(n,)`` label per row (strings; ``"unlabelled"`` etc. are ordinary
+            labels). ``None``: overall counts only.
+        thresholds: finite distance thresholds to count at (any order; counts come back in it).
+        distance: one of ``evalkit.scoring.DISTANCES``.
+        failure_policy: ``"nonmatch"`` or ``"exclude"`` (see the module docstring).
+        block_rows: rows per block; ``None`` derives it from ``memory_budget_mb``.
+        memory_budget_mb: rough bound on the working memory: blocks get a quarter of it (about 16
+            bytes per comparison in a block), the full impostor list, when kept under ``"auto"``,
+            at most a half.
+        keep_scores: ``True`` keep every impostor score; ``False`` keep the ``topk`` smallest;
+            ``"auto"`` keep all when ``12 * n_impostor`` bytes fit in half the budget.
+        topk: how many of the smallest impostor scores to keep when not keeping all.
+
+    Returns:
+        ``ExhaustiveResult``; counts at ``thresholds`` are exact (for the float32 scores).
+    """
+    t_start = time.perf_counter()
+    if distance not in DISTANCES:
+        raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
+    if failure_policy not in FAILURE_POLICIES:
+        raise ValueError(f"failure policy must be one of {FAILURE_POLICIES}, got {failure_policy!r}")
+    if keep_scores not in (True, False, "auto") or isinstance(keep_scores, (int, float)) and not isinstance(keep_scores, bool):
+        raise ValueError(f"keep_scores must be True, False or 'auto', got {keep_scores!r}")
+    if int(topk) < 1:
+        raise ValueError(f"topk must be >= 1, got {topk!r}")
+    if block_rows is not None and int(block_rows) < 1:
+        raise ValueError(f"block_rows must be >= 1 or None, got {block_rows!r}")
+    if not memory_budget_mb > 0:
+        raise ValueError(f"memory_budget_mb must be > 0, got {memory_budget_mb!r}")
+    emb = np.asarray(emb)
+    if emb.ndim != 2:
+        raise ValueError(f"emb must be 2-D (n, d), got shape {emb.shape}")
+    n = emb.shape[0]
+    ok = np.asarray(ok)
+    if ok.shape != (n,) or ok.dtype != bool:
+        raise ValueError(f"ok must be a bool array of length {n}")
+    bad = np.flatnonzero(ok & ~np.isfinite(emb).all(axis=1))
+    if len(bad):
+        raise ValueError(f"row {bad[0]} is marked ok but holds a non-finite value")
+    thr = np.asarray([check_threshold(x) for x in thresholds], dtype=np.float64)
+    T = len(thr)
+    t_order = np.argsort(thr, kind="stable")
+    t32 = float32_threshold(thr[t_order])           # sorted, float32: same decisions on float32 scores
+    t_max = t32[-1] if T else None
+    _, subj_codes = _encode(subjects, n, "subjects")
+    enc = {a: _encode(v, n, f"groups[{a!r}]") for a, v in dict(groups or {}).items()}
+
+    # order rows by subject so each subject's genuine pairs form a contiguous run
+    perm = np.argsort(subj_codes, kind="stable")
+    sc = subj_codes[perm]
+    okp = ok[perm]
+    X = np.array(emb[perm], dtype=np.float32)
+    X[~okp] = np.nan                        # failed rows give NaN scores: never kept, never matched
+    bd = BlockDistance(X, None, distance, dtype=np.float32, chunk_bytes=64 * _MB)
+
+    # every genuine pair (i < j, permuted rows), sorted by i; row r's pairs are gi[start[r]:start[r+1]]
+    run_end = np.searchsorted(sc, sc, side="right")
+    per_row = (run_end - np.arange(n) - 1).astype(np.int64)
+    gi = np.repeat(np.arange(n, dtype=np.int64), per_row)
+    first = np.cumsum(per_row) - per_row
+    gj = gi + 1 + (np.arange(len(gi)) - np.repeat(first, per_row))
+    g_start = np.r_[first, len(gi)].astype(np.int64)
+    g_fail = ~(okp[gi] & okp[gj])
+    n_ok = int(okp.sum())
+    n_imp_done = n_ok * (n_ok - 1) // 2 - int((~g_fail).sum())
+
+    keep_all = keep_scores is True or (keep_scores == "auto"
+                                       and n_imp_done * _BYTES_PER_KEPT_PEAK <= 0.5 * memory_budget_mb * _MB)
+    K = int(topk)
+    pairs_per_block = max(1, int(0.25 * memory_budget_mb * _MB / _BYTES_PER_PAIR))
+
+    if keep_all:
+        pairs_per_block = max(1, int(0.25 * memory_budget_mb * _MB / _BYTES_PER_PAIR_KEEP))
+        d_all = np.empty(n_imp_done, dtype=np.float32)
+        r_all = np.empty(n_imp_done, dtype=np.int32)
+        c_all = np.empty(n_imp_done, dtype=np.int32)
+        pos = 0
+    g_scores = np.empty(len(gi), dtype=np.float32)
+    m_rows: list[np.ndarray] = []            # matches at the largest threshold: rows, cols, bins
+    m_cols: list[np.ndarray] = []
+    m_bins: list[np.ndarray] = []
+    kept_d: list[np.ndarray] = []
+    kept_r: list[np.ndarray] = []
+    kept_c: list[np.ndarray] = []
+    n_kept = 0
+    dropped = False
+    cutoff = np.float32(np.inf)              # every impostor score < cutoff is kept
+    buf = None
+    r0 = n_blocks = max_rows = 0
+    while r0 < n - 1:
+        m = n - r0
+        b = int(block_rows) if block_rows is not None else max(1, pairs_per_block // m)
+        r1 = min(n, r0 + b)
+        b = r1 - r0
+        max_rows = max(max_rows, b)
+        if buf is None or buf.size < b * m:
+            buf = np.empty(b * m, dtype=np.float32)
+        D = bd.block(r0, r1, r0, n, out=buf[: b * m].reshape(b, m))
+        flat_d = D.reshape(-1)
+        # not comparisons: the diagonal and below in the leading square (j <= i)
+        for i in range(b):
+            D[i, : i + 1] = np.inf
+        # genuine comparisons: record them all, then take them out of the impostor path
+        gs = slice(g_start[r0], g_start[r1])
+        grow, gcol = gi[gs] - r0, gj[gs] - r0
+        g_scores[gs] = D[grow, gcol]
+        D[grow, gcol] = np.inf
+        # impostor matches at the largest threshold (NaN = failed, +inf = not an impostor: never)
+        if T:
+            sel = np.flatnonzero(flat_d <= t_max)
+            if len(sel):
+                m_rows.append(sel // m + r0)
+                m_cols.append(sel % m + r0)
+                m_bins.append(np.searchsorted(t32, flat_d[sel], side="left").astype(np.int16))
+        # impostor scores: all (written straight into the preallocated list), or the smallest K so far
+        if keep_all:
+            sel = np.flatnonzero(flat_d < cutoff)            # cutoff is +inf: every completed impostor
+            q, rem = np.divmod(sel, m)
+            d_all[pos:pos + len(sel)] = flat_d[sel]
+            r_all[pos:pos + len(sel)] = q + r0
+            c_all[pos:pos + len(sel)] = rem + r0
+            pos += len(sel)
+            del sel, q, rem
+        else:
+            if not np.isfinite(cutoff) and flat_d.size >= K:
+                kth = np.partition(flat_d, K - 1)[K - 1]     # NaN sorts last, +inf before it
+                if np.isfinite(kth):
+                    cutoff = np.nextafter(kth, np.float32(np.inf))
+            sel = np.flatnonzero(flat_d < cutoff)
+            if len(sel):
+                q, rem = np.divmod(sel, m)
+                kept_d.append(flat_d[sel])
+                kept_r.append((q + r0).astype(np.int32))
+                kept_c.append((rem + r0).astype(np.int32))
+                n_kept += len(sel)
+                if n_kept > 2 * K:
+                    cutoff, n_kept = _compact(kept_d, kept_r, kept_c, K)
+                    dropped = True
+        r0 = r1
+        n_blocks += 1
+    del buf
+    if keep_all:
+        if pos != n_imp_done:   # the combinatorial count and the scores found must agree
+            raise RuntimeError(f"internal error: {pos} impostor scores found, {n_imp_done} expected")
+    else:
+        d_all = np.concatenate(kept_d) if kept_d else np.empty(0, np.float32)
+        r_all = np.concatenate(kept_r) if kept_r else np.empty(0, np.int32)
+        c_all = np.concatenate(kept_c) if kept_c else np.empty(0, np.int32)
+        del kept_d, kept_r, kept_c
+        if len(d_all) > K:
+            sel = np.argpartition(d_all, K - 1)[:K]
+            d_all, r_all, c_all = d_all[sel], r_all[sel], c_all[sel]
+            dropped = True
+        if (dropped or np.isfinite(cutoff)) and len(d_all):
+            cutoff = d_all.max()                 # every impostor score below the largest kept is kept
+    o = np.argsort(d_all)                        # deterministic for a given input
+    d_all = d_all[o]
+    r_all = r_all[o]
+    c_all = c_all[o]
+    del o
+    complete = keep_all or (not dropped and not np.isfinite(cutoff))
+    cutoff_out = float("inf") if complete else float(cutoff)
+
+    mr = np.concatenate(m_rows) if m_rows else np.empty(0, np.int64)
+    mc = np.concatenate(m_cols) if m_cols else np.empty(0, np.int64)
+    mb = np.concatenate(m_bins).astype(np.int64) if m_bins else np.empty(0, np.int64)
+    g_bin = (np.searchsorted(t32, np.where(g_fail, np.inf, g_scores), side="left")
+             if T else np.zeros(len(gi), np.int64))   # thresholds below the score, as for impostors
+
+    def cross(attr: str, labels: tuple, codes: np.ndarray) -> CrossCounts:
+        L = len(labels)
+        all_pairs = _pair_totals(codes, L)
+        done_pairs = _pair_totals(codes[okp], L)
+        g_all = _cell_bincount(codes[gi], codes[gj], L)
+        g_done = _cell_bincount(codes[gi][~g_fail], codes[gj][~g_fail], L)
+        # completed genuine per threshold bin -> false non-matches at k: bins > k
+        gb = _cell_bincount(codes[gi][~g_fail], codes[gj][~g_fail], L, g_bin[~g_fail], T + 1)
+        fnm = g_done[:, :, None] - np.cumsum(gb, axis=2)[:, :, :T]
+        fm = np.cumsum(_cell_bincount(codes[mr], codes[mc], L, mb, T) if T else np.zeros((L, L, 0), np.int64), axis=2)
+        return CrossCounts(attr, labels, failure_policy,
+                           completed_genuine=g_done, failed_genuine=g_all - g_done,
+                           completed_impostor=done_pairs - g_done,
+                           failed_impostor=(all_pairs - done_pairs) - (g_all - g_done),
+                           false_nonmatches=fnm, false_matches=fm)
+
+    inv = np.empty(T, dtype=np.int64)
+    inv[t_order] = np.arange(T)               # back to the caller's threshold order
+    overall = _reorder_counts(cross("", ("all",), np.zeros(n, np.int64)).group("all"), inv)
+    group_counts = {a: _reorder_cross(cross(a, lab, codes[perm]), inv) for a, (lab, codes) in enc.items()}
+
+    ga, gb_ = perm[gi], perm[gj]
+    perm32 = perm.astype(np.int32)
+    ia, ib = perm32[r_all], perm32[c_all]
+    del r_all, c_all
+    lo = np.minimum(ia, ib)
+    np.maximum(ia, ib, out=ib)
+    ia = lo
+    return ExhaustiveResult(
+        thresholds=thr, distance=distance, failure_policy=failure_policy, overall=overall,
+        groups=group_counts,
+        genuine_a=np.minimum(ga, gb_), genuine_b=np.maximum(ga, gb_),
+        genuine_scores=np.where(g_fail, np.inf, g_scores.astype(np.float64)), genuine_failed=g_fail,
+        impostor_a=ia, impostor_b=ib,
+        impostor_scores=d_all, impostor_complete=bool(complete), impostor_cutoff=cutoff_out,
+        n_images=n, n_failed_images=int(n - n_ok), n_comparisons=n * (n - 1) // 2,
+        seconds=time.perf_counter() - t_start, block_rows=max_rows, n_blocks=n_blocks,
+        _labels=dict(enc), _ok=ok.copy())
+
+
+def _compact(kept_d, kept_r, kept_c, K):
+    """Keep the K smallest kept scores; return the new cut-off (the largest kept) and the size."""
+    d = np.concatenate(kept_d)
+    r = np.concatenate(kept_r)
+    c = np.concatenate(kept_c)
+    sel = np.argpartition(d, K - 1)[:K]
+    d, r, c = d[sel], r[sel], c[sel]
+    kept_d[:] = [d]
+    kept_r[:] = [r]
+    kept_c[:] = [c]
+    return d.max(), len(d)
+
+
+def _reorder_counts(c: Counts, inv) -> Counts:
+    return Counts(c.n_genuine, c.n_impostor, c.false_nonmatches[inv], c.false_matches[inv],
+                  c.failed_genuine, c.failed_impostor)
+
+
+def _reorder_cross(c: CrossCounts, inv) -> CrossCounts:
+    return CrossCounts(c.attribute, c.labels, c.failure_policy, c.completed_genuine, c.failed_genuine,
+                       c.completed_impostor, c.failed_impostor, c.false_nonmatches[:, :, inv],
+                       c.false_matches[:, :, inv])
+
+
+def exhaustive_protocol(samples, emb: np.ndarray, ok: np.ndarray, max_images_per_subject: int | None = None,
+                        seed: int = 0, **kwargs) -> tuple[np.ndarray, ExhaustiveResult]:
+    """The exhaustive protocol over a ``Samples`` table: cap, then compare everything.
+
+    Keeps at most ``max_images_per_subject`` images per subject with
+    ``evalkit.data.protocols.cap_images_per_subject`` and ``np.random.default_rng(seed)`` (the same
+    rows ``generated_pairs`` keeps with that seed), then runs ``exhaustive_counts`` on them with
+    every attribute of the table as a grouping. ``emb`` / ``ok`` are per row of ``samples``.
+
+    Returns ``(kept, result)``: ``kept`` the sorted sample rows compared; the result's indices
+    (``genuine_a`` ...) are mapped back to sample rows.
+    """
+    from ..data.protocols import cap_images_per_subject
+
+    kept = cap_images_per_subject(samples, max_images_per_subject, np.random.default_rng(seed))
+    res = exhaustive_counts(np.asarray(emb)[kept], np.asarray(ok)[kept], samples.subjects[kept],
+                            {a: v[kept] for a, v in samples.attributes.items()}, **kwargs)
+    labels = {a: (lab, _expand(codes, kept, len(samples))) for a, (lab, codes) in res._labels.items()}
+    ok_full = np.zeros(len(samples), dtype=bool)
+    ok_full[kept] = res._ok
+    import dataclasses
+
+    kept32 = kept.astype(np.int32)   # the impostor list can be long: int32 indices, as in the result
+    res = dataclasses.replace(
+        res, genuine_a=kept[res.genuine_a], genuine_b=kept[res.genuine_b],
+        impostor_a=kept32[res.impostor_a], impostor_b=kept32[res.impostor_b], _labels=labels, _ok=ok_full)
+    return kept, res
+
+
+def _expand(codes, kept, n):
+    out = np.full(n, -1, dtype=np.int64)
+    out[kept] = codes
+    return out

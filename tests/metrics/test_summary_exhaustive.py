@@ -1,0 +1,67 @@
+"""The exhaustive protocol's metrics.json equals the score-table path on the same comparisons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evalkit.data.samples import Pairs, Samples
+from evalkit.metrics.exhaustive import exhaustive_counts
+from evalkit.metrics.summary import summarise, summarise_exhaustive
+from evalkit.scores import ScoreTable
+from evalkit.scoring import pair_distances
+
+
+def world(seed=0, n_subj=40, per=5, dim=8):
+    rng = np.random.default_rng(seed)
+    subj = np.repeat(np.arange(n_subj), per)
+    centres = rng.normal(size=(n_subj, dim))
+    emb = (centres[subj] + rng.normal(scale=0.55, size=(len(subj), dim))).astype(np.float32)
+    emb[[3, 77]] = np.nan                                   # two failures to enrol
+    ok = np.isfinite(emb).all(axis=1)
+    sex = np.where(np.arange(n_subj) % 3 == 0, "f", "m")[subj]
+    samples = Samples("toy", np.array([f"s{s}/{i}" for i, s in enumerate(subj)]), np.array(["x"] * len(subj)),
+                      subj.astype(str), {"sex": sex}, {"sex": "hand-made"})
+    return samples, emb, ok
+
+
+@pytest.mark.parametrize("policy", ["nonmatch", "exclude"])
+def test_exhaustive_summary_equals_the_score_table_summary(policy):
+    samples, emb, ok = world()
+    i, j = np.triu_indices(len(samples), 1)
+    mated = samples.subjects[i] == samples.subjects[j]
+    pairs = Pairs(i, j, mated, np.full(len(i), -1), "all")
+    table = ScoreTable.build(samples, pairs, pair_distances(emb, i, j, "euclidean"), ok)
+    failures = [None if k else "no_face" for k in ok]
+    common = dict(target_fmr=1e-2, threshold_value=None, confidence=0.95, image_failures=failures,
+                  header={}, min_count=(5, 10))
+    ref = summarise(table, threshold_policy="global_fmr", failure_policy=policy,
+                    image_groups=samples.attributes, bootstrap=None, **common)
+    res = exhaustive_counts(emb, ok, samples.subjects, dict(samples.attributes), distance="euclidean",
+                            failure_policy=policy)
+    ex = summarise_exhaustive(res, samples, threshold_policy="global_fmr", **common)
+    # float32 vs float64 scores: the same threshold rank, hence the same counts
+    assert ex["threshold"]["value"] == pytest.approx(ref["threshold"]["value"], abs=1e-5)
+    keys = ("n_genuine", "false_nonmatches", "n_impostor", "false_matches")
+    assert [ex["overall"][k] for k in keys] == [ref["overall"][k] for k in keys]
+    for g in ("f", "m"):
+        assert [ex["groups"]["sex"][g][k] for k in keys] == [ref["groups"]["sex"][g][k] for k in keys]
+        assert ex["groups"]["sex"][g]["n_subjects"] == ref["groups"]["sex"][g]["n_subjects"]
+        assert ex["groups"]["sex"][g]["small"] == ref["groups"]["sex"][g]["small"]
+        assert ex["groups"]["sex"][g]["fnmr_at_fmr"]["0.01"]["fnmr"] == pytest.approx(
+            ref["groups"]["sex"][g]["fnmr_at_fmr"]["0.01"]["fnmr"])
+    assert ex["cross_fmr"]["sex"]["n_impostor"] == ref["cross_fmr"]["sex"]["n_impostor"]
+    assert ex["cross_fmr"]["sex"]["false_matches"] == ref["cross_fmr"]["sex"]["false_matches"]
+    assert ex["failures"]["comparisons"] == ref["failures"]["comparisons"]
+    assert ex["failures"]["excluded_comparisons"] == ref["failures"]["excluded_comparisons"]
+    assert ex["disparity"]["sex"]["fnmr_max_min_ratio"]["value"] == pytest.approx(
+        ref["disparity"]["sex"]["fnmr_max_min_ratio"]["value"])
+    assert ex["bootstrap"] is None and "bootstrap" in ex["not_computed"]
+
+
+def test_exhaustive_summary_refuses_policies_it_cannot_honour():
+    samples, emb, ok = world()
+    res = exhaustive_counts(emb, ok, samples.subjects, dict(samples.attributes))
+    with pytest.raises(ValueError, match="not available with protocol=exhaustive"):
+        summarise_exhaustive(res, samples, threshold_policy="per_group_fmr", target_fmr=1e-2, threshold_value=None,
+                             confidence=0.95, image_failures=[None] * len(samples), header={})
