@@ -8,6 +8,9 @@ from ..registry import Registry
 BACKENDS = Registry("backend")
 BACKENDS.register("dlib", "evalkit.backends.dlib_native:DlibBackend")
 BACKENDS.register("deepface", "evalkit.backends.deepface_backend:DeepFaceBackend")
+BACKENDS.register("facenet", "evalkit.backends.facenet:FaceNetBackend")
+BACKENDS.register("onnx", "evalkit.backends.onnx_backend:OnnxBackend")
+BACKENDS.register("lbph", "evalkit.backends.lbph:LBPHBackend")
 
 
 def build_backend(family: str, options: dict):

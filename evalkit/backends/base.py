@@ -25,7 +25,7 @@ MULTIPLE_FACES = "multiple_faces"
 ERROR = "error"
 FAILURE_REASONS = (MISSING_FILE, UNREADABLE, NO_FACE, MULTIPLE_FACES, ERROR)
 
-DISTANCES = ("euclidean", "cosine", "euclidean_l2")
+DISTANCES = ("euclidean", "cosine", "euclidean_l2", "chi2")
 
 
 class EnrolmentFailure(Exception):

