@@ -1,8 +1,23 @@
-"""DET plots: FNMR against FMR on log axes, one curve per group (ISO/IEC 19795-1 DET;
-Martin et al. 1997 used normal-deviate axes, evalkit uses log-log as NIST FRTE reports do)."""
+"""Publication plots, one style for all: DET curves, score distributions, the cross-group FMR
+heatmap, failure to enrol per group, and a figure comparing several runs group by group.
+
+Style: the Okabe-Ito colour-blind-safe palette (Okabe & Ito 2008, "Color Universal Design"),
+viridis for the heatmap (perceptually uniform, readable with colour-vision deficiencies), text
+kept as text in SVG and TrueType in PDF (editable), every axis label naming the rate and its scale.
+
+DET: FNMR against FMR on log axes, one curve per group (ISO/IEC 19795-1 DET; Martin et al. 1997
+used normal-deviate axes, evalkit uses log-log as NIST FRTE reports do).
+
+Functions named ``*_figure`` / ``*_plot`` (except ``det_plot``) return a matplotlib Figure; write
+it with ``save_figure(fig, stem)`` -> [stem.png, stem.svg, stem.pdf]. Output is deterministic:
+no dates in the files, fixed SVG id salt.
+"""
 
 from __future__ import annotations
 
+import io
+import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,46 +26,367 @@ from ..metrics import rates
 
 # Okabe-Ito colour-blind-safe palette
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
+FORMATS = ("png", "svg", "pdf")
+
+#: The shared publication style (matplotlib rcParams).
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "axes.prop_cycle": None,          # filled in by _rc()
+    "lines.linewidth": 1.6,
+    "savefig.dpi": 200,
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.05,
+    "svg.fonttype": "none",           # text stays text: searchable, accessible, editable
+    "svg.hashsalt": "evalkit",        # deterministic ids in SVG output
+    "pdf.fonttype": 42,               # TrueType in PDF (editable in vector tools)
+    "figure.dpi": 100,
+}
 
 
-def det_plot(curves: dict, path_stem: str | Path, title: str, threshold=None, min_count: int = 1) -> list[Path]:
-    """curves: group -> (genuine scores, impostor scores). Writes <stem>.png and <stem>.svg.
+def _rc() -> dict:
+    from cycler import cycler
 
-    Groups with fewer than ``min_count`` genuine or impostor comparisons are listed in the legend
-    as too sparse rather than drawn. Points with a zero rate cannot sit on a log axis and are
-    clipped to 1/(2n) of that group (noted on the axis label).
-    """
+    rc = dict(STYLE)
+    rc["axes.prop_cycle"] = cycler(color=PALETTE)
+    return rc
+
+
+@contextmanager
+def publication_style():
+    """Context in which figures are created and saved with the shared style."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    with matplotlib.rc_context(_rc()):
+        yield
+
+
+def _new_figure(*args, **kwargs):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    with publication_style():
+        return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, stem: str | Path, formats=FORMATS, close: bool = True) -> list[Path]:
+    """Write ``fig`` as <stem>.png, <stem>.svg and <stem>.pdf (or ``formats``) with the shared
+    style and no timestamps; returns the paths in that order and closes the figure."""
+    import matplotlib.pyplot as plt
+
+    written = []
+    with publication_style():
+        for ext in formats:
+            p = Path(f"{stem}.{ext}")
+            meta = {"Date": None} if ext == "svg" else {"CreationDate": None} if ext == "pdf" else None
+            fig.savefig(p, format=ext, metadata=meta)
+            written.append(p)
+    if close:
+        plt.close(fig)
+    return written
+
+
+def figure_svg(fig, close: bool = True) -> str:
+    """The figure as SVG text (for inlining in HTML), deterministic, with the shared style."""
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    with publication_style():
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    if close:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def _colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+# --------------------------------------------------------------------------- DET
+
+
+def det_figure(curves: dict, title: str, threshold=None, min_count: int = 1):
+    """curves: group -> (genuine scores, impostor scores); ``threshold`` a number, or a dict
+    group -> number (per-group threshold policies). Groups with fewer than ``min_count`` genuine
+    or impostor comparisons are listed in the legend as too sparse rather than drawn. Points with
+    a zero rate cannot sit on a log axis and are clipped to 1/(2n) of that group."""
+    fig, ax = _new_figure(figsize=(6, 5) if len(curves) <= 4 else (8.6, 5))
     for i, (group, (gen, imp)) in enumerate(sorted(curves.items())):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = _colour(i)
+        gen, imp = np.asarray(gen, float), np.asarray(imp, float)
         if len(gen) < min_count or len(imp) < min_count:
             ax.plot([], [], color=colour, label=f"{group} (too few: {len(gen)} gen / {len(imp)} imp)")
             continue
         _, fmr, fnmr = rates.det_curve(gen, imp)
         fmr = np.clip(fmr, 0.5 / len(imp), 1)
         fnmr = np.clip(fnmr, 0.5 / len(gen), 1)
-        ax.step(fmr, fnmr, where="post", color=colour, lw=1.6, label=f"{group} ({len(gen)} gen / {len(imp)} imp)")
-        if threshold is not None:
-            r_fmr = max(rates.fmr(imp, threshold), 0.5 / len(imp))
-            r_fnmr = max(rates.fnmr(gen, threshold), 0.5 / len(gen))
-            ax.plot([r_fmr], [r_fnmr], "o", color=colour, ms=5)
+        ax.step(fmr, fnmr, where="post", color=colour, label=f"{group} ({len(gen)} gen / {len(imp)} imp)")
+        t = threshold.get(group) if isinstance(threshold, dict) else threshold
+        if t is not None:
+            r_fmr = max(rates.fmr(imp, t), 0.5 / len(imp))
+            r_fnmr = max(rates.fnmr(gen, t), 0.5 / len(gen))
+            ax.plot([r_fmr], [r_fnmr], MARKERS[i % len(MARKERS)], color=colour, ms=5)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("False match rate (FMR, log scale; zero shown at 1/2n)")
     ax.set_ylabel("False non-match rate (FNMR, log scale)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    if threshold is not None:
+        ax.plot([], [], "o", color="0.3", ms=5, ls="none", label="operating threshold")
+    if len(curves) > 4:   # many groups: the legend goes beside the axes, off the curves
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    else:
+        ax.legend(loc="upper right")
     fig.tight_layout()
-    written = []
-    for ext in ("png", "svg"):
-        p = Path(f"{path_stem}.{ext}")
-        fig.savefig(p, metadata={"Date": None} if ext == "svg" else None)
-        written.append(p)
-    plt.close(fig)
-    return written
+    return fig
+
+
+def det_plot(curves: dict, path_stem: str | Path, title: str, threshold=None, min_count: int = 1,
+             formats=("png", "svg")) -> list[Path]:
+    """curves: group -> (genuine scores, impostor scores). Writes <stem>.png and <stem>.svg
+    (pass ``formats=FORMATS`` for the PDF too); see ``det_figure``."""
+    return save_figure(det_figure(curves, title, threshold, min_count), path_stem, formats)
+
+
+# --------------------------------------------------------------------------- score distributions
+
+
+def score_distribution_plot(scores: dict, title: str, threshold=None, xlabel: str = "Distance score",
+                            failed: dict | None = None, ncols: int = 3):
+    """Small multiples, one panel per group: histograms of genuine and impostor scores (each
+    normalised to its own count, so unequal class sizes stay comparable) with the operating
+    threshold as a vertical line.
+
+    scores: group -> (genuine scores, impostor scores), finite values only.
+    threshold: a number, or dict group -> number (per-group policies), or None.
+    failed: group -> number of comparisons without a score (failures to enrol), named in the panel.
+    """
+    groups = sorted(scores)
+    n = max(len(groups), 1)
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = _new_figure(nrows, ncols, figsize=(3.0 * ncols + 0.6, 2.3 * nrows + 0.7), squeeze=False,
+                            sharex=True)
+    finite = [np.asarray(v, float) for g in groups for v in scores[g]]
+    allv = np.concatenate(finite) if finite else np.array([])
+    allv = allv[np.isfinite(allv)]
+    lo, hi = (float(allv.min()), float(allv.max())) if len(allv) else (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    bins = np.linspace(lo, hi, 41)
+    for k, g in enumerate(groups):
+        ax = axes[k // ncols][k % ncols]
+        gen, imp = (np.asarray(v, float) for v in scores[g])
+        gen, imp = gen[np.isfinite(gen)], imp[np.isfinite(imp)]
+        for vals, colour, label, hatch in ((gen, PALETTE[0], "genuine", None), (imp, PALETTE[1], "impostor", None)):
+            if len(vals):
+                w = np.full(len(vals), 1.0 / len(vals))
+                ax.hist(vals, bins=bins, weights=w, histtype="stepfilled", alpha=0.35, color=colour, hatch=hatch)
+                ax.hist(vals, bins=bins, weights=w, histtype="step", color=colour, lw=1.2,
+                        label=f"{label} (n={len(vals)})")
+        t = threshold.get(g) if isinstance(threshold, dict) else threshold
+        if t is not None and math.isfinite(t):
+            ax.axvline(t, color="0.15", ls="--", lw=1.0, label="threshold")
+        extra = f"; {failed[g]} failed, not shown" if failed and failed.get(g) else ""
+        ax.set_title(f"{g}{extra}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper right", frameon=False)
+        if k % ncols == 0:
+            ax.set_ylabel("Share of class (linear)")
+    for k in range(len(groups), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    for c in range(ncols):
+        # the lowest visible axis of each column shows its tick labels
+        r = max(r for r in range(nrows) if r * ncols + c < max(len(groups), 1))
+        axes[r][c].tick_params(labelbottom=True)
+    fig.suptitle(title, fontsize=10)
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- cross-group FMR
+
+
+def cross_fmr_heatmap(cross: dict, title: str, annotate: bool = True):
+    """Heatmap of the cross-group FMR matrix (metrics.json ``cross_fmr[attr]``: labels,
+    false_matches, n_impostor, fmr) on a logarithmic colour scale. A cell with comparisons but no
+    false match (FMR 0, not representable on a log scale) is drawn hatched grey and annotated
+    "0/n"; a cell without comparisons is blank and annotated "none"."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Patch, Rectangle
+
+    labels = list(cross["labels"])
+    k = len(labels)
+    fm = np.asarray(cross["false_matches"], dtype=float).reshape(k, k)
+    n = np.asarray(cross["n_impostor"], dtype=float).reshape(k, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fmr = np.where(n > 0, fm / np.maximum(n, 1), np.nan)
+    positive = fmr[np.isfinite(fmr) & (fmr > 0)]
+    side = max(3.2, 0.75 * k + 2.2)
+    fig, ax = _new_figure(figsize=(side + 1.2, side))
+    ax.grid(False)
+    if len(positive):
+        vmin, vmax = float(positive.min()), float(positive.max())
+        if vmax <= vmin:
+            vmin, vmax = vmin / 10, vmax * 10 if vmax * 10 <= 1 else 1.0
+        norm = LogNorm(vmin=vmin, vmax=vmax)
+        shown = np.ma.masked_where(~(np.isfinite(fmr) & (fmr > 0)), fmr)
+        im = ax.imshow(shown, cmap="viridis", norm=norm, interpolation="nearest")
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cb.set_label("FMR at the operating threshold (log colour scale)")
+    else:
+        ax.imshow(np.zeros((k, k)), cmap="Greys", vmin=0, vmax=10, interpolation="nearest")
+        norm = None
+    for i in range(k):
+        for j in range(k):
+            if n[i, j] == 0:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="white", edgecolor="0.85", lw=0.5))
+                txt, colour = "none", "0.45"
+            elif fm[i, j] == 0:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.88", edgecolor="0.6", hatch="///",
+                                       lw=0.5))
+                txt, colour = f"0/{int(n[i, j])}", "0.1"
+            else:
+                txt = f"{fmr[i, j]:.2g}\n{int(fm[i, j])}/{int(n[i, j])}"
+                colour = "white" if norm is not None and norm(fmr[i, j]) < 0.6 else "black"
+            if annotate:
+                ax.text(j, i, txt, ha="center", va="center", fontsize=7 if k <= 8 else 5, color=colour)
+    ax.set_xticks(range(k), labels, rotation=45, ha="right")
+    ax.set_yticks(range(k), labels)
+    ax.set_xlim(-0.5, k - 0.5)
+    ax.set_ylim(k - 0.5, -0.5)
+    ax.set_xlabel("Group of one subject")
+    ax.set_ylabel("Group of the other subject")
+    ax.set_title(title)
+    fig.legend(handles=[Patch(facecolor="0.88", edgecolor="0.6", hatch="///", label="0 false matches (FMR 0)"),
+                        Patch(facecolor="white", edgecolor="0.6", label="no impostor comparisons")],
+               loc="lower center", ncol=2, frameon=False, fontsize=7)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+# --------------------------------------------------------------------------- failure to enrol
+
+
+def failure_to_enrol_plot(by_group: dict, title: str):
+    """Failure-to-enrol rate per group with its interval, one panel per attribute.
+
+    by_group: metrics.json ``failures.by_group``: attribute -> group -> {n_images, failed, rate, ci}.
+    """
+    attrs = list(by_group)
+    heights = [max(len(by_group[a]), 1) for a in attrs] or [1]
+    fig, axes = _new_figure(len(heights), 1, figsize=(6.4, 0.9 + 0.32 * sum(heights) + 0.6 * len(heights)),
+                            squeeze=False, gridspec_kw={"height_ratios": heights})
+    if not attrs:
+        axes[0][0].text(0.5, 0.5, "no attributes", ha="center", va="center", transform=axes[0][0].transAxes)
+    for ax, attr in zip((a[0] for a in axes), attrs):
+        groups = list(by_group[attr])
+        y = np.arange(len(groups))
+        rate = np.array([by_group[attr][g]["rate"] if by_group[attr][g]["rate"] is not None else np.nan
+                         for g in groups], float) * 100
+        lo = np.array([(by_group[attr][g].get("ci") or [None, None])[0] for g in groups], float) * 100
+        hi = np.array([(by_group[attr][g].get("ci") or [None, None])[1] for g in groups], float) * 100
+        ax.barh(y, np.nan_to_num(rate), color=PALETTE[0], alpha=0.8, height=0.6)
+        err = np.vstack([np.nan_to_num(rate - lo), np.nan_to_num(hi - rate)])
+        ax.errorbar(np.nan_to_num(rate), y, xerr=np.clip(err, 0, None), fmt="none", ecolor="0.2", capsize=3, lw=1)
+        xmax = float(np.nanmax(np.concatenate([hi, rate, [1.0]])))
+        for yi, g in zip(y, groups):
+            e = by_group[attr][g]
+            ax.text(xmax * 1.02, yi, f"{e['failed']}/{e['n_images']}", va="center", fontsize=7)
+        ax.set_xlim(0, xmax * 1.18)
+        ax.set_yticks(y, groups)
+        ax.invert_yaxis()
+        ax.set_title(f"by {attr}", fontsize=9, loc="left")
+        ax.set_xlabel("Failure-to-enrol rate (% of the group's images, linear scale; bars: 95% CI)")
+        ax.grid(True, axis="x")
+        ax.grid(False, axis="y")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- several runs
+
+
+RATE_NAMES = {"fmr": "False match rate (FMR)", "fnmr": "False non-match rate (FNMR)"}
+
+
+def compare_groups_plot(runs: dict, attr: str, rate: str = "fnmr", scale: str = "log", title: str | None = None):
+    """Several runs (e.g. backends) group by group: each group of ``attr`` is a row, each run a
+    marker with its interval, at that run's own operating threshold.
+
+    runs: run name -> metrics.json dict. rate: "fmr" or "fnmr". A zero rate on a log scale is
+    drawn as an open triangle at its 95% upper bound; a rate without comparisons is left out and
+    named in the legend.
+    """
+    if rate not in RATE_NAMES:
+        raise ValueError(f"rate must be one of {sorted(RATE_NAMES)}, not {rate!r}")
+    if scale not in ("log", "linear"):
+        raise ValueError(f"scale must be 'log' or 'linear', not {scale!r}")
+    groups: list[str] = []
+    for m in runs.values():
+        for g in m.get("groups", {}).get(attr, {}):
+            if g not in groups:
+                groups.append(g)
+    if not groups:
+        raise ValueError(f"no run has groups for attribute {attr!r}")
+    nruns = max(len(runs), 1)
+    fig, ax = _new_figure(figsize=(6.4, 1.0 + 0.45 * len(groups) * max(1, nruns / 2)))
+    step = 0.7 / nruns
+    for r, (name, m) in enumerate(runs.items()):
+        colour, marker = _colour(r), MARKERS[r % len(MARKERS)]
+        per = m.get("groups", {}).get(attr, {})
+        missing = []
+        for gi, g in enumerate(groups):
+            e = per.get(g)
+            y = gi - 0.35 + step * (r + 0.5)
+            if e is None or e.get(rate) is None:
+                missing.append(g)
+                continue
+            v = e[rate]
+            ci = e.get(f"{rate}_ci") or [None, None]
+            if v == 0 and scale == "log":
+                ub = e.get(f"{rate}_upper_bound") or (ci[1] if ci and ci[1] else None)
+                if ub:
+                    ax.plot([ub], [y], marker="<", mfc="white", color=colour, ms=6, ls="none")
+                continue
+            if ci and ci[0] is not None:
+                lo = ci[0] if (scale == "linear" or ci[0] > 0) else v
+                ax.plot([lo, ci[1]], [y, y], color=colour, lw=1.2)
+            ax.plot([v], [y], marker=marker, color=colour, ms=5, ls="none")
+        th = m.get("threshold", {})
+        bits = [f"thr {th['value']:.4g}" if th.get("value") is not None else (th.get("policy") or "")]
+        if th.get("target_fmr") is not None:
+            bits.append(f"at FMR {th['target_fmr']:g}")
+        label = f"{name} ({' '.join(b for b in bits if b)})"
+        if missing:
+            label += f"; n/a: {', '.join(missing)}"
+        ax.plot([], [], marker=marker, color=colour, ls="-", label=label)
+    if scale == "log":
+        ax.set_xscale("log")
+        ax.plot([], [], marker="<", mfc="white", color="0.3", ls="none", label="0 errors: 95% upper bound")
+    ax.set_yticks(range(len(groups)), groups)
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    ax.grid(True, which="both", axis="x")
+    ax.grid(False, axis="y")
+    ax.set_xlabel(f"{RATE_NAMES[rate]} at each run's threshold ({scale} scale; lines: 95% CI)")
+    ax.set_ylabel(attr)
+    ax.set_title(title or f"{rate.upper()} by {attr}, {len(runs)} runs")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, frameon=False)
+    fig.tight_layout()
+    return fig

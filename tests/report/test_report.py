@@ -20,7 +20,7 @@ def metrics():
 
 def test_markdown_summary_states_counts_rates_and_label_source():
     text = markdown.render_summary(metrics())
-    assert "| f | 2 | 2 | 50.000% [" in text          # subjects, genuine, FNMR with its interval
+    assert "| f (small†) | 2 | 2 | 50.000% [" in text   # subjects, genuine, FNMR with its interval; 2 subjects: flagged
     assert "mixed (sex differs)" in text and "hand-made" in text
     assert "no_face: 1" in text
 
@@ -28,6 +28,6 @@ def test_markdown_summary_states_counts_rates_and_label_source():
 def test_det_plot_writes_png_and_svg_and_flags_sparse_groups(tmp_path):
     rng = np.random.default_rng(1)
     curves = {"a": (rng.normal(0.4, 0.1, 300), rng.normal(0.9, 0.1, 3000)), "tiny": (np.array([0.3]), np.array([]))}
-    files = plots.det_plot(curves, tmp_path / "det_x", "test", threshold=0.6, min_count=2)
-    assert [f.suffix for f in files] == [".png", ".svg"] and all(f.stat().st_size > 1000 for f in files)
+    files = plots.det_plot(curves, tmp_path / "det_x", "test", threshold=0.6, min_count=2, formats=plots.FORMATS)
+    assert [f.suffix for f in files] == [".png", ".svg", ".pdf"] and all(f.stat().st_size > 1000 for f in files)
     assert "too few" in (tmp_path / "det_x.svg").read_text()

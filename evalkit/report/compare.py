@@ -1,0 +1,317 @@
+"""``evalkit compare``: several runs side by side, group by group, read only from their metrics.json.
+
+Inputs are run folders (or their metrics.json), or a folder that holds runs, such as a multirun
+sweep (``results/multirun/<time>/<num>-<experiment>/``) or ``results/<experiment>/``: it is
+expanded into its runs, in Hydra's job order. Outputs, in ``--out`` (default: the sweep folder
+when one sweep is given, else ``./compare-<time>``):
+
+- ``compare.csv``: one row per run x attribute x group (and intersection x group, schema v2),
+  plus one ``overall``/``all`` row per run first (columns in ``CSV_COLUMNS``);
+- ``compare.md``: the runs, then one table per attribute with every group's rates per run;
+- ``compare.png/.svg/.pdf``: FNMR and FMR per group of each attribute, one colour per run, log
+  scale, with the run's interval as error bars.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from pathlib import Path
+
+CSV_COLUMNS = [
+    "run", "backend", "experiment", "path", "dataset", "protocol", "threshold_policy", "threshold_value",
+    "threshold_label", "group_threshold", "attribute", "group", "small", "small_fnmr", "small_fmr", "n_subjects",
+    "n_genuine", "false_nonmatches", "fnmr", "fnmr_ci_low", "fnmr_ci_high",
+    "n_impostor", "false_matches", "fmr", "fmr_ci_low", "fmr_ci_high",
+    "fte_n_images", "fte_failed", "fte_rate", "accuracy", "eer", "run_eer", "lfw_accuracy", "lfw_accuracy_sem",
+]
+
+
+class CompareError(ValueError):
+    """A usage problem (exit 2)."""
+
+
+def _num_prefix(p: Path):
+    m = re.match(r"(\d+)-", p.name)
+    return (int(m.group(1)) if m else 10**9, p.name)
+
+
+def find_runs(paths) -> list[Path]:
+    """Run folders from the given paths: a run folder or metrics.json as is; a folder without
+    metrics.json whose subfolders have one (a sweep) expands to those, in job-number order."""
+    runs: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_file() and p.name == "metrics.json":
+            runs.append(p.parent)
+        elif (p / "metrics.json").is_file():
+            runs.append(p)
+        elif p.is_dir():
+            subs = sorted((d for d in p.iterdir() if (d / "metrics.json").is_file()), key=_num_prefix)
+            if not subs:
+                raise CompareError(f"{p}: neither a run folder (no metrics.json) nor a folder of runs")
+            runs += subs
+        else:
+            raise CompareError(f"{p}: no such run folder or metrics.json")
+    seen, out = set(), []
+    for r in runs:
+        if r.resolve() not in seen:
+            seen.add(r.resolve())
+            out.append(r)
+    if not out:
+        raise CompareError("no runs given")
+    return out
+
+
+def load_runs(run_dirs: list[Path]) -> list[dict]:
+    """[{label, path, metrics}], labels unique: the backend name, with as much of the folder path
+    as it takes to tell runs of one backend apart."""
+    loaded = []
+    for d in run_dirs:
+        try:
+            m = json.loads((d / "metrics.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise CompareError(f"{d / 'metrics.json'} is not valid JSON: {exc}") from None
+        if "groups" not in m:
+            raise CompareError(f"{d / 'metrics.json'} has no 'groups' block; is it an evalkit metrics.json?")
+        loaded.append({"path": d, "metrics": m, "label": str(m.get("backend", {}).get("name") or d.name)})
+    for level in (1, 2, 3):   # backend [folder], then [parent/folder], ... until every label is unique
+        names = [r["label"] for r in loaded]
+        dup = {n for n in names if names.count(n) > 1}
+        if not dup:
+            break
+        for r in loaded:
+            if r["label"] in dup:
+                tail = "/".join(r["path"].resolve().parts[-level:])
+                r["label"] = f"{r['metrics'].get('backend', {}).get('name') or r['path'].name} [{tail}]"
+    names = [r["label"] for r in loaded]
+    for i, r in enumerate(loaded):
+        if names.count(r["label"]) > 1:
+            r["label"] += f" #{i + 1}"
+    return loaded
+
+
+def _threshold(m: dict) -> dict:
+    return m.get("threshold") or {}
+
+
+def _group_threshold(m: dict, attr: str, group: str):
+    per = _threshold(m).get("per_group") or {}
+    return ((per.get(attr) or {}).get(group) or {}).get("value")
+
+
+def rows_for(run: dict) -> list[dict]:
+    """The CSV rows of one run: overall first, then every attribute x group (sorted)."""
+    m, th = run["metrics"], _threshold(run["metrics"])
+    acc = m.get("lfw_accuracy") or {}
+    base = {"run": run["label"], "backend": m.get("backend", {}).get("name"), "experiment": m.get("experiment"),
+            "path": str(run["path"]), "dataset": m.get("dataset", {}).get("name"),
+            "protocol": m.get("protocol", {}).get("name"), "threshold_policy": th.get("policy"),
+            "threshold_value": th.get("value"), "threshold_label": th.get("label"),
+            "run_eer": m.get("eer"), "lfw_accuracy": acc.get("mean"), "lfw_accuracy_sem": acc.get("sem")}
+    fails = m.get("failures") or {}
+    items = [("overall", "all", m.get("overall") or {},
+              {"n_images": (fails.get("images") or {}).get("n"), "failed": (fails.get("images") or {}).get("failed"),
+               "rate": (fails.get("images") or {}).get("rate")})]
+    blocks = list((m.get("groups") or {}).items()) + list((m.get("intersections") or {}).items())
+    for attr, groups in blocks:
+        for g in sorted(groups):
+            items.append((attr, g, groups[g], ((fails.get("by_group") or {}).get(attr) or {}).get(g) or {}))
+    out = []
+    for attr, g, f, fte in items:
+        fnmr_ci, fmr_ci = f.get("fnmr_ci") or [None, None], f.get("fmr_ci") or [None, None]
+        row = dict(base)
+        row.update({"attribute": attr, "group": g, "small": f.get("small"), "accuracy": f.get("accuracy"),
+                    "small_fnmr": f.get("small_fnmr", f.get("small")), "small_fmr": f.get("small_fmr", f.get("small")),
+                    "group_threshold": _group_threshold(m, attr, g), "n_subjects": f.get("n_subjects"),
+                    "n_genuine": f.get("n_genuine"), "false_nonmatches": f.get("false_nonmatches"),
+                    "fnmr": f.get("fnmr"), "fnmr_ci_low": fnmr_ci[0], "fnmr_ci_high": fnmr_ci[1],
+                    "n_impostor": f.get("n_impostor"), "false_matches": f.get("false_matches"),
+                    "fmr": f.get("fmr"), "fmr_ci_low": fmr_ci[0], "fmr_ci_high": fmr_ci[1],
+                    "fte_n_images": fte.get("n_images"), "fte_failed": fte.get("failed"), "fte_rate": fte.get("rate"),
+                    "eer": f.get("eer") if attr != "overall" else m.get("eer")})
+        out.append(row)
+    return out
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    """Numbers written with repr precision (Python's str of a float round-trips exactly)."""
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_COLUMNS})
+    return path
+
+
+def _pct(x, digits=3) -> str:
+    return "n/a" if x is None else f"{100 * x:.{digits}g}%"
+
+
+def _rate_cell(r: dict, rate: str) -> str:
+    errors = r["false_nonmatches" if rate == "fnmr" else "false_matches"]
+    n = r["n_genuine" if rate == "fnmr" else "n_impostor"]
+    if r[rate] is None:
+        return f"n/a ({n or 0} comparisons)"
+    txt = f"{_pct(r[rate])} ({errors}/{n})"
+    if r[f"{rate}_ci_high"] is not None:
+        txt += f" [{_pct(r[f'{rate}_ci_low'])}, {_pct(r[f'{rate}_ci_high'])}]"
+    if r.get(f"small_{rate}"):
+        txt += " *small*"
+    return txt
+
+
+def render_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> str:
+    lines = ["# evalkit compare", "",
+             "Each run's rates at its own threshold, read from its metrics.json. Intervals: the run's "
+             "95% exact (Clopper-Pearson) interval; `n/a` where a group has no comparisons of that kind; *small*: "
+             "fewer subjects or comparisons than the run's min_count (metrics.json), too few to read alone.", ""]
+    lines += ["| run | backend | dataset / protocol | threshold | comparisons (gen / imp) | EER | LFW accuracy | "
+              "failed images | folder |", "|---|---|---|---|---:|---:|---:|---:|---|"]
+    for r in runs:
+        m, th = r["metrics"], _threshold(r["metrics"])
+        pr, acc, fi = m.get("protocol", {}), m.get("lfw_accuracy"), (m.get("failures") or {}).get("images") or {}
+        v = th.get("value")
+        thr = th.get("label") or (f"{th.get('policy')} {v:.6g}" if isinstance(v, (int, float)) else f"{th.get('policy')}")
+        if th.get("target_fmr") is not None and not th.get("label"):
+            thr += f" (target FMR {th['target_fmr']:g})"
+        lines.append(
+            f"| {r['label']} | {m.get('backend', {}).get('name', '?')} | {m.get('dataset', {}).get('name', '?')} / "
+            f"{pr.get('name', '?')} | {thr} | {pr.get('n_genuine', '?')} / {pr.get('n_impostor', '?')} | "
+            f"{_pct(m.get('eer'))} | "
+            + (f"{100 * acc['mean']:.2f}% ± {100 * acc['sem']:.2f}%" if acc else "-")
+            + f" | {fi.get('failed', '?')} of {fi.get('n', '?')} | `{r['path']}` |")
+    keys = {(r["metrics"].get("dataset", {}).get("name"), r["metrics"].get("protocol", {}).get("name"),
+             r["metrics"].get("protocol", {}).get("n_comparisons")) for r in runs}
+    if len(keys) > 1:
+        lines += ["", "**Note:** these runs do not share one dataset and protocol "
+                  f"({sorted(map(str, keys))}); their rates are not measured on the same comparisons."]
+    if figure:
+        lines += ["", f"![FNMR and FMR per group, one colour per run]({figure}.png)"]
+    attrs = []
+    for r in rows:
+        if r["attribute"] not in attrs:
+            attrs.append(r["attribute"])
+    for attr in attrs:
+        lines += ["", f"## {attr}" if attr != "overall" else "## overall", "",
+                  "| group | run | subjects | FNMR (errors/genuine) [95% CI] | FMR (errors/impostor) [95% CI] | "
+                  "failure to enrol |", "|---|---|---:|---|---|---:|"]
+        sub = [r for r in rows if r["attribute"] == attr]
+        for g in sorted({r["group"] for r in sub}):
+            for r in (x for x in sub if x["group"] == g):
+                fte = "-" if r["fte_rate"] is None else f"{_pct(r['fte_rate'])} ({r['fte_failed']}/{r['fte_n_images']})"
+                lines.append(f"| {g} | {r['run']} | {r['n_subjects'] if r['n_subjects'] is not None else '-'} | "
+                             f"{_rate_cell(r, 'fnmr')} | {_rate_cell(r, 'fmr')} | {fte} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_figure(rows: list[dict], run_labels: list[str], path_stem: str | Path) -> list[Path]:
+    """FNMR (left) and FMR (right) per group, one row of panels per attribute; one colour per run,
+    points at the observed rate with the run's interval as error bars, log y. A zero rate cannot
+    sit on a log axis: it is drawn as a downward triangle at the interval's upper bound ("at most
+    this"). Groups without comparisons of a kind are left empty. Writes .png, .svg and .pdf."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import PALETTE
+
+    attrs = [a for a in dict.fromkeys(r["attribute"] for r in rows) if a != "overall" and " x " not in a] or ["overall"]
+    fig, axes = plt.subplots(len(attrs), 2, figsize=(11, 3.4 * len(attrs) + 0.6), dpi=120, squeeze=False)
+    n_runs = len(run_labels)
+    width = 0.8 / max(n_runs, 1)
+    for i, attr in enumerate(attrs):
+        sub = [r for r in rows if r["attribute"] == attr]
+        groups = sorted({r["group"] for r in sub})
+        for j, (rate, n_key, name) in enumerate((("fnmr", "n_genuine", "FNMR"), ("fmr", "n_impostor", "FMR"))):
+            ax = axes[i][j]
+            lowest = []
+            for k, label in enumerate(run_labels):
+                colour = PALETTE[k % len(PALETTE)]
+                for gi, g in enumerate(groups):
+                    r = next((x for x in sub if x["group"] == g and x["run"] == label), None)
+                    if r is None or r[rate] is None:
+                        continue
+                    x = gi - 0.4 + width * (k + 0.5)
+                    lo, hi = r[f"{rate}_ci_low"], r[f"{rate}_ci_high"]
+                    fill = "none" if r.get(f"small_{rate}") else colour
+                    if r[rate] > 0:
+                        yerr = None
+                        if lo is not None and hi is not None:
+                            yerr = [[r[rate] - max(lo, r[rate] * 1e-3)], [hi - r[rate]]]
+                        ax.errorbar([x], [r[rate]], yerr=yerr, fmt="o", color=colour, mfc=fill, ms=5, capsize=2, lw=1)
+                        lowest.append(r[rate] if lo is None or lo <= 0 else lo)
+                    elif hi is not None:
+                        ax.plot([x], [hi], "v", color=colour, mfc=fill, ms=6)
+                        ax.vlines(x, hi / 10, hi, color=colour, lw=1, linestyles=":")
+                        lowest.append(hi / 10)
+            for k, label in enumerate(run_labels):
+                ax.plot([], [], "o", color=PALETTE[k % len(PALETTE)], label=label)
+            ax.set_yscale("log")
+            if lowest:
+                ax.set_ylim(bottom=min(lowest) / 2)
+            ax.set_xticks(range(len(groups)))
+            ax.set_xticklabels(groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center",
+                               fontsize=8)
+            ax.set_xlim(-0.6, len(groups) - 0.4)
+            ax.set_title(f"{name} by {attr}", fontsize=10)
+            ax.set_ylabel(f"{name} (log scale)")
+            ax.grid(True, axis="y", which="both", alpha=0.3)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=8, loc="best")
+    fig.text(0.01, 0.005, "Points: observed rate with 95% interval. \u25bd: zero errors, drawn at the interval's "
+             "upper bound. Hollow: group flagged small.", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    written = []
+    for ext in ("png", "svg", "pdf"):
+        p = Path(f"{path_stem}.{ext}")
+        meta = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[ext]
+        fig.savefig(p, metadata=meta)
+        written.append(p)
+    plt.close(fig)
+    return written
+
+
+def compare(paths, out: str | Path | None = None) -> dict:
+    """Compare runs; returns {out, runs, rows, files}."""
+    run_dirs = find_runs(paths)
+    runs = load_runs(run_dirs)
+    if out is None:
+        sweeps = [Path(p) for p in paths if Path(p).is_dir() and not (Path(p) / "metrics.json").is_file()]
+        out = sweeps[0] if len(paths) == 1 and sweeps else Path(f"compare-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [row for r in runs for row in rows_for(r)]
+    files = [write_csv(rows, out / "compare.csv")]
+    files += compare_figure(rows, [r["label"] for r in runs], out / "compare")
+    (out / "compare.md").write_text(render_markdown(runs, rows, "compare"))
+    files.append(out / "compare.md")
+    return {"out": out, "runs": runs, "rows": rows, "files": files}
+
+
+def main(args: list[str]) -> int:
+    """``evalkit compare RUN... [--out DIR]``."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="evalkit compare",
+                                description="Per-group table (Markdown, CSV) and figure across runs. A folder of "
+                                            "runs (a multirun sweep) is expanded into its runs.")
+    p.add_argument("runs", nargs="+", help="run folders, metrics.json files, or sweep folders")
+    p.add_argument("--out", default=None, help="output folder (default: the sweep folder, or ./compare-<time>)")
+    try:
+        ns = p.parse_args(args)
+    except SystemExit as exc:
+        return 0 if exc.code == 0 else 2
+    try:
+        res = compare(ns.runs, ns.out)
+    except CompareError as exc:
+        print(f"evalkit compare: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"compared {len(res['runs'])} runs: " + ", ".join(r["label"] for r in res["runs"]))
+    for f in res["files"]:
+        print(f"  {f}")
+    return 0

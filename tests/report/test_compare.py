@@ -1,0 +1,129 @@
+"""`evalkit compare` on real runs: a real two-backend sweep through the CLI, and two run folders.
+Every number in compare.csv is checked against the runs' own metrics.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evalkit.cli import main as cli_main
+from evalkit.report.compare import CSV_COLUMNS
+from tests.report.test_check import WORSE_THRESHOLD, make_run
+
+
+@pytest.fixture(scope="module")
+def worse_run(tmp_path_factory, lfw_run, lfw_root):
+    """The lfw_run's comparisons at a fixed, too permissive threshold (embeddings from the cache)."""
+    return make_run(tmp_path_factory.mktemp("worse_cmp") / "run", lfw_root,
+                    ["threshold=fixed", f"threshold.value={WORSE_THRESHOLD}"])
+
+
+def expected_rows(run: Path) -> list[tuple[str, str, dict]]:
+    """(attribute, group, fields) of one run, from its metrics.json: overall first, then groups and
+    intersections."""
+    m = json.loads((run / "metrics.json").read_text())
+    out = [("overall", "all", m["overall"])]
+    for block in (m["groups"], m.get("intersections") or {}):
+        for attr, groups in block.items():
+            out += [(attr, g, f) for g, f in sorted(groups.items())]
+    return out
+
+
+def num(cell: str):
+    return None if cell == "" else float(cell)
+
+
+def assert_rows_match(rows: list[dict], runs: list[Path]):
+    assert len(rows) == sum(len(expected_rows(r)) for r in runs)
+    for run in runs:
+        mine = [r for r in rows if Path(r["path"]) == run]
+        exp = expected_rows(run)
+        assert [(r["attribute"], r["group"]) for r in mine] == [(a, g) for a, g, _ in exp]
+        for r, (_, _, f) in zip(mine, exp):
+            for key in ("fmr", "fnmr", "n_genuine", "n_impostor", "n_subjects", "false_matches", "false_nonmatches"):
+                assert num(r[key]) == f[key], (run, r["attribute"], r["group"], key)
+            assert num(r["fmr_ci_high"]) == f["fmr_ci"][1] and num(r["fnmr_ci_low"]) == f["fnmr_ci"][0]
+
+
+def assert_figure(out: Path):
+    for ext in ("png", "svg", "pdf"):
+        p = out / f"compare.{ext}"
+        assert p.is_file() and p.stat().st_size > 5000, p
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "compare.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_compare_two_run_folders(lfw_run, worse_run, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert cli_main(["compare", str(lfw_run), str(worse_run), "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "compare.csv").open()))
+    assert list(rows[0]) == CSV_COLUMNS
+    assert_rows_match(rows, [lfw_run, worse_run])
+    # both runs use the dlib backend: labels are made unique with the folder name
+    assert len({r["run"] for r in rows}) == 2
+    thresholds = {r["threshold_policy"] for r in rows}
+    assert "fixed" in thresholds and len(thresholds) == 2
+    md = (out / "compare.md").read_text()
+    m = json.loads((worse_run / "metrics.json").read_text())
+    male = m["groups"]["sex"]["male"]
+    assert f"({male['false_matches']}/{male['n_impostor']})" in md         # counts behind the rate
+    assert "## sex" in md and "![FNMR and FMR per group" in md
+    assert_figure(out)
+
+
+def test_compare_a_real_two_backend_sweep_through_the_cli(tmp_path, lfw_root):
+    """`evalkit run -m backend=dlib,deepface-dlib` then `evalkit compare <sweep folder>`: the sweep is
+    expanded, and the outputs land in the sweep folder."""
+    env = dict(os.environ)   # the session's EVALKIT_HOME: dlib embeddings come from the lfw_run's cache
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "evalkit.cli", "run", "-m", "backend=dlib,deepface-dlib",
+                           "protocol.pairs_per_fold=2", "progress=false", "det_plot=false", f"results_dir={results}"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (sweep,) = (results / "multirun").iterdir()
+    runs = sorted((p.parent for p in sweep.glob("*/metrics.json")), key=lambda p: int(p.name.split("-")[0]))
+    assert len(runs) == 2
+    proc = subprocess.run([sys.executable, "-m", "evalkit.cli", "compare", str(sweep)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "compared 2 runs: dlib, deepface-dlib" in proc.stdout
+    rows = list(csv.DictReader((sweep / "compare.csv").open()))
+    assert_rows_match(rows, runs)
+    assert [r["backend"] for r in rows if r["attribute"] == "overall"] == ["dlib", "deepface-dlib"]
+    for run in runs:   # run-level numbers too
+        m = json.loads((run / "metrics.json").read_text())
+        r = next(x for x in rows if Path(x["path"]) == run and x["attribute"] == "overall")
+        assert num(r["run_eer"]) == m["eer"] and num(r["lfw_accuracy"]) == m["lfw_accuracy"]["mean"]
+        assert num(r["fte_rate"]) == m["failures"]["images"]["rate"]
+    md = (sweep / "compare.md").read_text()
+    assert "| dlib |" in md and "| deepface-dlib |" in md
+    assert_figure(sweep)
+
+
+def test_compare_errors_exit_2(tmp_path, capsys):
+    assert cli_main(["compare", str(tmp_path)]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
+    assert cli_main(["compare", str(tmp_path / "missing")]) == 2
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "metrics.json").write_text("{not json")
+    assert cli_main(["compare", str(tmp_path / "bad")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zero", [True, False])
+def test_figure_handles_zero_and_null_rates(tmp_path, zero):
+    from evalkit.report.compare import compare_figure
+
+    base = {c: None for c in CSV_COLUMNS}
+    rows = [dict(base, run="a", attribute="sex", group="f", fnmr=0.0 if zero else 0.1, fnmr_ci_low=0.0,
+                 fnmr_ci_high=0.2, fmr=None, fmr_ci_low=None, fmr_ci_high=None, small_fnmr=True),
+            dict(base, run="b", attribute="sex", group="m", fnmr=0.05, fnmr_ci_low=0.01, fnmr_ci_high=0.1,
+                 fmr=0.001, fmr_ci_low=0.0001, fmr_ci_high=0.01)]
+    files = compare_figure(rows, ["a", "b"], tmp_path / "fig")
+    assert [f.suffix for f in files] == [".png", ".svg", ".pdf"] and all(f.stat().st_size > 1000 for f in files)
