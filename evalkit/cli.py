@@ -5,6 +5,9 @@
     evalkit data verify lfw                 check a local copy against the fixed SHA-256s (no network)
     evalkit data info lfw                   what the local copy holds (counts, label coverage)
     evalkit weights                         what each backend needs, where, present or not
+    evalkit report RUN_DIR                  write RUN_DIR/report.html (self-contained HTML report)
+    evalkit compare RUN... [--out DIR]      per-group table (md, csv) and figure across runs or a sweep folder
+    evalkit check RUN --baseline DIR        CI gate: rules in conf/check/default.yaml; exit 0 pass, 1 regression
 """
 
 from __future__ import annotations
@@ -94,20 +97,100 @@ def _data(args: list[str]) -> int:
 
 
 def _weights(args: list[str]) -> int:
-    from .backends.weights import (cached_sha256, deepface_required_files, face_recognition_models_file,
+    """For every registered backend family: each weights file, where it is expected, present (with
+    a SHA-256 prefix) or MISSING, and where it comes from; DeepFace: every recogniser and detector."""
+    from .backends import BACKENDS
+    from .backends.weights import (DEEPFACE_ENGINES, DETECTOR_WEIGHTS_ENV, cached_sha256, deepface_engine,
+                                   deepface_weights_dir, place_detector_weights,
                                    place_packaged_weights)
 
+    p = argparse.ArgumentParser(prog="evalkit weights", description=_weights.__doc__)
+    p.add_argument("backend", nargs="?", help=f"only this backend family ({', '.join(BACKENDS.names())})")
+    p.add_argument("--engine", choices=DEEPFACE_ENGINES, default=None,
+                   help="DeepFace engine to list recogniser files for (default: the one DeepFace would use)")
+    p.add_argument("--missing", action="store_true", help="list only missing files")
+    ns = p.parse_args(args)
+    families = BACKENDS.names()
+    if ns.backend:
+        if ns.backend not in BACKENDS:
+            from .registry import RegistryError
+
+            try:
+                BACKENDS.target(ns.backend)
+            except RegistryError as exc:   # unknown name: a did-you-mean hint
+                print(f"evalkit weights: {exc}", file=sys.stderr)
+                return 2
+        families = [ns.backend]
+
     place_packaged_weights()  # evalkit manages DeepFace's folder: packaged weights go in place first
-    rows = []
-    for backend, f in [("dlib", face_recognition_models_file("dlib_face_recognition_resnet_model_v1.dat")),
-                       ("dlib", face_recognition_models_file("shape_predictor_5_face_landmarks.dat")),
-                       ("dlib (detector=cnn)", face_recognition_models_file("mmod_human_face_detector.dat"))]:
-        rows.append((backend, f))
-    rows += [("deepface-dlib", f) for f in deepface_required_files("Dlib")]
-    for backend, f in rows:
-        state = f"present sha256={cached_sha256(f.path)[:16]}..." if f.present else "MISSING"
-        print(f"{backend:22s} {f.name}\n    expected at: {f.path}\n    {state}\n    source: {f.source}")
+    for det, env in DETECTOR_WEIGHTS_ENV.items():   # and local detector files named by environment variable
+        try:
+            place_detector_weights(det)
+        except Exception as exc:
+            print(f"evalkit: ${env}: {exc}", file=sys.stderr)
+    counts = {"present": 0, "missing": 0}
+
+    def show(label: str, files: list, packages: list = ()) -> None:
+        shown = [f for f in files if not (ns.missing and f.present)]
+        for f in shown:
+            counts["present" if f.present else "missing"] += 1
+            state = f"present  sha256 {cached_sha256(f.path)[:16]}..." if f.present else "MISSING"
+            print(f"  {label:22s} {f.name:44s} {state}")
+            print(f"  {'':22s}   expected at: {f.path}")
+            print(f"  {'':22s}   source:      {f.source}")
+        if not files and not ns.missing:
+            print(f"  {label:22s} {'(no weights file)':44s} -")
+        if packages:
+            print(f"  {label:22s}   needs Python package(s), not installed: {'; '.join(packages)}")
+
+    for family in families:
+        print(f"== {family} ==")
+        try:
+            cls = BACKENDS.get(family)
+        except Exception as exc:  # a backend module that cannot import is reported, not fatal
+            print(f"  cannot import the {family} backend: {type(exc).__name__}: {exc}\n")
+            continue
+        if family == "deepface":
+            print(f"  DeepFace weights folder: {deepface_weights_dir()}; engine: {deepface_engine(ns.engine)}"
+                  " (recogniser files differ per engine; --engine to list another)")
+            for label, files, packages in cls.weights_listing(ns.engine):
+                show(label, files, packages)
+        elif hasattr(cls, "weights_listing"):
+            for label, files, *rest in cls.weights_listing():
+                show(label, files, rest[0] if rest else ())
+        else:
+            show("default options", cls.required_files({}))
+        print()
+    print(f"{counts['present']} present, {counts['missing']} missing. evalkit never downloads weights: "
+          "put a missing file at its expected path (from its source), then rerun.")
     return 0
+
+
+def _report(args: list[str]) -> int:
+    """Write RUN_DIR/report.html: one self-contained HTML report read from the run folder only."""
+    p = argparse.ArgumentParser(prog="evalkit report", description=_report.__doc__)
+    p.add_argument("run_dir", help="a run folder (holding metrics.json)")
+    ns = p.parse_args(args)
+    from .report.html import write_report
+
+    try:
+        print(write_report(ns.run_dir))
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"evalkit report: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _compare(args: list[str]) -> int:
+    from .report.compare import main as compare_main
+
+    return compare_main(args)
+
+
+def _check(args: list[str]) -> int:
+    from .report.check import main as check_main
+
+    return check_main(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0
     cmd, rest = argv[0], argv[1:]
-    handlers = {"run": _run, "data": _data, "weights": _weights}
+    handlers = {"run": _run, "data": _data, "weights": _weights, "report": _report,
+                "compare": _compare, "check": _check}
     if cmd not in handlers:
         import difflib
 

@@ -82,6 +82,17 @@ class GeneratedProtocolConfig(ProtocolConfig):
     seed: int = "${seed}"  # type: ignore[assignment]
 
 
+@dataclass
+class ExhaustiveProtocolConfig(ProtocolConfig):
+    """Every image against every other, counted in chunks (evalkit.metrics.exhaustive)."""
+    name: str = "exhaustive"
+    kind: str = "exhaustive"
+    max_images_per_subject: Optional[int] = None   # seeded cap per subject (None: every image)
+    memory_budget_mb: float = 1024.0         # bounds the score blocks and the kept impostor list
+    topk: int = 1_000_000                    # smallest impostor scores kept exactly (thresholds down to FMR 1/n)
+    seed: int = "${seed}"  # type: ignore[assignment]
+
+
 # -- backends ---------------------------------------------------------------------------------
 @dataclass
 class BackendConfig:
@@ -116,6 +127,65 @@ class DeepFaceBackendConfig(BackendConfig):
     normalization: str = "base"
     distance: str = "cosine"
     multiple_faces: str = "largest"
+    engine: Optional[str] = None             # tensorflow | pytorch | onnx; None: DeepFace's choice (first installed)
+    detector_weights: Optional[str] = None   # local file for a one-file detector (e.g. YuNet .onnx); also $EVALKIT_YUNET_ONNX
+
+
+@dataclass
+class OnnxBackendConfig(BackendConfig):
+    """Any ONNX face-embedding model (evalkit/backends/onnx_backend.py); see conf/backend/onnx.yaml."""
+    name: str = "onnx"
+    family: str = "onnx"
+    model_path: str = MISSING                # the .onnx file
+    input_size: list[int] = field(default_factory=lambda: [112, 112])   # [width, height]
+    colour_order: str = "rgb"                # rgb | bgr
+    layout: str = "nchw"                     # nchw | nhwc
+    mean: list[float] = field(default_factory=lambda: [127.5])  # (x - mean) / std; 1 value or 3 (model's channel order)
+    std: list[float] = field(default_factory=lambda: [127.5])
+    input_name: Optional[str] = None         # None: the model's first input
+    output_name: Optional[str] = None        # None: the model's first output
+    detector: str = "haar"                   # haar | yunet | skip
+    detector_model_path: Optional[str] = None  # YuNet .onnx (None: <evalkit home>/models/face_detection_yunet_2023mar.onnx)
+    alignment: str = "box"                   # box | five_points (needs yunet)
+    crop_margin: float = 0.0
+    multiple_faces: str = "largest"          # largest | central | fail
+    no_face: str = "fail"                    # fail | center_box | whole_image
+    l2_normalise: bool = True
+    distance: str = "cosine"
+
+
+@dataclass
+class LBPHBackendConfig(BackendConfig):
+    """OpenCV LBPH histograms, chi-square distance (evalkit/backends/lbph.py)."""
+    name: str = "lbph"
+    family: str = "lbph"
+    radius: int = 1
+    neighbors: int = 8
+    grid_x: int = 8
+    grid_y: int = 8
+    face_size: int = 100
+    detector: str = "haar"                   # haar | yunet | skip
+    detector_model_path: Optional[str] = None
+    crop_margin: float = 0.0
+    multiple_faces: str = "largest"          # largest | central | fail
+    no_face: str = "fail"                    # fail | center_box | whole_image
+    distance: str = "chi2"
+
+
+@dataclass
+class FaceNetBackendConfig(BackendConfig):
+    """FaceNet 20180408-102900 (CASIA-WebFace) with MTCNN crops (evalkit/backends/facenet.py)."""
+    name: str = "facenet"
+    family: str = "facenet"
+    detector: str = "mtcnn"                  # mtcnn | skip
+    min_face_size: int = 20                  # MTCNN minimum face (facenet: 20 px)
+    margin: int = 32                         # pixels around the MTCNN box, half each side (facenet's LFW set: 32)
+    image_size: int = 160
+    resize: str = "pil_bilinear"             # pil_bilinear (scipy.misc.imresize) | cv2_linear
+    normalization: str = "fixed"             # fixed: (x - 127.5) / 128 (2018 releases) | prewhiten
+    multiple_faces: str = "size_center"      # size_center (facenet's align rule) | largest | central | fail
+    no_face: str = "fail"                    # fail | center_box | whole_image
+    distance: str = "euclidean_l2"
 
 
 BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size")
@@ -124,9 +194,27 @@ BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size")
 # -- thresholds -------------------------------------------------------------------------------
 @dataclass
 class ThresholdConfig:
-    policy: str = "target_fmr"               # target_fmr (NIST: one threshold from all impostors) | fixed
+    policy: str = "global_fmr"               # global_fmr | fixed | per_group_fmr | calibrated (evalkit.metrics.thresholds)
     target_fmr: float = 1e-3
     value: Optional[float] = None            # the fixed threshold (a distance) when policy=fixed
+    attribute: Optional[str] = None          # per_group_fmr: whose groups get their own threshold (default: first attribute)
+    calibration: str = "subject_split"       # calibrated: lfw_view1_train | subject_split
+    calibration_fraction: float = 0.5        # subject_split: share of subjects used to calibrate
+    deepface_default: bool = False           # fixed: take DeepFace's own per-model threshold as the value
+
+
+@dataclass
+class MinCountConfig:
+    """Groups with fewer subjects, or fewer genuine or impostor comparisons, are reported,
+    flagged ``small`` and left out of disparity summaries."""
+    subjects: int = 10
+    comparisons: int = 30
+
+
+@dataclass
+class BootstrapConfig:
+    replicates: int = 1000                   # subject-clustered bootstrap replicates (0: none)
+    seed: int = "${seed}"  # type: ignore[assignment]
 
 
 # -- the whole run ----------------------------------------------------------------------------
@@ -145,6 +233,10 @@ class Config:
     confidence: float = 0.95
     det_plot: bool = True
     progress: bool = True
+    min_count: MinCountConfig = field(default_factory=MinCountConfig)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    intersections: list[list[str]] = field(default_factory=lambda: [["sex", "race"]])
+    reference: dict[str, str] = field(default_factory=dict)   # attribute -> reference group for ratios
 
 
 def register() -> None:
@@ -159,8 +251,12 @@ def register() -> None:
     cs.store(group="dataset", name="base_csv", node=CSVDatasetConfig)
     cs.store(group="protocol", name="base_lfw", node=LFWProtocolConfig)
     cs.store(group="protocol", name="base_generated", node=GeneratedProtocolConfig)
+    cs.store(group="protocol", name="base_exhaustive", node=ExhaustiveProtocolConfig)
     cs.store(group="backend", name="base_dlib", node=DlibBackendConfig)
     cs.store(group="backend", name="base_deepface", node=DeepFaceBackendConfig)
+    cs.store(group="backend", name="base_facenet", node=FaceNetBackendConfig)
+    cs.store(group="backend", name="base_onnx", node=OnnxBackendConfig)
+    cs.store(group="backend", name="base_lbph", node=LBPHBackendConfig)
     cs.store(group="threshold", name="base_threshold", node=ThresholdConfig)
 
 
@@ -184,15 +280,43 @@ def validate(cfg: Any) -> None:
             extra = f" Did you mean {hint[0]!r}?" if hint else ""
             raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}.{extra}")
 
-    one_of(cfg.threshold.policy, ("target_fmr", "fixed"), "threshold.policy")
-    if cfg.threshold.policy == "fixed" and cfg.threshold.value is None:
-        raise ConfigError("threshold.policy=fixed needs threshold.value (a distance)")
+    one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated"), "threshold.policy")
+    if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
+        raise ConfigError("threshold.policy=fixed needs threshold.value (a distance) or threshold.deepface_default=true")
+    one_of(cfg.threshold.calibration, ("lfw_view1_train", "subject_split"), "threshold.calibration")
+    if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train" and cfg.dataset.kind != "lfw":
+        raise ConfigError("threshold.calibration=lfw_view1_train needs dataset=lfw; use subject_split")
+    if not 0 < cfg.threshold.calibration_fraction < 1:
+        raise ConfigError("threshold.calibration_fraction must be in (0, 1)")
+    if cfg.min_count.subjects < 0 or cfg.min_count.comparisons < 0:
+        raise ConfigError("min_count values must be >= 0")
+    if cfg.bootstrap.replicates < 0:
+        raise ConfigError("bootstrap.replicates must be >= 0")
     if not 0 < cfg.threshold.target_fmr <= 1:
         raise ConfigError(f"threshold.target_fmr must be in (0, 1], got {cfg.threshold.target_fmr}")
     one_of(cfg.failure_policy, ("nonmatch", "exclude"), "failure_policy")
-    one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine"), "backend.distance")
+    one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
     one_of(cfg.dataset.kind, ("lfw", "csv"), "dataset.kind")
-    one_of(cfg.protocol.kind, ("lfw", "generated"), "protocol.kind")
+    one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive"), "protocol.kind")
+    if cfg.protocol.kind == "exhaustive" and cfg.threshold.policy not in ("global_fmr", "fixed"):
+        raise ConfigError(f"threshold.policy={cfg.threshold.policy} is not available with protocol=exhaustive "
+                          "(it keeps counts, not a score table); use threshold=global_fmr or threshold=fixed")
+    if cfg.backend.family == "deepface":
+        from .backends import weights as _w
+
+        one_of(cfg.backend.model_name, _w.DEEPFACE_MODELS, "backend.model_name")
+        one_of(cfg.backend.detector_backend, _w.DEEPFACE_DETECTORS, "backend.detector_backend")
+        one_of(cfg.backend.normalization, _w.DEEPFACE_NORMALIZATIONS, "backend.normalization")
+        one_of(cfg.backend.engine, (None, *_w.DEEPFACE_ENGINES), "backend.engine")
+        one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine"), "backend.distance")
+        if cfg.backend.detector_weights and not Path(cfg.backend.detector_weights).expanduser().is_file():
+            raise ConfigError(f"backend.detector_weights={cfg.backend.detector_weights!r}: no such file")
+        simple = lambda x: "".join(ch for ch in str(x).lower() if ch.isalnum())  # noqa: E731
+        if simple(cfg.backend.model_name) not in simple(cfg.backend.name):
+            raise ConfigError(
+                f"backend.name={cfg.backend.name!r} does not name backend.model_name={cfg.backend.model_name!r}, so "
+                f"the run would be mislabelled: use backend=deepface-{simple(cfg.backend.model_name)} (if that file "
+                f"exists) or also set backend.name=deepface-{simple(cfg.backend.model_name)}")
     if cfg.protocol.kind == "lfw" and cfg.dataset.kind != "lfw":
         raise ConfigError("protocol=lfw_* needs dataset=lfw; use protocol=generated for other datasets")
     if cfg.backend.workers < 1:

@@ -21,6 +21,7 @@ from .scores import ScoreTable
 from .scoring import apply_failure_policy, pair_distances
 
 log = logging.getLogger("evalkit")
+logging.getLogger("fontTools").setLevel(logging.WARNING)   # PDF font subsetting chatter
 
 
 def run(cfg, out_dir: str | Path) -> dict:
@@ -33,8 +34,15 @@ def run(cfg, out_dir: str | Path) -> dict:
 
     # dataset -> samples table -> protocol pairs
     samples = load_dataset(cfg.dataset)
+    if cfg.protocol.kind == "exhaustive":
+        return _run_exhaustive(cfg, samples, out, timings, t)
     pairs = build_pairs(cfg.protocol, samples, cfg.dataset)
-    used = pairs.used_samples()
+    cal_pairs = None
+    if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train":
+        from .data.lfw import lfw_protocol
+
+        cal_pairs = lfw_protocol(samples, cfg.dataset.root, "view1_train")
+    used = np.unique(np.concatenate([pairs.used_samples()] + ([cal_pairs.used_samples()] if cal_pairs else [])))
     timings["load"] = time.perf_counter() - t
     log.info("%s: %d samples, protocol %s: %d pairs over %d images", samples.name, len(samples),
              pairs.name, len(pairs), len(used))
@@ -58,39 +66,57 @@ def run(cfg, out_dir: str | Path) -> dict:
     ok[used] = emb.ok
     dist = pair_distances(full, pairs.a, pairs.b, cfg.backend.distance)
     table = ScoreTable.build(samples, pairs, dist, ok)
+    table, calibration = _calibration(cfg, samples, table, cal_pairs, full, ok)
     timings["score"] = time.perf_counter() - t
 
     # metrics: pure functions on the score table
     t = time.perf_counter()
     used_samples = samples.subset(used)
-    header = {
-        "experiment": cfg.experiment,
-        "dataset": {"name": samples.name, "n_samples": len(used),
-                    "n_subjects": int(len(np.unique(used_samples.subjects))),
-                    "attributes": samples.attribute_names, "label_sources": samples.label_sources,
-                    "label_coverage": used_samples.label_coverage()},
-        "protocol": {"name": pairs.name, "n_comparisons": len(pairs), "n_genuine": int(pairs.mated.sum()),
-                     "n_impostor": int((~pairs.mated).sum()),
-                     "n_folds": int(len(np.unique(pairs.fold[pairs.fold >= 0])))},
-        "backend": {"name": cfg.backend.name, "family": cfg.backend.family, "distance": cfg.backend.distance,
-                    "fingerprint": fingerprint},
-    }
+    header = _header(cfg, samples, used_samples, fingerprint, {
+        "name": pairs.name, "n_comparisons": len(table), "n_genuine": int(table.mated.sum()),
+        "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0])))})
     metrics = summary.summarise(
         table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
-        threshold_value=cfg.threshold.value, failure_policy=cfg.failure_policy, confidence=cfg.confidence,
+        threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header,
-        image_notes=emb.details)
+        image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=calibration,
+        min_count=(cfg.min_count.subjects, cfg.min_count.comparisons),
+        intersections=[list(c) for c in cfg.intersections],
+        bootstrap={"replicates": cfg.bootstrap.replicates, "seed": cfg.bootstrap.seed} if cfg.bootstrap.replicates else None,
+        reference=dict(cfg.reference))
     timings["metrics"] = time.perf_counter() - t
 
     # run folder
     t = time.perf_counter()
+    table.write_csv(out / "scores.csv")
+    if cfg.det_plot:
+        _det_plots(out, table, metrics, cfg)
+    _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
+    return metrics
+
+
+def _header(cfg, samples, used_samples, fingerprint: dict, protocol: dict) -> dict:
+    return {
+        "experiment": cfg.experiment,
+        "dataset": {"name": samples.name, "n_samples": len(used_samples),
+                    "n_subjects": int(len(np.unique(used_samples.subjects))),
+                    "attributes": samples.attribute_names, "label_sources": samples.label_sources,
+                    "label_coverage": used_samples.label_coverage()},
+        "protocol": protocol,
+        "backend": {"name": cfg.backend.name, "family": cfg.backend.family, "distance": cfg.backend.distance,
+                    "fingerprint": fingerprint},
+    }
+
+
+def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint, timings: dict, t: float) -> None:
+    """Write what every run folder holds besides scores: config, metrics, failures, figures,
+    summary, HTML report and the record."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     record.write_json(out / "metrics.json", metrics)
-    table.write_csv(out / "scores.csv")
     _write_failures(out / "failures.csv", used_samples, emb)
     if cfg.det_plot:
-        _det_plots(out, table, metrics, cfg)
+        _metric_plots(out, metrics)
     (out / "summary.md").write_text(markdown.render_summary(metrics))
     timings["report"] = time.perf_counter() - t
     rec = record.build_record(
@@ -99,8 +125,89 @@ def run(cfg, out_dir: str | Path) -> dict:
         images_sha256=record.images_digest(emb.keys),
         seed=cfg.seed, timings=timings, extraction=stats.as_dict(), failures=metrics["failures"]["images"])
     record.write_json(out / "record.json", rec)
+    from .report import html as report_html
+
+    report_html.write_report(out)
     log.info("run folder: %s", out)
+
+
+def _run_exhaustive(cfg, samples, out: Path, timings: dict, t: float) -> dict:
+    """protocol=exhaustive: every image against every other (capped per subject), counted in
+    chunks without a score table (evalkit.metrics.exhaustive)."""
+    from .data.protocols import cap_images_per_subject
+    from .metrics.exhaustive import exhaustive_counts
+
+    p = cfg.protocol
+    kept = cap_images_per_subject(samples, p.max_images_per_subject, np.random.default_rng(int(p.seed)))
+    used_samples = samples.subset(kept)
+    timings["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    emb, stats, fingerprint = extract(
+        list(used_samples.paths), cfg.backend.family, config_mod.backend_options(cfg.backend), cfg.cache_dir,
+        workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size, progress=cfg.progress)
+    timings["embed"] = time.perf_counter() - t
+    t = time.perf_counter()
+    res = exhaustive_counts(emb.vectors if emb.vectors.shape[1] else np.full((len(kept), 1), np.nan, np.float32),
+                            emb.ok, used_samples.subjects, dict(used_samples.attributes),
+                            thresholds=[float(_threshold_value(cfg))] if cfg.threshold.policy == "fixed" else [],
+                            distance=cfg.backend.distance, failure_policy=cfg.failure_policy,
+                            memory_budget_mb=float(p.memory_budget_mb), topk=int(p.topk))
+    timings["score"] = time.perf_counter() - t
+    log.info("exhaustive: %d comparisons over %d images in %.1f s", res.n_comparisons, res.n_images, res.seconds)
+    t = time.perf_counter()
+    header = _header(cfg, samples, used_samples, fingerprint, {
+        "name": p.name, "n_comparisons": int(res.overall.n_genuine + res.overall.n_impostor),
+        "n_genuine": int(res.overall.n_genuine), "n_impostor": int(res.overall.n_impostor), "n_folds": 0,
+        "max_images_per_subject": p.max_images_per_subject})
+    metrics = summary.summarise_exhaustive(
+        res, used_samples, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
+        threshold_value=_threshold_value(cfg), confidence=cfg.confidence, image_failures=emb.failures,
+        header=header, image_notes=emb.details, min_count=(cfg.min_count.subjects, cfg.min_count.comparisons),
+        reference=dict(cfg.reference))
+    timings["metrics"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
     return metrics
+
+
+def _threshold_value(cfg):
+    """The fixed threshold: the configured value, or DeepFace's own for the backend's model and distance."""
+    if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and cfg.threshold.deepface_default:
+        from .backends.deepface_backend import deepface_threshold
+
+        if cfg.backend.family == "deepface":
+            return deepface_threshold(cfg.backend.model_name, cfg.backend.distance)
+        if cfg.backend.family == "dlib":   # the same Dlib ResNet as DeepFace's "Dlib" model
+            return deepface_threshold("Dlib", cfg.backend.distance)
+        raise config_mod.ConfigError(f"threshold.deepface_default: DeepFace has no threshold for the "
+                                     f"{cfg.backend.family} backend; give threshold.value")
+    return cfg.threshold.value
+
+
+def _calibration(cfg, samples, table: ScoreTable, cal_pairs, full, ok):
+    """(evaluation table, calibration split) for threshold.policy=calibrated; else (table, None)."""
+    if cfg.threshold.policy != "calibrated":
+        return table, None
+    if cal_pairs is not None:   # LFW View 1 DevTrain -> the run's protocol
+        cal = ScoreTable.build(samples, cal_pairs, pair_distances(full, cal_pairs.a, cal_pairs.b, cfg.backend.distance), ok)
+        source = "LFW View 1 DevTrain (pairsDevTrain.txt)"
+        extra = {"shared_subjects_with_run": int(len(np.intersect1d(
+            np.concatenate([cal.subject_a, cal.subject_b]), np.concatenate([table.subject_a, table.subject_b]))))}
+    else:
+        from .metrics.thresholds import subject_split
+
+        split = subject_split(table.subject_a, table.subject_b, cfg.threshold.calibration_fraction, cfg.seed)
+        cal, table = table.subset(split["calibration"]), table.subset(split["evaluation"])
+        source = (f"a seeded subject-disjoint split (seed {cfg.seed}, {split['n_subjects_calibration']} subjects "
+                  "calibrate, the rest evaluate)")
+        extra = {"n_subjects_calibration": split["n_subjects_calibration"],
+                 "n_subjects_evaluation": split["n_subjects_evaluation"],
+                 "dropped_straddling_comparisons": split["n_dropped"], "seed": int(cfg.seed)}
+    scores, keep = apply_failure_policy(cal.distance, cal.failed, cfg.failure_policy)
+    imp = scores[keep & ~cal.mated]
+    if len(imp) == 0:
+        raise ValueError(f"the calibration split ({source}) has no impostor comparisons")
+    return table, {"source": source, "impostor": imp, "n_genuine": int((keep & cal.mated).sum()), "extra": extra}
 
 
 def _write_failures(path: Path, samples, emb) -> None:
@@ -115,14 +222,32 @@ def _write_failures(path: Path, samples, emb) -> None:
                             *[samples.attributes[a][i] for a in samples.attribute_names]])
 
 
+def _metric_plots(out: Path, metrics: dict) -> None:
+    """Publication figures drawn from metrics alone: cross-group FMR heatmaps, failure to enrol."""
+    for attr, cross in (metrics.get("cross_fmr") or {}).items():
+        plots.save_figure(plots.cross_fmr_heatmap(cross, f"{metrics['experiment']}: impostor FMR by {attr}"),
+                          out / f"cross_fmr_{attr}")
+    plots.save_figure(plots.failure_to_enrol_plot(metrics["failures"]["by_group"],
+                                                  f"{metrics['experiment']}: failure to enrol"), out / "fte")
+
+
 def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
+    """Per attribute: each group's DET curve and its genuine/impostor score distributions."""
     scores, keep = apply_failure_policy(table.distance, table.failed, cfg.failure_policy)
     thr = metrics["threshold"]["value"]
+    if thr is None:   # per-group thresholds: mark each group's own
+        thr = {g: v["value"] for g, v in next(iter(metrics["threshold"]["per_group"].values())).items()}
     for attr, (ga, gb) in table.groups.items():
-        curves = {}
+        curves, finite, failed = {}, {}, {}
         same = (ga == gb) & keep
         for g in np.unique(ga[same]):
             m = same & (ga == g)
-            curves[str(g)] = (scores[m & table.mated], scores[m & ~table.mated])
+            gen, imp = scores[m & table.mated], scores[m & ~table.mated]
+            curves[str(g)] = (gen, imp)
+            finite[str(g)] = (gen[np.isfinite(gen)], imp[np.isfinite(imp)])
+            failed[str(g)] = int((m & table.failed).sum())
         plots.det_plot(curves, out / f"det_{attr}", f"{metrics['experiment']}: DET by {attr}",
-                       threshold=thr, min_count=2)
+                       threshold=thr, min_count=2, formats=plots.FORMATS)
+        plots.save_figure(plots.score_distribution_plot(
+            finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=thr,
+            xlabel=f"{cfg.backend.distance} distance (lower = more alike)", failed=failed), out / f"scores_{attr}")

@@ -18,7 +18,7 @@ SMALL = ["protocol.pairs_per_fold=2", "progress=false"]
 
 def evalkit(args, tmp, env_extra=None, check=True):
     env = dict(os.environ)
-    env["EVALKIT_HOME"] = str(tmp / "home")
+    env["EVALKIT_HOME"] = os.environ["EVALKIT_HOME"]   # the session's home: embeddings cached by other tests are reused
     env.update(env_extra or {})
     proc = subprocess.run([sys.executable, "-m", "evalkit.cli", *args, f"results_dir={tmp / 'results'}"],
                           capture_output=True, text=True, env=env, timeout=900)
@@ -45,7 +45,7 @@ def test_run_writes_the_run_folder(backend, tmp, lfw_root):
         assert (run / name).is_file(), name
     m = json.loads((run / "metrics.json").read_text())
     assert m["protocol"]["n_comparisons"] == 40 and m["protocol"]["n_folds"] == 10
-    assert m["threshold"]["policy"] == "target_fmr" and m["threshold"]["target_fmr"] == 1e-3
+    assert m["threshold"]["policy"] == "global_fmr" and m["threshold"]["target_fmr"] == 1e-3
     for key in ("fmr", "fnmr", "n_genuine", "n_impostor", "n_subjects"):
         assert key in m["overall"]
         for attr in ("sex", "race"):
@@ -104,7 +104,8 @@ def test_csv_dataset_records_corrupt_and_missing_images_per_group(tmp, lfw_root,
         w.writerow(["broken.jpg", "Jennifer_Lopez", "female", 40])        # corrupt image
         w.writerow(["Tony_Blair/Tony_Blair_0099.jpg", "Tony_Blair", "male", ""])  # missing file
     evalkit(["run", "dataset=csv", f"dataset.path={tmp_path / 'mine.csv'}", "dataset.name=mine",
-             "protocol=generated", "protocol.nonmated=null", "backend=dlib", "progress=false"], tmp)
+             "+dataset.numeric_bands.age=[18,30,45,60]", "protocol=generated", "protocol.nonmated=null", "backend=dlib",
+             "progress=false"], tmp)
     (run,) = run_dirs(tmp, "mine-generated-dlib")
     m = json.loads((run / "metrics.json").read_text())
     f = m["failures"]
@@ -115,3 +116,45 @@ def test_csv_dataset_records_corrupt_and_missing_images_per_group(tmp, lfw_root,
     assert f["comparisons"]["genuine"] == 3 + 2         # Tony's pairs with the missing file, Jennifer's with the broken one
     failed_rows = list(csv.DictReader((run / "failures.csv").open()))
     assert {r["reason"] for r in failed_rows} == {"missing_file", "unreadable"}
+
+
+def test_threshold_policies_are_named_in_the_run(tmp, lfw_run):
+    """per_group_fmr and calibrated (subject split) on real dlib scores (the images of the shared
+    lfw_run, already embedded)."""
+    small = ["protocol.pairs_per_fold=10", "progress=false", "det_plot=false", "bootstrap.replicates=50"]
+    evalkit(["run", "-m", "threshold=per_group_fmr,calibrated", "threshold.target_fmr=0.05", *small], tmp)
+    runs = {json.loads(p.read_text())["threshold"]["policy"]: json.loads(p.read_text())
+            for p in (tmp / "results" / "multirun").glob("*/*/metrics.json")}
+    per, cal = runs["per_group_fmr"], runs["calibrated"]
+    assert per["threshold"]["value"] is None and "PER-GROUP" in per["threshold"]["label"]
+    own = per["threshold"]["per_group"]["sex"]
+    assert own["male"]["n_impostor"] > 20
+    for g, v in per["groups"]["sex"].items():   # each group's own impostors at its own threshold meet the target
+        assert v["n_impostor"] == 0 or v["fmr"] <= 0.05
+    c = cal["threshold"]["calibration"]
+    assert "subject-disjoint" in c["source"] and c["n_subjects_calibration"] > 0
+    # evaluation and calibration share no subject: the evaluated comparisons are what is left
+    assert cal["protocol"]["n_comparisons"] + c["n_genuine"] + c["n_impostor"] + c["dropped_straddling_comparisons"] == 200
+
+
+def test_exhaustive_protocol_runs_end_to_end_on_real_images(tmp, lfw_root, tmp_path):
+    """protocol=exhaustive on a small CSV of real LFW images: every pair counted, no score table."""
+    imgs = copy_images(lfw_root, tmp_path, [("Serena_Williams", 1), ("Serena_Williams", 3), ("Serena_Williams", 4),
+                                            ("Tony_Blair", 1), ("Tony_Blair", 2), ("Tony_Blair", 3),
+                                            ("Jennifer_Lopez", 1), ("Jennifer_Lopez", 2), ("Colin_Powell", 1)])
+    sex = {"Serena_Williams": "female", "Tony_Blair": "male", "Jennifer_Lopez": "female", "Colin_Powell": "male"}
+    with open(tmp_path / "all.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "subject", "sex"])
+        for p in imgs:
+            w.writerow([p.relative_to(tmp_path), p.parent.name, sex[p.parent.name]])
+    evalkit(["run", "dataset=csv", f"dataset.path={tmp_path / 'all.csv'}", "dataset.name=four",
+             "protocol=exhaustive", "threshold=fixed", "threshold.value=0.6",
+             "progress=false"], tmp)
+    (run,) = run_dirs(tmp, "four-exhaustive-dlib")
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["protocol"]["n_comparisons"] == 9 * 8 // 2
+    assert m["protocol"]["n_genuine"] == 3 + 3 + 1       # C(3,2) + C(3,2) + C(2,2)
+    assert m["groups"]["sex"]["female"]["n_genuine"] == 4 and m["groups"]["sex"]["male"]["n_genuine"] == 3
+    assert m["overall"]["false_matches"] == 0            # dlib keeps these four people apart at 0.6
+    assert not (run / "scores.csv").exists() and (run / "report.html").is_file()

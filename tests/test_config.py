@@ -20,7 +20,7 @@ def test_defaults_compose_to_dlib_on_lfw_view2(monkeypatch):
     monkeypatch.setenv("EVALKIT_DATA_DIR", "/some/where")
     c = cfg()
     assert (c.dataset.name, c.protocol.name, c.backend.name) == ("lfw", "lfw_view2", "dlib")
-    assert c.threshold.policy == "target_fmr" and c.threshold.target_fmr == 1e-3
+    assert c.threshold.policy == "global_fmr" and c.threshold.target_fmr == 1e-3
     assert c.dataset.root == "/some/where/lfw"
     config_mod.validate(c)
 
@@ -69,3 +69,10 @@ def test_registry_hints_and_duplicates():
         r.get("alpah")
     with pytest.raises(RegistryError, match="already registered"):
         r.register("alpha", "json:loads")
+
+
+def test_deepface_model_override_must_not_mislabel_the_run():
+    with pytest.raises(config_mod.ConfigError, match="mislabelled"):
+        config_mod.validate(cfg("backend=deepface-dlib", "backend.model_name=ArcFace"))
+    config_mod.validate(cfg("backend=deepface-dlib", "backend.model_name=ArcFace", "backend.name=deepface-arcface"))
+    config_mod.validate(cfg("backend=deepface-vgg-face"))
