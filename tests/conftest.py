@@ -65,6 +65,25 @@ def lfw_image(lfw_root):
     return get
 
 
+def yunet_path() -> Path:
+    """Where the offline YuNet detector file is: $EVALKIT_YUNET_ONNX, else models/yunet/ beside the
+    data root ($EVALKIT_DATA_DIR/../models/yunet; CI: ../shared/models/yunet)."""
+    env = os.environ.get("EVALKIT_YUNET_ONNX")
+    if env:
+        return Path(env)
+    data = Path(os.environ["EVALKIT_DATA_DIR"]) if os.environ.get("EVALKIT_DATA_DIR") else REPO.parent / "shared" / "datasets"
+    return data.resolve().parent / "models" / "yunet" / "face_detection_yunet_2026may.onnx"
+
+
+@pytest.fixture(scope="session")
+def yunet_onnx() -> Path:
+    """The YuNet .onnx (see yunet_path); skips on a developer's machine without it, fails in CI."""
+    p = yunet_path()
+    if not p.is_file():
+        _missing(f"YuNet detector file not found at {p}; set EVALKIT_YUNET_ONNX to a YuNet .onnx")
+    return p
+
+
 @pytest.fixture(scope="session", autouse=True)
 def evalkit_home(tmp_path_factory) -> Path:
     """One evalkit home (embedding cache, DeepFace weights folder) for the whole test session,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import re
 from pathlib import Path
 
@@ -16,20 +15,7 @@ import pytest
 from evalkit.backends import build_backend, weights
 from evalkit.backends.base import WeightsMissing
 from evalkit.backends.deepface_backend import DeepFaceBackend, DependencyMissing, deepface_threshold
-from tests.conftest import REPO, _missing, compose_config
-
-YUNET_SHARED = REPO.parent / "shared" / "models" / "yunet" / "face_detection_yunet_2026may.onnx"
-
-
-@pytest.fixture(scope="session")
-def yunet_onnx() -> Path:
-    """The YuNet .onnx shipped in ../shared/models/yunet ($EVALKIT_YUNET_ONNX overrides); skips on a
-    developer's machine without it, fails in CI."""
-    p = Path(os.environ.get("EVALKIT_YUNET_ONNX") or YUNET_SHARED)
-    if not p.is_file():
-        _missing(f"YuNet detector file not found at {p}; set EVALKIT_YUNET_ONNX to a YuNet .onnx")
-    return p
-
+from tests.conftest import compose_config
 
 @pytest.fixture
 def fresh_home(tmp_path, monkeypatch) -> Path:

@@ -173,31 +173,16 @@ def test_similarity_transform_recovers_a_known_transform():
         assert out[int(round(y)), int(round(x))].max() > 100
 
 
-@pytest.fixture(scope="module")
-def yunet_file() -> Path:
-    """The YuNet .onnx in ../shared/models/yunet ($EVALKIT_YUNET_ONNX overrides); skips on a
-    developer's machine without it, fails in CI (the same convention as test_deepface_zoo.py)."""
-    import os
-
-    from tests.conftest import REPO, _missing
-
-    p = Path(os.environ.get("EVALKIT_YUNET_ONNX")
-             or REPO.parent / "shared" / "models" / "yunet" / "face_detection_yunet_2026may.onnx")
-    if not p.is_file():
-        _missing(f"YuNet detector file not found at {p}; set EVALKIT_YUNET_ONNX to a YuNet .onnx")
-    return p
-
-
-def test_yunet_five_point_alignment_on_real_faces(tmp_path, lfw_image, yunet_file):
+def test_yunet_five_point_alignment_on_real_faces(tmp_path, lfw_image, yunet_onnx):
     """ArcFace-style preprocessing: YuNet's five landmarks (in the template's order: the subject's
     right eye on the image's left) are warped onto ArcFace's reference points. The similarity that
     does it fits them to a few pixels; with the eyes swapped it could not."""
     from evalkit.backends.detectors import FaceDetector
 
     model = tmp_path / "tiny112.onnx"
-    b = build_backend("onnx", dict(model_path=str(model), detector="yunet", detector_model_path=str(yunet_file),
+    b = build_backend("onnx", dict(model_path=str(model), detector="yunet", detector_model_path=str(yunet_onnx),
                                    alignment="five_points", input_size=[112, 112]))
-    det = FaceDetector("yunet", str(yunet_file))
+    det = FaceDetector("yunet", str(yunet_onnx))
     for name, n in (("Tony_Blair", 1), ("Jennifer_Lopez", 1), ("Colin_Powell", 2)):
         img = cv2.imread(lfw_image(name, n))
         face, note = b.face_image(img)
@@ -214,5 +199,5 @@ def test_yunet_five_point_alignment_on_real_faces(tmp_path, lfw_image, yunet_fil
         # the crop is that warp of the image
         np.testing.assert_array_equal(face, cv2.warpAffine(img, M, (112, 112), borderValue=0.0))
     fp_files = [f.name for f in type(b).required_files({"model_path": str(model), "detector": "yunet",
-                                                        "detector_model_path": str(yunet_file)})]
-    assert fp_files == ["tiny112.onnx", yunet_file.name]
+                                                        "detector_model_path": str(yunet_onnx)})]
+    assert fp_files == ["tiny112.onnx", yunet_onnx.name]
