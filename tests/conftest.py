@@ -100,6 +100,16 @@ def corrupt_image(tmp_path) -> Path:
     return p
 
 
+def embed_people(backend, lfw_image, people) -> tuple:
+    """Embed real LFW images of ``people`` ([(name, (image numbers...)), ...]) with ``backend``:
+    (EmbeddingResult, subject per image, paths)."""
+    import numpy as np
+
+    paths = [lfw_image(name, n) for name, nums in people for n in nums]
+    subjects = np.array([name for name, nums in people for _ in nums])
+    return backend.embed(paths), subjects, paths
+
+
 def copy_images(lfw_root: Path, dest: Path, names: list[tuple[str, int]]) -> list[Path]:
     out = []
     for name, n in names:

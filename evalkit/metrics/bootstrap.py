@@ -68,6 +68,7 @@ import numpy as np
 from scipy import sparse, stats
 
 from . import disparity as disp
+from .rates import check_mated
 
 __all__ = [
     "Interval",
@@ -185,14 +186,7 @@ class _Data:
 
 
 def _bool(x, n: int, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must be 1-D of length {n}, got shape {arr.shape}")
-    if arr.dtype != bool:
-        if arr.size and not np.isin(arr, (0, 1)).all():
-            raise ValueError(f"{name} must hold booleans or 0/1")
-        arr = arr.astype(bool)
-    return arr
+    return check_mated(x, n, name)   # the same rule: 1-D, length n, booleans or 0/1
 
 
 def _labels(x, n: int, name: str) -> np.ndarray:

@@ -119,6 +119,27 @@ def failures_by_group(image_failures, image_groups: dict, confidence: float, ima
 FNMR_AT_FMR = (1e-1, 1e-2, 1e-3, 1e-4)
 
 
+def failures_block(image_failures, image_notes, image_groups: dict, confidence: float, *, genuine: int,
+                   impostor: int, excluded: int) -> dict:
+    """metrics.json ``failures``: images failed by reason, fallbacks by note, comparisons touching a
+    failure (genuine, impostor), comparisons excluded by the policy, failure to enrol per group."""
+    reasons: dict[str, int] = {}
+    fallbacks: dict[str, int] = {}
+    for i, f in enumerate(image_failures):
+        if f:
+            reasons[f] = reasons.get(f, 0) + 1
+        elif image_notes is not None and image_notes[i]:
+            fallbacks[image_notes[i]] = fallbacks.get(image_notes[i], 0) + 1
+    n_img, n_failed = len(image_failures), sum(reasons.values())
+    return {
+        "images": {"n": n_img, "failed": n_failed, "rate": n_failed / n_img if n_img else None,
+                   "by_reason": dict(sorted(reasons.items())), "fallbacks": dict(sorted(fallbacks.items()))},
+        "comparisons": {"genuine": genuine, "impostor": impostor},
+        "excluded_comparisons": excluded,
+        "by_group": failures_by_group(image_failures, image_groups, confidence, image_notes),
+    }
+
+
 def _small(entry: dict, min_subjects: int, min_comparisons: int) -> dict:
     """Small-group flags: a rate is flagged when its group has fewer than ``min_subjects``
     subjects or fewer than ``min_comparisons`` comparisons of that rate's kind (genuine for
@@ -232,26 +253,13 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
         calibration=calibration)
     decision = s - t_comp   # a match when <= 0; +inf (failure) never matches
 
-    reasons: dict[str, int] = {}
-    fallbacks: dict[str, int] = {}
-    for i, f in enumerate(image_failures):
-        if f:
-            reasons[f] = reasons.get(f, 0) + 1
-        elif image_notes is not None and image_notes[i]:
-            fallbacks[image_notes[i]] = fallbacks.get(image_notes[i], 0) + 1
     n_img = len(image_failures)
-    n_failed = sum(reasons.values())
     out = dict(header)
     out["schema"] = SCHEMA
     out["failure_policy"] = failure_policy
-    out["failures"] = {
-        "images": {"n": n_img, "failed": n_failed, "rate": n_failed / n_img if n_img else None,
-                   "by_reason": dict(sorted(reasons.items())), "fallbacks": dict(sorted(fallbacks.items()))},
-        "comparisons": {"genuine": int((table.failed & table.mated).sum()),
-                        "impostor": int((table.failed & ~table.mated).sum())},
-        "excluded_comparisons": int((~keep).sum()),
-        "by_group": failures_by_group(image_failures, image_groups, confidence, image_notes),
-    }
+    out["failures"] = failures_block(
+        image_failures, image_notes, image_groups, confidence, genuine=int((table.failed & table.mated).sum()),
+        impostor=int((table.failed & ~table.mated).sum()), excluded=int((~keep).sum()))
     out["threshold"] = thr
     out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
     out["overall"] = flatten_summary(groups_mod.overall_rates(decision, mated, sa, sb, 0.0, confidence))
@@ -344,25 +352,13 @@ def summarise_exhaustive(res, samples, *, threshold_policy: str, target_fmr: flo
         raise ValueError(f"threshold.policy={threshold_policy} is not available with protocol=exhaustive; "
                          "use global_fmr or fixed")
     overall, groups = res.counts_at([t])
-    n_img = len(image_failures)
-    reasons: dict[str, int] = {}
-    fallbacks: dict[str, int] = {}
-    for i, f in enumerate(image_failures):
-        if f:
-            reasons[f] = reasons.get(f, 0) + 1
-        elif image_notes is not None and image_notes[i]:
-            fallbacks[image_notes[i]] = fallbacks.get(image_notes[i], 0) + 1
     out = dict(header)
     out["schema"] = SCHEMA
     out["failure_policy"] = res.failure_policy
     excluded = overall.failed_genuine + overall.failed_impostor if res.failure_policy == "exclude" else 0
-    out["failures"] = {
-        "images": {"n": n_img, "failed": sum(reasons.values()), "rate": sum(reasons.values()) / n_img if n_img else None,
-                   "by_reason": dict(sorted(reasons.items())), "fallbacks": dict(sorted(fallbacks.items()))},
-        "comparisons": {"genuine": int(overall.failed_genuine), "impostor": int(overall.failed_impostor)},
-        "excluded_comparisons": int(excluded),
-        "by_group": failures_by_group(image_failures, samples.attributes, confidence, image_notes),
-    }
+    out["failures"] = failures_block(image_failures, image_notes, samples.attributes, confidence,
+                                     genuine=int(overall.failed_genuine), impostor=int(overall.failed_impostor),
+                                     excluded=int(excluded))
     out["threshold"] = thr
     out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
     out["overall"] = _entry_from_counts(overall, len(np.unique(samples.subjects)), confidence, (0, 0))

@@ -9,6 +9,8 @@ import itertools
 import numpy as np
 import pytest
 
+from tests.conftest import embed_people
+
 from evalkit.backends import build_backend
 from evalkit.backends import facenet as fn
 from evalkit.backends.base import MISSING_FILE, MULTIPLE_FACES, NO_FACE, UNREADABLE, EnrolmentFailure, WeightsMissing
@@ -26,12 +28,7 @@ def backend():
 
 @pytest.fixture(scope="module")
 def embedded(backend, lfw_image):
-    paths, subjects = [], []
-    for name, nums in PEOPLE:
-        for n in nums:
-            paths.append(lfw_image(name, n))
-            subjects.append(name)
-    return backend.embed(paths), np.array(subjects), paths
+    return embed_people(backend, lfw_image, PEOPLE)
 
 
 def test_real_images_embed_unit_512(embedded):

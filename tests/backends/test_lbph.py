@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import embed_people
+
 from evalkit.backends import build_backend
 from evalkit.backends.base import MISSING_FILE, NO_FACE, UNREADABLE
 from evalkit.backends.lbph import lbph_histogram
@@ -68,12 +70,8 @@ def backend():
 
 @pytest.fixture(scope="module")
 def embedded(backend, lfw_image):
-    paths, subjects = [], []
-    for name, nums in PEOPLE:
-        for n in nums:
-            paths.append(lfw_image(name, n))
-            subjects.append(name)
-    return backend.embed(paths), np.array(subjects)
+    res, subjects, _ = embed_people(backend, lfw_image, PEOPLE)
+    return res, subjects
 
 
 def test_histogram_equals_numpy_lbp(backend, lfw_image):
