@@ -63,6 +63,16 @@ class EmbeddingResult:
         return np.array([f is None for f in self.failures], dtype=bool)
 
 
+def check_choice(backend: str, key: str, value, allowed) -> None:
+    """Raise ValueError naming the backend, the option and the allowed values (with a did-you-mean)."""
+    if value not in allowed:
+        import difflib
+
+        hint = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+        raise ValueError(f"{backend} backend: {key} must be one of {tuple(allowed)}, got {value!r}"
+                         + (f". Did you mean {hint[0]!r}?" if hint else ""))
+
+
 def read_image_bgr(path: str) -> np.ndarray:
     """Read an image as a BGR uint8 array, or raise EnrolmentFailure (missing / unreadable)."""
     import cv2

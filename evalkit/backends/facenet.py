@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import NO_FACE, Backend, EnrolmentFailure, read_image_bgr
+from .base import NO_FACE, Backend, check_choice, EnrolmentFailure, read_image_bgr
 from .mtcnn import MTCNNDetector, MULTI_FACE_POLICIES, choose_face, mtcnn_required_files, mtcnn_version
 from .weights import WeightFile, cached_sha256
 
@@ -213,8 +213,7 @@ class FaceNetBackend(Backend):
                                     (normalization, NORMALIZATIONS, "normalization"),
                                     (multiple_faces, MULTI_FACE_POLICIES, "multiple_faces"),
                                     (no_face, NO_FACE_POLICIES, "no_face")):
-            if value not in allowed:
-                raise ValueError(f"facenet backend: {key} must be one of {allowed}, got {value!r}")
+            check_choice("facenet", key, value, allowed)
         if int(margin) < 0 or int(image_size) < 1:
             raise ValueError("facenet backend: margin must be >= 0 and image_size >= 1")
         self.detector = detector

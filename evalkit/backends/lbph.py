@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Backend, read_image_bgr
+from .base import check_choice, Backend, read_image_bgr
 from .detectors import (HAAR_CENTER_BOX, MULTI_FACE_POLICIES, NO_FACE_POLICIES, FaceDetector, crop_box,
                         detector_files, locate_face)
 
@@ -65,10 +65,8 @@ class LBPHBackend(Backend):
                  distance: str = "chi2", **unused):
         if unused:
             raise TypeError(f"lbph backend: unknown options {sorted(unused)}")
-        if multiple_faces not in MULTI_FACE_POLICIES:
-            raise ValueError(f"lbph backend: multiple_faces must be one of {MULTI_FACE_POLICIES}, got {multiple_faces!r}")
-        if no_face not in NO_FACE_POLICIES:
-            raise ValueError(f"lbph backend: no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
+        check_choice("lbph", "multiple_faces", multiple_faces, MULTI_FACE_POLICIES)
+        check_choice("lbph", "no_face", no_face, NO_FACE_POLICIES)
         if not (1 <= int(radius) and 1 <= int(neighbors) <= 16 and int(grid_x) >= 1 and int(grid_y) >= 1):
             raise ValueError("lbph backend: radius >= 1, 1 <= neighbors <= 16, grid_x, grid_y >= 1")
         if int(face_size) < 2 * int(radius) + max(int(grid_x), int(grid_y)):

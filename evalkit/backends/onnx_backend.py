@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Backend, read_image_bgr
+from .base import check_choice, Backend, read_image_bgr
 from .detectors import (MULTI_FACE_POLICIES, NO_FACE_POLICIES, FaceDetector, align_five_points, crop_box,
                         detector_files, locate_face)
 from .weights import WeightFile, cached_sha256
@@ -91,18 +91,13 @@ class OnnxBackend(Backend):
             raise TypeError(f"onnx backend: unknown options {sorted(unused)}")
         if not model_path or str(model_path) == "???":
             raise ValueError("onnx backend: model_path is required (the .onnx file to run)")
-        if colour_order not in COLOUR_ORDERS:
-            raise ValueError(f"onnx backend: colour_order must be one of {COLOUR_ORDERS}, got {colour_order!r}")
-        if layout not in LAYOUTS:
-            raise ValueError(f"onnx backend: layout must be one of {LAYOUTS}, got {layout!r}")
-        if alignment not in ALIGNMENTS:
-            raise ValueError(f"onnx backend: alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        check_choice("onnx", "colour_order", colour_order, COLOUR_ORDERS)
+        check_choice("onnx", "layout", layout, LAYOUTS)
+        check_choice("onnx", "alignment", alignment, ALIGNMENTS)
         if alignment == "five_points" and detector != "yunet":
             raise ValueError("onnx backend: alignment=five_points needs landmarks: use detector=yunet")
-        if multiple_faces not in MULTI_FACE_POLICIES:
-            raise ValueError(f"onnx backend: multiple_faces must be one of {MULTI_FACE_POLICIES}, got {multiple_faces!r}")
-        if no_face not in NO_FACE_POLICIES:
-            raise ValueError(f"onnx backend: no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
+        check_choice("onnx", "multiple_faces", multiple_faces, MULTI_FACE_POLICIES)
+        check_choice("onnx", "no_face", no_face, NO_FACE_POLICIES)
         size = [int(v) for v in input_size]
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"onnx backend: input_size must be [width, height], got {input_size!r}")
