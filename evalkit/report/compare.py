@@ -207,74 +207,6 @@ def render_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> s
     return "\n".join(lines) + "\n"
 
 
-def compare_figure(rows: list[dict], run_labels: list[str], path_stem: str | Path) -> list[Path]:
-    """FNMR (left) and FMR (right) per group, one row of panels per attribute; one colour per run,
-    points at the observed rate with the run's interval as error bars, log y. A zero rate cannot
-    sit on a log axis: it is drawn as a downward triangle at the interval's upper bound ("at most
-    this"). Groups without comparisons of a kind are left empty. Writes .png, .svg and .pdf."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import PALETTE
-
-    attrs = [a for a in dict.fromkeys(r["attribute"] for r in rows) if a != "overall" and " x " not in a] or ["overall"]
-    fig, axes = plt.subplots(len(attrs), 2, figsize=(11, 3.4 * len(attrs) + 0.6), dpi=120, squeeze=False)
-    n_runs = len(run_labels)
-    width = 0.8 / max(n_runs, 1)
-    for i, attr in enumerate(attrs):
-        sub = [r for r in rows if r["attribute"] == attr]
-        groups = sorted({r["group"] for r in sub})
-        for j, (rate, n_key, name) in enumerate((("fnmr", "n_genuine", "FNMR"), ("fmr", "n_impostor", "FMR"))):
-            ax = axes[i][j]
-            lowest = []
-            for k, label in enumerate(run_labels):
-                colour = PALETTE[k % len(PALETTE)]
-                for gi, g in enumerate(groups):
-                    r = next((x for x in sub if x["group"] == g and x["run"] == label), None)
-                    if r is None or r[rate] is None:
-                        continue
-                    x = gi - 0.4 + width * (k + 0.5)
-                    lo, hi = r[f"{rate}_ci_low"], r[f"{rate}_ci_high"]
-                    fill = "none" if r.get(f"small_{rate}") else colour
-                    if r[rate] > 0:
-                        yerr = None
-                        if lo is not None and hi is not None:
-                            yerr = [[r[rate] - max(lo, r[rate] * 1e-3)], [hi - r[rate]]]
-                        ax.errorbar([x], [r[rate]], yerr=yerr, fmt="o", color=colour, mfc=fill, ms=5, capsize=2, lw=1)
-                        lowest.append(r[rate] if lo is None or lo <= 0 else lo)
-                    elif hi is not None:
-                        ax.plot([x], [hi], "v", color=colour, mfc=fill, ms=6)
-                        ax.vlines(x, hi / 10, hi, color=colour, lw=1, linestyles=":")
-                        lowest.append(hi / 10)
-            for k, label in enumerate(run_labels):
-                ax.plot([], [], "o", color=PALETTE[k % len(PALETTE)], label=label)
-            ax.set_yscale("log")
-            if lowest:
-                ax.set_ylim(bottom=min(lowest) / 2)
-            ax.set_xticks(range(len(groups)))
-            ax.set_xticklabels(groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center",
-                               fontsize=8)
-            ax.set_xlim(-0.6, len(groups) - 0.4)
-            ax.set_title(f"{name} by {attr}", fontsize=10)
-            ax.set_ylabel(f"{name} (log scale)")
-            ax.grid(True, axis="y", which="both", alpha=0.3)
-            if i == 0 and j == 0:
-                ax.legend(fontsize=8, loc="best")
-    fig.text(0.01, 0.005, "Points: observed rate with 95% interval. \u25bd: zero errors, drawn at the interval's "
-             "upper bound. Hollow: group flagged small.", fontsize=7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    written = []
-    for ext in ("png", "svg", "pdf"):
-        p = Path(f"{path_stem}.{ext}")
-        meta = {"png": None, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[ext]
-        fig.savefig(p, metadata=meta)
-        written.append(p)
-    plt.close(fig)
-    return written
-
-
 def compare(paths, out: str | Path | None = None) -> dict:
     """Compare runs; returns {out, runs, rows, files}."""
     run_dirs = find_runs(paths)
@@ -286,7 +218,9 @@ def compare(paths, out: str | Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rows = [row for r in runs for row in rows_for(r)]
     files = [write_csv(rows, out / "compare.csv")]
-    files += compare_figure(rows, [r["label"] for r in runs], out / "compare")
+    from . import plots
+
+    files += plots.save_figure(plots.compare_runs_figure({r["label"]: r["metrics"] for r in runs}), out / "compare")
     (out / "compare.md").write_text(render_markdown(runs, rows, "compare"))
     files.append(out / "compare.md")
     return {"out": out, "runs": runs, "rows": rows, "files": files}

@@ -326,27 +326,20 @@ def failure_to_enrol_plot(by_group: dict, title: str):
 RATE_NAMES = {"fmr": "False match rate (FMR)", "fnmr": "False non-match rate (FNMR)"}
 
 
-def compare_groups_plot(runs: dict, attr: str, rate: str = "fnmr", scale: str = "log", title: str | None = None):
-    """Several runs (e.g. backends) group by group: each group of ``attr`` is a row, each run a
-    marker with its interval, at that run's own operating threshold.
-
-    runs: run name -> metrics.json dict. rate: "fmr" or "fnmr". A zero rate on a log scale is
-    drawn as an open triangle at its 95% upper bound; a rate without comparisons is left out and
-    named in the legend.
-    """
-    if rate not in RATE_NAMES:
-        raise ValueError(f"rate must be one of {sorted(RATE_NAMES)}, not {rate!r}")
-    if scale not in ("log", "linear"):
-        raise ValueError(f"scale must be 'log' or 'linear', not {scale!r}")
+def _groups_of(runs: dict, attr: str) -> list[str]:
     groups: list[str] = []
     for m in runs.values():
         for g in m.get("groups", {}).get(attr, {}):
             if g not in groups:
                 groups.append(g)
-    if not groups:
-        raise ValueError(f"no run has groups for attribute {attr!r}")
+    return groups
+
+
+def _compare_panel(ax, runs: dict, attr: str, rate: str, scale: str, groups: list[str]) -> None:
+    """One panel: each group of ``attr`` a row, each run a marker with its interval (hollow when
+    the group is flagged small for this rate); a zero rate on a log scale is an open triangle at
+    its 95% upper bound; a rate without comparisons is left out and named in the legend."""
     nruns = max(len(runs), 1)
-    fig, ax = _new_figure(figsize=(6.4, 1.0 + 0.45 * len(groups) * max(1, nruns / 2)))
     step = 0.7 / nruns
     for r, (name, m) in enumerate(runs.items()):
         colour, marker = _colour(r), MARKERS[r % len(MARKERS)]
@@ -360,6 +353,7 @@ def compare_groups_plot(runs: dict, attr: str, rate: str = "fnmr", scale: str = 
                 continue
             v = e[rate]
             ci = e.get(f"{rate}_ci") or [None, None]
+            face = "white" if e.get(f"small_{rate}") else colour
             if v == 0 and scale == "log":
                 ub = e.get(f"{rate}_upper_bound") or (ci[1] if ci and ci[1] else None)
                 if ub:
@@ -368,7 +362,7 @@ def compare_groups_plot(runs: dict, attr: str, rate: str = "fnmr", scale: str = 
             if ci and ci[0] is not None:
                 lo = ci[0] if (scale == "linear" or ci[0] > 0) else v
                 ax.plot([lo, ci[1]], [y, y], color=colour, lw=1.2)
-            ax.plot([v], [y], marker=marker, color=colour, ms=5, ls="none")
+            ax.plot([v], [y], marker=marker, color=colour, mfc=face, ms=5, ls="none")
         th = m.get("threshold", {})
         bits = [f"thr {th['value']:.4g}" if th.get("value") is not None else (th.get("policy") or "")]
         if th.get("target_fmr") is not None:
@@ -384,9 +378,59 @@ def compare_groups_plot(runs: dict, attr: str, rate: str = "fnmr", scale: str = 
     ax.set_ylim(len(groups) - 0.5, -0.5)
     ax.grid(True, which="both", axis="x")
     ax.grid(False, axis="y")
-    ax.set_xlabel(f"{RATE_NAMES[rate]} at each run's threshold ({scale} scale; lines: 95% CI)")
+    ax.set_xlabel(f"{RATE_NAMES[rate]} at each run's threshold ({scale} scale; lines: 95% CI; hollow: small group)")
     ax.set_ylabel(attr)
+
+
+def _check_rate_scale(rate: str, scale: str) -> None:
+    if rate not in RATE_NAMES:
+        raise ValueError(f"rate must be one of {sorted(RATE_NAMES)}, not {rate!r}")
+    if scale not in ("log", "linear"):
+        raise ValueError(f"scale must be 'log' or 'linear', not {scale!r}")
+
+
+def compare_groups_plot(runs: dict, attr: str, rate: str = "fnmr", scale: str = "log", title: str | None = None):
+    """Several runs (e.g. backends) group by group, one rate of one attribute: each group a row,
+    each run a marker with its interval, at that run's own operating threshold.
+
+    runs: run name -> metrics.json dict. rate: "fmr" or "fnmr". See ``_compare_panel``.
+    """
+    _check_rate_scale(rate, scale)
+    groups = _groups_of(runs, attr)
+    if not groups:
+        raise ValueError(f"no run has groups for attribute {attr!r}")
+    nruns = max(len(runs), 1)
+    fig, ax = _new_figure(figsize=(6.4, 1.0 + 0.45 * len(groups) * max(1, nruns / 2)))
+    _compare_panel(ax, runs, attr, rate, scale, groups)
     ax.set_title(title or f"{rate.upper()} by {attr}, {len(runs)} runs")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def compare_runs_figure(runs: dict, attrs=None, scale: str = "log", title: str | None = None):
+    """The ``evalkit compare`` figure: for every attribute (default: all the runs have) one row of
+    two panels, FNMR and FMR, each as ``compare_groups_plot`` draws it."""
+    _check_rate_scale("fnmr", scale)
+    if attrs is None:   # the datasets' own attribute order (metrics.json is written with sorted keys)
+        attrs = []
+        for m in runs.values():
+            for a in [*(m.get("dataset") or {}).get("attributes", []), *m.get("groups", {})]:
+                if a not in attrs:
+                    attrs.append(a)
+    attrs = [a for a in attrs if _groups_of(runs, a)]
+    if not attrs:
+        raise ValueError("the runs have no groups to compare")
+    heights = [len(_groups_of(runs, a)) * max(1, len(runs) / 2) * 0.45 + 1.6 for a in attrs]
+    fig, axes = _new_figure(len(attrs), 2, figsize=(12.8, sum(heights) + 1.2), squeeze=False,
+                            gridspec_kw={"height_ratios": heights})
+    for i, attr in enumerate(attrs):
+        groups = _groups_of(runs, attr)
+        for j, rate in enumerate(("fnmr", "fmr")):
+            ax = axes[i][j]
+            _compare_panel(ax, runs, attr, rate, scale, groups)
+            ax.set_title(f"{rate.upper()} by {attr}", fontsize=9, loc="left")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False, fontsize=7)
+    fig.suptitle(title or f"{len(runs)} runs, group by group, each at its own threshold", fontsize=10)
     fig.tight_layout()
     return fig

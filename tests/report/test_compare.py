@@ -118,12 +118,16 @@ def test_compare_errors_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("zero", [True, False])
 def test_figure_handles_zero_and_null_rates(tmp_path, zero):
-    from evalkit.report.compare import compare_figure
+    from evalkit.report import plots
 
-    base = {c: None for c in CSV_COLUMNS}
-    rows = [dict(base, run="a", attribute="sex", group="f", fnmr=0.0 if zero else 0.1, fnmr_ci_low=0.0,
-                 fnmr_ci_high=0.2, fmr=None, fmr_ci_low=None, fmr_ci_high=None, small_fnmr=True),
-            dict(base, run="b", attribute="sex", group="m", fnmr=0.05, fnmr_ci_low=0.01, fnmr_ci_high=0.1,
-                 fmr=0.001, fmr_ci_low=0.0001, fmr_ci_high=0.01)]
-    files = compare_figure(rows, ["a", "b"], tmp_path / "fig")
+    def g(fnmr, fmr, small=False):
+        return {"fnmr": fnmr, "fnmr_ci": [0.0, 0.2] if fnmr is not None else None, "fnmr_upper_bound": 0.15,
+                "fmr": fmr, "fmr_ci": [0.0001, 0.01] if fmr is not None else None, "small_fnmr": small}
+
+    runs = {"a": {"groups": {"sex": {"f": g(0.0 if zero else 0.1, None, small=True)}}, "threshold": {"value": 0.6}},
+            "b": {"groups": {"sex": {"m": g(0.05, 0.001)}}, "threshold": {"value": 0.5, "target_fmr": 1e-3}}}
+    files = plots.save_figure(plots.compare_runs_figure(runs), tmp_path / "fig")
     assert [f.suffix for f in files] == [".png", ".svg", ".pdf"] and all(f.stat().st_size > 1000 for f in files)
+    svg = (tmp_path / "fig.svg").read_text()
+    assert "n/a: m" in svg and "n/a: f" in svg       # each run names the group it has no rate for
+    assert "log scale" in svg and "FNMR by sex" in svg and "FMR by sex" in svg
