@@ -55,6 +55,19 @@ def attribute_disparity(entries: dict, boot, reference: str | None) -> dict:
     return out
 
 
+def add_bootstrap_intervals(entries: dict, errors, mated, sa, sb, ga, gb, confidence: float, bootstrap):
+    """Add ``fmr_ci_boot`` / ``fnmr_ci_boot`` (and their reasons) to each group entry from a
+    subject-clustered bootstrap over these labels; returns the BootstrapResult (None when off)."""
+    if not bootstrap or not bootstrap.get("replicates"):
+        return None
+    boot = boot_mod.cluster_bootstrap(errors, mated, sa, sb, ga, gb, replicates=int(bootstrap["replicates"]),
+                                      seed=int(bootstrap.get("seed", 0)), confidence=confidence)
+    for g, ci in boot.group_intervals().items():
+        if g in entries:
+            entries[g].update(ci)
+    return boot
+
+
 def add_disparity(out: dict, decision, mated, sa, sb, groups: dict, confidence: float, bootstrap, reference) -> None:
     """Fill ``disparity``, ``tests``, ``bootstrap`` and the per-group ``*_ci_boot`` fields of
     metrics.json ``out`` (whose ``groups`` block is already there). ``decision`` is score minus
@@ -65,15 +78,10 @@ def add_disparity(out: dict, decision, mated, sa, sb, groups: dict, confidence: 
     out["bootstrap"] = None
     for attr, (ga, gb) in groups.items():
         entries = out["groups"][attr]
-        boot = None
-        if bootstrap and bootstrap.get("replicates"):
-            boot = boot_mod.cluster_bootstrap(errors, mated, sa, sb, ga, gb, replicates=int(bootstrap["replicates"]),
-                                              seed=int(bootstrap.get("seed", 0)), confidence=confidence)
+        boot = add_bootstrap_intervals(entries, errors, mated, sa, sb, ga, gb, confidence, bootstrap)
+        if boot is not None:
             out["bootstrap"] = {**boot.info(), "note": "FMR intervals are conservative (product weighting of "
                                 "resampled impostor pairs); FNMR intervals are not affected"}
-            for g, ci in boot.group_intervals().items():
-                if g in entries:
-                    entries[g].update(ci)
         out["disparity"][attr] = attribute_disparity(entries, boot, reference.get(attr))
         tests = {}
         for kind, flag in (("fnmr", "small_fnmr"), ("fmr", "small_fmr")):

@@ -62,6 +62,7 @@ from ..scoring import apply_failure_policy
 from . import groups as groups_mod
 from . import rates, uncertainty
 from . import stats as stats_mod
+from .bootstrap import errors_from_decision
 from . import thresholds as thresholds_mod
 
 SCHEMA = "evalkit.metrics/2"
@@ -276,6 +277,8 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
         ia = np.array([" x ".join(t) for t in zip(*(groups[c][0] for c in combo))]) if len(s) else np.array([], str)
         ib = np.array([" x ".join(t) for t in zip(*(groups[c][1] for c in combo))]) if len(s) else np.array([], str)
         out["intersections"][name], _ = group_breakdown(s, decision, mated, sa, sb, ia, ib, confidence, min_count)
+        stats_mod.add_bootstrap_intervals(out["intersections"][name], errors_from_decision(decision, mated),
+                                          mated, sa, sb, ia, ib, confidence, bootstrap)
         if all(c in image_groups for c in combo) and n_img:
             combined = np.array([" x ".join(t) for t in zip(*(np.asarray(image_groups[c]).astype(str) for c in combo))])
             out["failures"]["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence,

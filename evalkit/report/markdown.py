@@ -69,9 +69,11 @@ def _detail_sections(m: dict) -> list[str]:
         lines.append("")
     fails = m["failures"]["by_group"]
     for name, groups in (m.get("intersections") or {}).items():
-        lines += [f"## By {name}", "", "| group | subjects | genuine | FNMR | impostor | FMR | failed images |",
-                  "|---|---:|---:|---|---:|---|---:|", *_group_rows({g: {k: v for k, v in e.items() if not k.endswith('_boot')}
-                                                                         for g, e in groups.items()}, fails.get(name, {})), ""]
+        has_boot = any("fnmr_ci_boot" in e for e in groups.values())
+        hdr = ("| group | subjects | genuine | FNMR | impostor | FMR | FNMR CI (subjects) | FMR CI (subjects) | failed images |"
+               if has_boot else "| group | subjects | genuine | FNMR | impostor | FMR | failed images |")
+        rule = "|---|---:|---:|---|---:|---|---|---|---:|" if has_boot else "|---|---:|---:|---|---:|---|---:|"
+        lines += [f"## By {name}", "", hdr, rule, *_group_rows(groups, fails.get(name, {})), ""]
     disp = m.get("disparity") or {}
     if disp:
         lines += ["## Disparity summaries", "",

@@ -153,8 +153,11 @@ def test_disparity_block_uses_unflagged_groups_and_matches_the_published_formula
     d = synthetic(n_subj=90)
     common = dict(target_fmr=1e-2, threshold_value=None, failure_policy="nonmatch", confidence=0.95,
                   image_failures=[], image_groups={}, header={})
-    m = summarise(_table(d), threshold_policy="global_fmr", min_count=(10, 30),
+    m = summarise(_table(d), threshold_policy="global_fmr", min_count=(10, 30), intersections=[["sex", "race"]],
                   bootstrap={"replicates": 200, "seed": 1}, **common)
+    for e in m["intersections"]["sex x race"].values():      # intersections get subject-clustered intervals too
+        lo, hi = e["fnmr_ci_boot"]
+        assert lo <= e["fnmr"] <= hi
     g = m["groups"]["sex"]
     fmr = {k: v["fmr"] for k, v in g.items()}
     fnmr = {k: v["fnmr"] for k, v in g.items()}
