@@ -286,6 +286,12 @@ def validate(cfg: Any) -> None:
     one_of(cfg.threshold.calibration, ("lfw_view1_train", "subject_split"), "threshold.calibration")
     if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train" and cfg.dataset.kind != "lfw":
         raise ConfigError("threshold.calibration=lfw_view1_train needs dataset=lfw; use subject_split")
+    attrs = list(cfg.dataset.attributes or [])
+    if cfg.threshold.policy == "per_group_fmr" and cfg.threshold.attribute and attrs:
+        one_of(cfg.threshold.attribute, attrs, "threshold.attribute")
+    for name in (cfg.reference or {}):
+        if attrs:
+            one_of(name, attrs, "reference (an attribute)")
     if not 0 < cfg.threshold.calibration_fraction < 1:
         raise ConfigError("threshold.calibration_fraction must be in (0, 1)")
     if cfg.min_count.subjects < 0 or cfg.min_count.comparisons < 0:

@@ -76,3 +76,11 @@ def test_deepface_model_override_must_not_mislabel_the_run():
         config_mod.validate(cfg("backend=deepface-dlib", "backend.model_name=ArcFace"))
     config_mod.validate(cfg("backend=deepface-dlib", "backend.model_name=ArcFace", "backend.name=deepface-arcface"))
     config_mod.validate(cfg("backend=deepface-vgg-face"))
+
+
+def test_policy_attribute_typos_fail_before_any_work():
+    with pytest.raises(config_mod.ConfigError, match="Did you mean 'race'"):
+        config_mod.validate(cfg("threshold=per_group_fmr", "threshold.attribute=rase"))
+    with pytest.raises(config_mod.ConfigError, match="Did you mean 'sex'"):
+        config_mod.validate(cfg("+reference.sexx=male"))
+    config_mod.validate(cfg("threshold=per_group_fmr", "threshold.attribute=race", "+reference.sex=male"))
