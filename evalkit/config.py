@@ -289,6 +289,10 @@ def validate(cfg: Any) -> None:
     attrs = list(cfg.dataset.attributes or [])
     if cfg.threshold.policy == "per_group_fmr" and cfg.threshold.attribute and attrs:
         one_of(cfg.threshold.attribute, attrs, "threshold.attribute")
+    for combo in (cfg.intersections or []):
+        for name in combo:
+            if attrs:
+                one_of(name, attrs, "intersections (an attribute)")
     for name in (cfg.reference or {}):
         if attrs:
             one_of(name, attrs, "reference (an attribute)")

@@ -84,3 +84,5 @@ def test_policy_attribute_typos_fail_before_any_work():
     with pytest.raises(config_mod.ConfigError, match="Did you mean 'sex'"):
         config_mod.validate(cfg("+reference.sexx=male"))
     config_mod.validate(cfg("threshold=per_group_fmr", "threshold.attribute=race", "+reference.sex=male"))
+    with pytest.raises(config_mod.ConfigError, match="Did you mean 'race'"):
+        config_mod.validate(cfg("intersections=[[sex,rase]]"))

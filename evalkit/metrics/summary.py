@@ -41,6 +41,7 @@ zero rate.
                       impostor comparison when both subjects are in g.
     mixed             attribute -> the fields of overall, for comparisons whose two sides differ in group
     intersections     "sex x race" -> "female x caucasian" -> the fields of groups
+    intersections_skipped   (when any) "sex x race" -> why it was not computed (e.g. no race column)
     cross_fmr         attribute -> {labels, false_matches, n_impostor, fmr}: symmetric matrices, cell
                       [i][j] = impostor comparisons with one subject in labels[i], the other in labels[j]
     disparity         attribute -> summary name -> {value, ci, reason, definition, source, groups};
@@ -270,8 +271,10 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
         out["cross_fmr"][a] = cross_fmr(decision, mated, ga, gb)
     out["intersections"] = {}
     for combo in intersections:
-        combo = [c for c in combo if c in groups]
-        if len(combo) < 2:
+        missing = [c for c in combo if c not in groups]
+        if missing or len(combo) < 2:
+            out.setdefault("intersections_skipped", {})[" x ".join(combo)] = (
+                f"attribute(s) {missing} not in this run ({list(groups)})" if missing else "needs two attributes")
             continue
         name = " x ".join(combo)
         ia = np.array([" x ".join(t) for t in zip(*(groups[c][0] for c in combo))]) if len(s) else np.array([], str)

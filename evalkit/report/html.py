@@ -420,8 +420,10 @@ def _intersections_section(m: dict) -> str:
     out = ['<section id="intersections"><h2>Intersections</h2>']
     if inter is None:
         out.append('<p class="absent">Not computed: metrics.json has no "intersections" block.</p>')
-    elif not inter:
+    elif not inter and not m.get("intersections_skipped"):
         out.append('<p class="absent">None configured for this run.</p>')
+    for name, why in (m.get("intersections_skipped") or {}).items():
+        out.append(f'<p class="absent">Not computed: {esc(name)}: {esc(why)}.</p>')
     for name, groups in (inter or {}).items():
         out.append(_group_table(m, f"intersections.{name}", groups,
                                 f"By {esc(name)}: FNMR and FMR at the operating threshold"))

@@ -74,6 +74,8 @@ def _detail_sections(m: dict) -> list[str]:
                if has_boot else "| group | subjects | genuine | FNMR | impostor | FMR | failed images |")
         rule = "|---|---:|---:|---|---:|---|---|---|---:|" if has_boot else "|---|---:|---:|---|---:|---|---:|"
         lines += [f"## By {name}", "", hdr, rule, *_group_rows(groups, fails.get(name, {})), ""]
+    for name, why in (m.get("intersections_skipped") or {}).items():
+        lines += [f"Intersection {name} not computed: {why}.", ""]
     disp = m.get("disparity") or {}
     if disp:
         lines += ["## Disparity summaries", "",

@@ -201,3 +201,11 @@ def test_unlabelled_is_reported_but_never_a_disparity_group_or_reference():
         assert "unlabelled" not in m["disparity"]["sex"][name]["groups"]
     assert m["disparity"]["sex"]["fnmr_ratio_to_reference"]["reference"] != "unlabelled"
     assert all("unlabelled" not in (t["a"], t["b"]) for t in m["tests"]["sex"]["fnmr"])
+
+
+def test_an_intersection_the_data_cannot_make_is_reported_not_dropped():
+    d = synthetic()
+    m = summarise(_table(d), threshold_policy="global_fmr", target_fmr=1e-2, threshold_value=None,
+                  failure_policy="nonmatch", confidence=0.95, image_failures=[], image_groups={}, header={},
+                  intersections=[["sex", "age"]], bootstrap=None)
+    assert m["intersections"] == {} and "age" in m["intersections_skipped"]["sex x age"]
