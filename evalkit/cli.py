@@ -5,6 +5,7 @@
     evalkit data verify lfw                 check a local copy against the fixed SHA-256s (no network)
     evalkit data info lfw                   what the local copy holds (counts, label coverage)
     evalkit weights                         what each backend needs, where, present or not
+    evalkit weights fetch NAME...           download DeepFace recogniser/detector weights (explicitly; SHA-256 recorded)
     evalkit report RUN_DIR                  write RUN_DIR/report.html (self-contained HTML report)
     evalkit compare RUN... [--out DIR]      per-group table (md, csv) and figure across runs or a sweep folder
     evalkit check RUN --baseline DIR        CI gate: rules in conf/check/default.yaml; exit 0 pass, 1 regression
@@ -96,6 +97,47 @@ def _data(args: list[str]) -> int:
     return 0
 
 
+def _weights_fetch(args: list[str]) -> int:
+    """Download the weight files of DeepFace recognisers and detectors, explicitly: each file from
+    DeepFace's own upstream URL (then its backups), unpacked, written atomically into evalkit's
+    DeepFace folder, its SHA-256 printed and recorded. A run never downloads anything."""
+    from .backends.weights import (DEEPFACE_DETECTORS, DEEPFACE_ENGINES, DEEPFACE_MODELS, FetchError,
+                                   cached_sha256, deepface_required_files, fetch_weight_file)
+
+    p = argparse.ArgumentParser(prog="evalkit weights fetch", description=_weights_fetch.__doc__)
+    p.add_argument("names", nargs="+", help="DeepFace recognisers and/or detectors, e.g. ArcFace retinaface")
+    p.add_argument("--engine", choices=DEEPFACE_ENGINES, default=None, help="recogniser files for this engine")
+    ns = p.parse_args(args)
+    files = []
+    for name in ns.names:
+        if name in DEEPFACE_MODELS:
+            files += deepface_required_files(name, "skip", ns.engine)
+        elif name in DEEPFACE_DETECTORS:
+            files += [f for f in deepface_required_files("Dlib", name, ns.engine)
+                      if f.name not in ("dlib_face_recognition_resnet_model_v1.dat",)]
+        else:
+            import difflib
+
+            hint = difflib.get_close_matches(name, [*DEEPFACE_MODELS, *DEEPFACE_DETECTORS], n=1)
+            print(f"evalkit weights fetch: {name!r} is neither a DeepFace recogniser nor a detector."
+                  + (f" Did you mean {hint[0]!r}?" if hint else ""), file=sys.stderr)
+            return 2
+    status = 0
+    for f in dict((f.name, f) for f in files).values():
+        if f.present:
+            print(f"{f.name}: present at {f.path} (sha256 {cached_sha256(f.path)})")
+            continue
+        try:
+            r = fetch_weight_file(f)
+        except FetchError as exc:
+            print(f"evalkit weights fetch: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        print(f"{r['name']}: fetched from {r['url']} -> {r['path']} (sha256 {r['sha256']}"
+              + (f"; {r['known']}" if r["known"] else "; recorded, not pinned") + ")")
+    return status
+
+
 def _weights(args: list[str]) -> int:
     """For every registered backend family: each weights file, where it is expected, present (with
     a SHA-256 prefix) or MISSING, and where it comes from; DeepFace: every recogniser and detector."""
@@ -104,6 +146,8 @@ def _weights(args: list[str]) -> int:
                                    deepface_weights_dir, place_detector_weights,
                                    place_packaged_weights)
 
+    if args and args[0] == "fetch":
+        return _weights_fetch(args[1:])
     p = argparse.ArgumentParser(prog="evalkit weights", description=_weights.__doc__)
     p.add_argument("backend", nargs="?", help=f"only this backend family ({', '.join(BACKENDS.names())})")
     p.add_argument("--engine", choices=DEEPFACE_ENGINES, default=None,

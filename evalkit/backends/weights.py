@@ -25,6 +25,8 @@ class WeightFile:
     name: str          # file name
     path: Path         # where evalkit expects it
     source: str        # where it comes from (package or URL)
+    urls: tuple = ()   # where `evalkit weights fetch` may download it from (first, then backups)
+    compress: Optional[str] = None   # the download is <name>.<compress> (bz2 | zip) and is unpacked
 
     @property
     def present(self) -> bool:
@@ -288,7 +290,7 @@ def _weight_file(f: DeepFaceFile) -> WeightFile:
         for det, env in DETECTOR_WEIGHTS_ENV.items():
             if DEEPFACE_DETECTOR_FILES[det] == (f,):
                 source += f"; or a local copy given as backend.detector_weights=<file> or ${env}"
-    return WeightFile(f.name, path, source)
+    return WeightFile(f.name, path, source, urls=tuple(f.urls), compress=f.compress)
 
 
 def _cv2_data_dir() -> Optional[Path]:
@@ -345,13 +347,24 @@ def _tf_keras_need() -> list:
     return [("tf_keras", "tf-keras (pip install tf-keras), which tensorflow >= 2.16 needs")] if (major, minor) >= (2, 16) else []
 
 
+def what_names(what: str) -> str:
+    """'deepface backend (model_name=ArcFace, detector_backend=retinaface, ...)' -> 'ArcFace retinaface'."""
+    import re
+
+    names = re.findall(r"(?:model_name|detector_backend)=([\w.-]+)", what)
+    return " ".join(names) or "<model or detector>"
+
+
 def missing_weights_message(missing: list[WeightFile], what: str) -> str:
     """One message naming every missing file, where it is expected and where it comes from."""
     lines = [f"{what}: {len(missing)} model weights file(s) missing; evalkit never downloads weights silently."]
     for f in missing:
         lines.append(f"  - {f.name!r}: expected at {f.path}; it comes from {f.source}")
-    lines.append("Put each file there (fetch it yourself from that source where you have internet), then rerun. "
-                 "`evalkit weights` lists what every backend needs.")
+    fetchable = any(f.urls for f in missing)
+    lines.append("Put each file there (fetch it yourself from that source where you have internet"
+                 + (", or run `evalkit weights fetch " + what_names(what) + "`, which downloads, unpacks and "
+                    "records each file's SHA-256" if fetchable else "")
+                 + "), then rerun. `evalkit weights` lists what every backend needs.")
     return "\n".join(lines)
 
 
@@ -431,3 +444,69 @@ def place_detector_weights(detector_backend: str, local_file: Optional[str] = No
         tmp.write_text(f"{sha}\n{note}\n")
         os.replace(tmp, _sidecar(dst))
     return dst
+
+
+# --------------------------------------------------------------------------- explicit fetching
+
+FETCH_RECORD = "evalkit-fetched.json"
+
+
+class FetchError(RuntimeError):
+    """A weights file could not be fetched from any of its URLs; the message names them."""
+
+
+def _unpack(blob: bytes, compress: Optional[str], name: str) -> bytes:
+    if compress is None:
+        return blob
+    if compress == "bz2":
+        import bz2
+
+        return bz2.decompress(blob)
+    if compress == "zip":
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(io.BytesIO(blob)) as z:
+            members = [m for m in z.namelist() if Path(m).name == name] or z.namelist()
+            return z.read(members[0])
+    raise FetchError(f"{name}: unknown compression {compress!r}")
+
+
+def fetch_weight_file(f: WeightFile, timeout: float = 60.0) -> dict:
+    """Download ``f`` from its URLs (first that answers), unpack it, write it atomically at
+    ``f.path`` and record where it came from and its SHA-256 in ``FETCH_RECORD`` beside it.
+
+    Only ever called on an explicit ``evalkit weights fetch``: a run never downloads. The SHA-256
+    is checked against ``KNOWN_SHA256`` when the file is listed there; otherwise it is recorded
+    (trust on first use) and every later run fingerprints the file by that hash, so a changed
+    file changes the run's fingerprint and cache key.
+
+    Returns ``{name, path, url, sha256, known}``. Raises FetchError naming every URL tried."""
+    import hashlib
+    import json
+    import urllib.request
+
+    if not f.urls:
+        raise FetchError(f"{f.name}: no download address is known; it comes from {f.source}")
+    errors = []
+    for url in f.urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:   # noqa: S310 (URLs from evalkit's tables)
+                blob = resp.read()
+            data = _unpack(blob, f.compress, f.name)
+            break
+        except Exception as exc:   # offline, 404, a corrupt archive: try the next URL
+            errors.append(f"{url}: {type(exc).__name__}: {exc}")
+    else:
+        raise FetchError(f"could not fetch {f.name!r} (expected at {f.path}); tried:\n  " + "\n  ".join(errors))
+    sha = hashlib.sha256(data).hexdigest()
+    f.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.path.with_name(f"{f.path.name}.{os.getpid()}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, f.path)
+    record_path = f.path.parent / FETCH_RECORD
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    record[f.name] = {"url": url, "sha256": sha, "bytes": len(data)}
+    record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return {"name": f.name, "path": str(f.path), "url": url, "sha256": sha, "known": KNOWN_SHA256.get(sha)}
+
