@@ -68,6 +68,7 @@ import numpy as np
 from scipy import sparse, stats
 
 from . import disparity as disp
+from .groups import _labels  # noqa: F401  (the same label rule as the group rates)
 from .rates import check_mated
 
 __all__ = [
@@ -187,15 +188,6 @@ class _Data:
 
 def _bool(x, n: int, name: str) -> np.ndarray:
     return check_mated(x, n, name)   # the same rule: 1-D, length n, booleans or 0/1
-
-
-def _labels(x, n: int, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must be 1-D of length {n}, got shape {arr.shape}")
-    if arr.dtype == object and (arr == None).any():  # noqa: E711 (elementwise)
-        raise ValueError(f"{name} contains None: use an explicit label such as 'unlabelled'")
-    return arr.astype(str)
 
 
 def _prepare(errors, mated, subject_a, subject_b, group_a, group_b) -> _Data:
