@@ -310,8 +310,12 @@ def _disparity_section(m: dict, conf: float) -> str:
     mc = m.get("min_count")
     if mc:
         out.append(f"<p>Over the groups not flagged small (at least {mc['subjects']} subjects and "
-                   f"{mc['comparisons']} comparisons of each kind). Intervals: subject-clustered bootstrap "
-                   "percentile intervals (subjects resampled, not pairs).</p>")
+                   f"{mc['comparisons']} comparisons of each kind; labels such as unlabelled never enter). "
+                   + ("Intervals: subject-clustered bootstrap percentile intervals (subjects resampled, not pairs)."
+                      if m.get("bootstrap") else "No intervals on these summaries: "
+                      + esc((m.get("not_computed") or {}).get("bootstrap", "the bootstrap was switched off "
+                                                                          "(bootstrap.replicates=0)")) + ".")
+                   + "</p>")
     for attr in m.get("groups", {}):
         block = disp.get(attr)
         groups = m["groups"][attr]

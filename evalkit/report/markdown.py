@@ -80,7 +80,10 @@ def _detail_sections(m: dict) -> list[str]:
     if disp:
         lines += ["## Disparity summaries", "",
                   f"Over groups that are not flagged small (min {m['min_count']['subjects']} subjects and "
-                  f"{m['min_count']['comparisons']} comparisons of each kind). Intervals: subject-clustered bootstrap.", ""]
+                  f"{m['min_count']['comparisons']} comparisons of each kind; unlabelled, conflict and multiple never enter). "
+                  + ("Intervals: subject-clustered bootstrap." if m.get("bootstrap") else
+                     "No intervals: " + ((m.get("not_computed") or {}).get("bootstrap") or "bootstrap switched off") + "."),
+                  ""]
         for attr, block in disp.items():
             lines += [f"### {attr}", "", "| summary | value | 95% CI | note |", "|---|---:|---|---|"]
             for name, d in block.items():
