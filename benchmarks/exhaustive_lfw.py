@@ -82,7 +82,6 @@ def main(argv: list[str]) -> None:
         labels.append(f"FMR {target:g}")
         print(f"threshold at FMR {target:g}: {ch.threshold:.4f} (achieved {ch.achieved_fmr:.2e} over "
               f"{ch.n_impostor:,} impostors{'' if ch.resolvable else ', NOT resolvable'})")
-    exact_fixed = [res.overall] + [res.groups]
     fmr_t = thresholds[len(args.thresholds):]
     over_f, groups_f = res.counts_at(fmr_t) if fmr_t else (None, {})
 
@@ -100,7 +99,7 @@ def main(argv: list[str]) -> None:
     head = [f"{'group':<24}", f"{'genuine':>9}", f"{'impostor':>12}"] + [f"{lab:>18}" for lab in labels]
     print(" ".join(head))
     print(" ".join([" " * 24, " " * 9, " " * 12] + [f"{'FNMR':>8} {'FMR':>9}" for _ in labels]))
-    row("all", exact_fixed[0], over_f)
+    row("all", res.overall, over_f)
     for attr, cc in res.groups.items():
         ccf = groups_f.get(attr)
         for lab in cc.labels:

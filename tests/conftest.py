@@ -100,6 +100,17 @@ def corrupt_image(tmp_path) -> Path:
     return p
 
 
+@pytest.fixture
+def blank_image(tmp_path) -> Path:
+    """A readable image with no face in it: uniform grey, 250 x 250."""
+    import cv2
+    import numpy as np
+
+    p = tmp_path / "blank.png"
+    cv2.imwrite(str(p), np.full((250, 250, 3), 127, np.uint8))
+    return p
+
+
 def embed_people(backend, lfw_image, people) -> tuple:
     """Embed real LFW images of ``people`` ([(name, (image numbers...)), ...]) with ``backend``:
     (EmbeddingResult, subject per image, paths)."""

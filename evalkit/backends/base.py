@@ -25,8 +25,6 @@ MULTIPLE_FACES = "multiple_faces"
 ERROR = "error"
 FAILURE_REASONS = (MISSING_FILE, UNREADABLE, NO_FACE, MULTIPLE_FACES, ERROR)
 
-DISTANCES = ("euclidean", "cosine", "euclidean_l2", "chi2")
-
 
 class EnrolmentFailure(Exception):
     """An image the backend cannot turn into an embedding, with a reason from FAILURE_REASONS."""

@@ -20,8 +20,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .base import (ERROR, MULTIPLE_FACES, NO_FACE, Backend, EmbeddingResult, EnrolmentFailure, WeightsMissing,
-                   read_image_bgr)
+                   check_choice, read_image_bgr)
 from .weights import (
+    ANY_ENGINE,
     DEEPFACE_DETECTOR_FILES,
     DEEPFACE_DETECTORS,
     DEEPFACE_ENGINES,
@@ -35,6 +36,7 @@ from .weights import (
     deepface_home,
     deepface_missing_packages,
     deepface_required_files,
+    deepface_weights_dir,
     missing_weights_message,
     place_detector_weights,
     place_packaged_weights,
@@ -78,12 +80,12 @@ def _guard_downloads(modules) -> None:
     """Replace DeepFace's (and retina-face's) downloader by a check that raises WeightsMissing: a file
     the tables in weights.py do not list must never be fetched silently at run time."""
     def no_download(file_name, source_url=None, compress_type=None, source_urls=None, **_):
-        target = os.path.join(str(deepface_home()), ".deepface", "weights", file_name)
-        if os.path.isfile(target):
-            return target
+        target = deepface_weights_dir() / file_name
+        if target.is_file():
+            return str(target)
         urls = source_url or source_urls
         raise WeightsMissing(missing_weights_message(
-            [WeightFile(file_name, __import__("pathlib").Path(target), str(urls))],
+            [WeightFile(file_name, target, str(urls))],
             "DeepFace asked for a file evalkit does not list"))
 
     for mod in modules:
@@ -138,8 +140,7 @@ class DeepFaceBackend(Backend):
         _check_name(distance, DISTANCES, "distance")
         if engine is not None:
             _check_name(engine, DEEPFACE_ENGINES, "engine")
-        if multiple_faces not in ("largest", "fail"):
-            raise ValueError("deepface backend: multiple_faces must be 'largest' or 'fail'")
+        check_choice("deepface", "multiple_faces", multiple_faces, ("largest", "fail"))
         if int(expand_percentage) < 0:
             raise ValueError("deepface backend: expand_percentage must be >= 0")
         self.model_name = model_name
@@ -169,11 +170,11 @@ class DeepFaceBackend(Backend):
         for m in DEEPFACE_MODELS:
             files = deepface_required_files(m, "skip", eng)
             rows.append((f"model={m}", files, deepface_missing_packages(m, "skip", eng)))
+        model_only = deepface_missing_packages("Dlib", "skip", eng)
         for d in DEEPFACE_DETECTORS:
-            files = [f for f in deepface_required_files("Dlib", d, eng)
-                     if f.name in {x.name for x in DEEPFACE_DETECTOR_FILES[d]}]
-            missing = [p for p in deepface_missing_packages("Dlib", d, eng)
-                       if p not in deepface_missing_packages("Dlib", "skip", eng)]
+            names = {x.name for x in DEEPFACE_DETECTOR_FILES[d]}
+            files = [f for f in deepface_required_files("Dlib", d, eng) if f.name in names]
+            missing = [p for p in deepface_missing_packages("Dlib", d, eng) if p not in model_only]
             rows.append((f"detector={d}", files, missing))
         return rows
 
@@ -213,7 +214,7 @@ class DeepFaceBackend(Backend):
 
         self.check_ready()
         files = self.required_files(self._options())
-        engine_neutral = "any" in DEEPFACE_MODEL_FILES[self.model_name]
+        engine_neutral = ANY_ENGINE in DEEPFACE_MODEL_FILES[self.model_name]
         modules = [] if engine_neutral else {"tensorflow": ["tensorflow"], "pytorch": ["torch"],
                                               "onnx": ["onnxruntime"]}[self._engine()]
         modules += {"Dlib": ["dlib"], "Buffalo_L": ["insightface", "onnxruntime"], "SFace": ["onnxruntime"]}.get(
@@ -225,7 +226,7 @@ class DeepFaceBackend(Backend):
         return {
             "backend": "deepface",
             "model": self.model_name,
-            "engine": self._engine() if not engine_neutral else "any",
+            "engine": self._engine() if not engine_neutral else ANY_ENGINE,
             "weights_sha256": {f.name: cached_sha256(f.path) for f in files},
             "detector": self.detector_backend,
             "align": self.align,

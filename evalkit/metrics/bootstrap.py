@@ -62,14 +62,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse, stats
 
 from . import disparity as disp
-from .groups import _labels  # noqa: F401  (the same label rule as the group rates)
+from .groups import _labels  # the same label rule as the group rates
 from .rates import check_mated
+from .uncertainty import _check_confidence
 
 __all__ = [
     "Interval",
@@ -122,13 +123,6 @@ class Interval:
     def to_dict(self) -> dict:
         return {"ci": self.as_list(), "confidence": self.confidence, "n_used": self.n_used,
                 "n_undefined": self.n_undefined, "reason": self.reason}
-
-
-def _check_confidence(confidence) -> float:
-    c = float(confidence)
-    if not (0.0 < c < 1.0):
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    return c
 
 
 def percentile_interval(values, confidence: float = 0.95, max_undefined: float = MAX_UNDEFINED,
@@ -186,17 +180,13 @@ class _Data:
     n_strata: int
 
 
-def _bool(x, n: int, name: str) -> np.ndarray:
-    return check_mated(x, n, name)   # the same rule: 1-D, length n, booleans or 0/1
-
-
 def _prepare(errors, mated, subject_a, subject_b, group_a, group_b) -> _Data:
     e = np.asarray(errors)
     if e.ndim != 1:
         raise ValueError(f"errors must be 1-D, got shape {e.shape}")
     n = e.shape[0]
-    e = _bool(e, n, "errors")
-    m = _bool(mated, n, "mated")
+    e = check_mated(e, n, "errors")   # the same rule as mated: 1-D, length n, booleans or 0/1
+    m = check_mated(mated, n, "mated")
     sa, sb = np.asarray(subject_a), np.asarray(subject_b)
     for arr, name in ((sa, "subject_a"), (sb, "subject_b")):
         if arr.ndim != 1 or arr.shape[0] != n:
@@ -332,7 +322,6 @@ class BootstrapResult:
     confidence: float
     unit: str
     method: str = ""
-    _cache: dict = field(default_factory=dict, repr=False)
 
     def info(self) -> dict:
         """The metrics.json ``bootstrap`` block: ``{replicates, seed, confidence, unit}``."""

@@ -177,6 +177,16 @@ def _check_alpha(alpha) -> float:
     return a
 
 
+def _weighted_inputs(fmr, fnmr, alpha) -> tuple:
+    """For IR and GARBE: ``(alpha, names, FMR, FNMR, used, reason)`` where ``used`` lists the
+    ``(rates, label)`` terms with a non-zero weight (a term with weight 0 is left out) and
+    ``reason`` says why the inputs leave the summary undefined (None if they do not)."""
+    a = _check_alpha(alpha)
+    names, m, n = _paired(fmr, fnmr)
+    used = ([(m, "FMR")] if a > 0 else []) + ([(n, "FNMR")] if a < 1 else [])
+    return a, names, m, n, used, _undefined_inputs(names, *used)
+
+
 def _undefined_inputs(names, *arrays_and_labels) -> str | None:
     """A reason if fewer than 2 groups or any input rate is NaN; else None."""
     if len(names) < 2:
@@ -375,10 +385,7 @@ def inequity_rate(fmr, fnmr, alpha: float = 0.5) -> DisparityResult:
     without bound as a group's error rate approaches 0), with fewer than 2 groups, or an undefined
     group rate.
     """
-    a = _check_alpha(alpha)
-    names, m, n = _paired(fmr, fnmr)
-    used = ([(m, "FMR")] if a > 0 else []) + ([(n, "FNMR")] if a < 1 else [])
-    reason = _undefined_inputs(names, *used)
+    a, names, m, n, used, reason = _weighted_inputs(fmr, fnmr, alpha)
     if reason is None:
         zero = [lab for x, lab in used if x.min() == 0]
         if zero:
@@ -407,10 +414,7 @@ def garbe(fmr, fnmr, alpha: float = 0.5) -> DisparityResult:
     out. Undefined when a weighted rate is 0 for every group (Gini is 0/0), with fewer than 2 groups
     or an undefined group rate.
     """
-    a = _check_alpha(alpha)
-    names, m, n = _paired(fmr, fnmr)
-    used = ([(m, "FMR")] if a > 0 else []) + ([(n, "FNMR")] if a < 1 else [])
-    reason = _undefined_inputs(names, *used)
+    a, names, m, n, used, reason = _weighted_inputs(fmr, fnmr, alpha)
     if reason is None:
         zero = [lab for x, lab in used if x.mean() == 0]
         if zero:
@@ -491,12 +495,7 @@ def disparity_summaries(per_group: Mapping, reference: str | None = None, alpha:
     """
     a = _check_alpha(alpha)
     groups = [str(g) for g in per_group]
-    fmr = {g: per_group[g].get("fmr") for g in per_group}
-    fnmr = {g: per_group[g].get("fnmr") for g in per_group}
-    acc = {g: per_group[g].get("accuracy") for g in per_group}
-    fmr = {str(g): v for g, v in fmr.items()}
-    fnmr = {str(g): v for g, v in fnmr.items()}
-    acc = {str(g): v for g, v in acc.items()}
+    fmr, fnmr, acc = ({str(g): e.get(k) for g, e in per_group.items()} for k in ("fmr", "fnmr", "accuracy"))
     results = {
         "fmr_max_min_ratio": fmr_max_min_ratio(fmr),
         "fnmr_max_min_ratio": fnmr_max_min_ratio(fnmr),

@@ -66,6 +66,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..scoring import DISTANCES, FAILURE_POLICIES, BlockDistance
+from .groups import _labels
 from .rates import MAX_THRESHOLD, ThresholdChoice, _check_target, check_threshold
 
 __all__ = ["Counts", "CrossCounts", "ExhaustiveResult", "exhaustive_counts", "exhaustive_protocol",
@@ -175,9 +176,6 @@ class CrossCounts:
         return _counts(self.completed_genuine[iu].sum(), self.failed_genuine[iu].sum(),
                        self.false_nonmatches[iu].sum(axis=0), self.completed_impostor[iu].sum(),
                        self.failed_impostor[iu].sum(), self.false_matches[iu].sum(axis=0), self.failure_policy)
-
-    def by_group(self) -> dict:
-        return {lab: self.group(lab) for lab in self.labels}
 
 
 @dataclass(frozen=True, eq=False)
@@ -321,12 +319,7 @@ def _symmetrise_upper(m: np.ndarray) -> np.ndarray:
 
 
 def _encode(values, n: int, name: str) -> tuple[tuple, np.ndarray]:
-    arr = np.asarray(values)
-    if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(f"{name} must be 1-D of length {n}, got shape {arr.shape}")
-    if arr.dtype == object and any(v is None for v in arr):
-        raise ValueError(f"{name} contains None: use an explicit label such as 'unlabelled'")
-    labels, codes = np.unique(arr.astype(str), return_inverse=True)
+    labels, codes = np.unique(_labels(values, n, name), return_inverse=True)   # the group label rule
     return tuple(str(x) for x in labels), codes.reshape(-1).astype(np.int64)
 
 

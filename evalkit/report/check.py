@@ -40,7 +40,9 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
 
-LABEL_LESS = ["unlabelled", "conflict", "multiple"]
+from ..data.samples import SPECIAL_LABELS
+
+LABEL_LESS = list(SPECIAL_LABELS)
 
 
 class CheckError(ValueError):

@@ -1,8 +1,10 @@
 """The HTML report of a run: one self-contained file (inline CSS and SVG, no script, no network).
 
-``write_report(run_dir)`` reads only the run folder -- metrics.json (required), record.json,
-scores.csv and the plot files the pipeline wrote (det_<attribute>.svg) -- and writes
-``report.html`` next to them. It works on metrics.json schema "evalkit.metrics/1" and "/2": every
+``write_report(run_dir)`` reads only the run folder -- metrics.json (required), record.json and
+the figures the pipeline wrote (det_<attribute>.svg, scores_<attribute>.svg,
+cross_fmr_<attribute>.svg, fte.svg), which it inlines as they are -- and writes ``report.html``
+next to them. A figure the folder lacks (a run with ``det_plot=false``, an older folder) is drawn
+here instead: from metrics.json, or from scores.csv, which is read only then. It works on metrics.json schema "evalkit.metrics/1" and "/2": every
 block of v2 (disparity, tests, intersections, per-group operating points, cross-group FMR,
 bootstrap intervals) is shown when present and marked "not computed" when absent.
 
@@ -14,6 +16,7 @@ can compare the page with metrics.json without parsing formatted text.
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import json
 import math
@@ -22,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.samples import SPECIAL_LABELS as LABEL_GROUPS
 from . import plots
 
 REPORT_NAME = "report.html"
-LABEL_GROUPS = ("unlabelled", "conflict", "multiple")
 SMALL_FALLBACK = 30   # comparisons of each kind under which a group is called small when metrics.json has no flag
 RATE = {"fmr": "FMR", "fnmr": "FNMR"}
 
@@ -84,14 +87,14 @@ def _get(d, *path, default=None):
 # --------------------------------------------------------------------------- inputs
 
 
-def _load(run_dir: Path) -> tuple[dict, dict, dict | None]:
+def _load(run_dir: Path) -> tuple[dict, dict]:
     mpath = run_dir / "metrics.json"
     if not mpath.is_file():
         raise FileNotFoundError(f"{mpath} not found: write_report needs a finished run folder")
     m = json.loads(mpath.read_text())
     rpath = run_dir / "record.json"
     rec = json.loads(rpath.read_text()) if rpath.is_file() else {}
-    return m, rec, read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch"))
+    return m, rec
 
 
 def read_scores(path: Path, failure_policy: str = "nonmatch") -> dict | None:
@@ -104,13 +107,14 @@ def read_scores(path: Path, failure_policy: str = "nonmatch") -> dict | None:
         rows = list(csv.DictReader(fh))
     if not rows:
         return None
+    from ..scoring import apply_failure_policy
+
     attrs = [c[:-2] for c in rows[0] if c.endswith("_a") and c not in ("sample_a", "subject_a")]
     failed = np.array([r["failed"] == "1" for r in rows], dtype=bool)
     score = np.array([math.inf if r["score"] == "" else float(r["score"]) for r in rows], dtype=float)
     mated = np.array([r["mated"] == "1" for r in rows], dtype=bool)
     groups = {a: (np.array([r[f"{a}_a"] for r in rows]), np.array([r[f"{a}_b"] for r in rows])) for a in attrs}
-    keep = ~failed if failure_policy == "exclude" else np.ones(len(rows), dtype=bool)
-    score = np.where(failed, math.inf, score)
+    score, keep = apply_failure_policy(score, failed, failure_policy)
     return {"score": score[keep], "mated": mated[keep], "failed": failed[keep],
             "groups": {a: (ga[keep], gb[keep]) for a, (ga, gb) in groups.items()}}
 
@@ -119,23 +123,14 @@ def cross_counts(scores: dict, attr: str, threshold: float) -> dict:
     """The cross-group impostor table (same shape as metrics.json ``cross_fmr[attr]``) counted from
     scores.csv at one threshold: cell [i][j] = impostor comparisons with one subject in labels[i]
     and the other in labels[j] (symmetric), and the false matches (score <= threshold) among them.
-    Used only when metrics.json has no ``cross_fmr`` block (schema v1)."""
-    imp = ~scores["mated"]
-    a, b = scores["groups"][attr][0][imp], scores["groups"][attr][1][imp]
-    s = scores["score"][imp]
-    labels = sorted(set(a.tolist()) | set(b.tolist()))
-    idx = {g: i for i, g in enumerate(labels)}
-    k = len(labels)
-    n = [[0] * k for _ in range(k)]
-    fm = [[0] * k for _ in range(k)]
-    for ga, gb, sc in zip(a, b, s):
-        i, j = idx[ga], idx[gb]
-        cells = {(i, j), (j, i)}
-        for (p, q) in cells:
-            n[p][q] += 1
-            fm[p][q] += int(sc <= threshold)
-    fmr = [[fm[i][j] / n[i][j] if n[i][j] else None for j in range(k)] for i in range(k)]
-    return {"labels": labels, "false_matches": fm, "n_impostor": n, "fmr": fmr}
+    Used only when metrics.json has no ``cross_fmr`` block (schema v1); counted by the metrics'
+    own ``summary.cross_fmr`` (empty cells: None, as in metrics.json)."""
+    from ..metrics.summary import cross_fmr
+
+    ga, gb = scores["groups"][attr]
+    cx = cross_fmr(scores["score"] - threshold, scores["mated"], ga, gb)
+    cx["fmr"] = [[None if math.isnan(v) else v for v in row] for row in cx["fmr"]]
+    return cx
 
 
 # --------------------------------------------------------------------------- SVG inlining
@@ -435,7 +430,16 @@ def _intersections_section(m: dict) -> str:
     return "".join(out)
 
 
-def _figures_section(m: dict, run_dir: Path, scores: dict | None, figs: _Figures) -> str:
+def _pipeline_svg(run_dir: Path, stem: str) -> str | None:
+    """The text of a figure the pipeline wrote into the run folder (<stem>.svg), or None."""
+    p = run_dir / f"{stem}.svg"
+    return p.read_text() if p.is_file() else None
+
+
+def _figures_section(m: dict, run_dir: Path, scores, figs: _Figures) -> str:
+    """DET, score distributions and cross-group FMR per attribute: the pipeline's own SVGs when the
+    run folder has them, else drawn here. ``scores`` is a zero-argument callable returning
+    ``read_scores``'s dict (or None), called only when a figure has to be drawn from scores.csv."""
     out = ['<section id="figures"><h2>Figures</h2>']
     exp = m.get("experiment", "")
     distance = _get(m, "backend", "distance") or "distance"
@@ -443,41 +447,46 @@ def _figures_section(m: dict, run_dir: Path, scores: dict | None, figs: _Figures
         out.append(f"<h3>By {esc(attr)}</h3>")
         thr = _threshold_for(m, attr)
         # DET
-        det = run_dir / f"det_{attr}.svg"
-        if det.is_file():
-            out.append(figs.block(det.read_text(), f"DET curves by {esc(attr)}: FNMR against FMR, log-log; the "
+        det = _pipeline_svg(run_dir, f"det_{attr}")
+        if det is not None:
+            out.append(figs.block(det, f"DET curves by {esc(attr)}: FNMR against FMR, log-log; the "
                                   "marker on each curve is the operating threshold. Zero rates are drawn at 1/2n.",
                                   f"DET curves by {attr}"))
-        elif scores is not None:
-            curves = _within(scores, attr)
+        elif scores() is not None:
+            curves = _within(scores(), attr)
             fig = plots.det_figure(curves, f"{exp}: DET by {attr}", threshold=thr, min_count=2)
             out.append(figs.block(plots.figure_svg(fig), f"DET curves by {esc(attr)} (drawn from scores.csv).",
                                   f"DET curves by {attr}"))
         else:
             out.append(f'<p class="absent">DET by {esc(attr)}: not available (no det_{esc(attr)}.svg, no scores.csv).</p>')
         # score distributions
-        if scores is not None:
-            curves = _within(scores, attr)
+        dist = _pipeline_svg(run_dir, f"scores_{attr}")
+        if dist is None and scores() is not None:
+            curves = _within(scores(), attr)
             failed = {g: int(np.sum(~np.isfinite(np.concatenate(v)))) for g, v in curves.items()}
-            fig = plots.score_distribution_plot(
+            dist = plots.figure_svg(plots.score_distribution_plot(
                 curves, f"{exp}: score distributions by {attr}", threshold=thr,
-                xlabel=f"{distance.capitalize()} distance (lower = more similar; linear scale)", failed=failed)
+                xlabel=f"{distance.capitalize()} distance (lower = more similar; linear scale)", failed=failed))
+        if dist is not None:
             tnote = ("dashed line: the operating threshold" if thr is not None else
                      "no threshold line: the per-group thresholds of another attribute vary within these groups")
-            out.append(figs.block(plots.figure_svg(fig), f"Genuine and impostor score distributions by {esc(attr)}, "
+            out.append(figs.block(dist, f"Genuine and impostor score distributions by {esc(attr)}, "
                                   f"within-group comparisons, each class normalised to its own count; {tnote}.",
                                   f"Score distributions by {attr}"))
         else:
             out.append('<p class="absent">Score distributions: not available (no scores.csv in the run folder).</p>')
-        # cross-group FMR
-        cross = _get(m, "cross_fmr", attr)
+        # cross-group FMR (the pipeline draws cross_fmr_<attr>.svg from metrics.json's block)
+        heat = _pipeline_svg(run_dir, f"cross_fmr_{attr}")
         src = "metrics.json cross_fmr"
-        if cross is None and scores is not None and isinstance(thr, (int, float)):
-            cross = cross_counts(scores, attr, float(thr))
-            src = "counted from scores.csv at the operating threshold (metrics.json has no cross_fmr block)"
-        if cross and cross.get("labels"):
-            fig = plots.cross_fmr_heatmap(cross, f"{exp}: impostor FMR by group pair ({attr})")
-            out.append(figs.block(plots.figure_svg(fig),
+        if heat is None:
+            cross = _get(m, "cross_fmr", attr)
+            if cross is None and isinstance(thr, (int, float)) and scores() is not None:
+                cross = cross_counts(scores(), attr, float(thr))
+                src = "counted from scores.csv at the operating threshold (metrics.json has no cross_fmr block)"
+            if cross and cross.get("labels"):
+                heat = plots.figure_svg(plots.cross_fmr_heatmap(cross, f"{exp}: impostor FMR by group pair ({attr})"))
+        if heat is not None:
+            out.append(figs.block(heat,
                                   f"Cross-group FMR by {esc(attr)} on a log colour scale: each cell is the share of "
                                   "impostor comparisons between a subject of the row group and one of the column "
                                   "group that match at the operating threshold, with false matches / comparisons. "
@@ -500,13 +509,14 @@ def _within(scores: dict, attr: str) -> dict:
     return out
 
 
-def _fte_figure(m: dict, figs: _Figures) -> str:
-    exp = m.get("experiment", "")
+def _fte_figure(m: dict, run_dir: Path, figs: _Figures) -> str:
     by_group = _get(m, "failures", "by_group")
     if not by_group:
         return '<p class="absent">Failure to enrol per group: not computed.</p>'
-    fig = plots.failure_to_enrol_plot(by_group, f"{exp}: failure to enrol by group")
-    return figs.block(plots.figure_svg(fig), "Failure-to-enrol rate per group (images without an embedding, "
+    svg = _pipeline_svg(run_dir, "fte")
+    if svg is None:
+        svg = plots.figure_svg(plots.failure_to_enrol_plot(by_group, f"{m.get('experiment', '')}: failure to enrol by group"))
+    return figs.block(svg, "Failure-to-enrol rate per group (images without an embedding, "
                       "e.g. no face detected) with exact 95% intervals; failed / images at the right.",
                       "Failure to enrol by group")
 
@@ -794,8 +804,9 @@ def _in_dataset_order(m: dict) -> dict:
 def render_report(run_dir: str | Path) -> str:
     """The report of a run folder as one HTML string (see module docstring)."""
     run_dir = Path(run_dir)
-    m, rec, scores = _load(run_dir)
+    m, rec = _load(run_dir)
     m = _in_dataset_order(m)
+    scores = functools.cache(lambda: read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch")))
     conf = _get(rec, "config", "confidence") or _get(m, "bootstrap", "confidence") or 0.95
     figs = _Figures()
     ds, pr, be = m.get("dataset", {}), m.get("protocol", {}), m.get("backend", {})
@@ -826,11 +837,11 @@ def render_report(run_dir: str | Path) -> str:
     body.append(_operating_points_section(m))
     body.append(_intersections_section(m))
     body.append(_figures_section(m, run_dir, scores, figs))
-    body.append(f'<section id="fte"><h2>Failure to enrol</h2>{_fte_table(m)}{_fte_figure(m, figs)}</section>')
+    body.append(f'<section id="fte"><h2>Failure to enrol</h2>{_fte_table(m)}{_fte_figure(m, run_dir, figs)}</section>')
     body.append(_provenance_section(m, rec))
     body.append(_caveats_section(m, rec))
-    body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, scores.csv, '
-                "det_*.svg). Self-contained: no scripts, fonts or images are loaded from anywhere.</footer>")
+    body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, the figures '
+                "the run wrote, scores.csv where a figure is missing). Self-contained: no scripts, fonts or images are loaded from anywhere.</footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"

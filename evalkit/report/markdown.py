@@ -13,7 +13,7 @@ def _rate(fields: dict, rate: str) -> str:
         return "n/a (no comparisons)"
     txt = _pct(r, 3)
     if ci and ci[0] is not None:
-        txt += f" [{_pct(ci[0], 3)}, {_pct(ci[1], 3)}]"
+        txt += " " + _ci(ci)
     if ub is not None and r == 0:
         txt += f" (0 observed; 95% upper bound {_pct(ub, 3)})"
     return txt

@@ -193,10 +193,10 @@ def score_distribution_plot(scores: dict, title: str, threshold=None, xlabel: st
         ax = axes[k // ncols][k % ncols]
         gen, imp = (np.asarray(v, float) for v in scores[g])
         gen, imp = gen[np.isfinite(gen)], imp[np.isfinite(imp)]
-        for vals, colour, label, hatch in ((gen, PALETTE[0], "genuine", None), (imp, PALETTE[1], "impostor", None)):
+        for vals, colour, label in ((gen, PALETTE[0], "genuine"), (imp, PALETTE[1], "impostor")):
             if len(vals):
                 w = np.full(len(vals), 1.0 / len(vals))
-                ax.hist(vals, bins=bins, weights=w, histtype="stepfilled", alpha=0.35, color=colour, hatch=hatch)
+                ax.hist(vals, bins=bins, weights=w, histtype="stepfilled", alpha=0.35, color=colour)
                 ax.hist(vals, bins=bins, weights=w, histtype="step", color=colour, lw=1.2,
                         label=f"{label} (n={len(vals)})")
         t = threshold.get(g) if isinstance(threshold, dict) else threshold

@@ -12,6 +12,7 @@ from evalkit.backends import BACKENDS, build_backend
 from evalkit.backends.base import MISSING_FILE, NO_FACE, UNREADABLE
 from evalkit.registry import RegistryError
 from evalkit.scoring import pair_distances
+from tests.conftest import embed_people
 
 PEOPLE = [("Serena_Williams", (1, 2, 3)), ("Tony_Blair", (1, 2, 3)), ("Jennifer_Lopez", (1, 2, 3)),
           ("Colin_Powell", (1, 2, 3))]
@@ -23,13 +24,8 @@ FORMS = [("dlib", {}, "euclidean"), ("deepface", {"model_name": "Dlib", "detecto
 def embedded(request, lfw_image, evalkit_home):
     family, options, distance = request.param
     backend = build_backend(family, dict(options))
-    paths, subjects = [], []
-    for name, nums in PEOPLE:
-        for n in nums:
-            paths.append(lfw_image(name, n))
-            subjects.append(name)
-    res = backend.embed(paths)
-    return backend, res, np.array(subjects), distance
+    res, subjects, _ = embed_people(backend, lfw_image, PEOPLE)
+    return backend, res, subjects, distance
 
 
 def test_real_images_embed(embedded):
@@ -53,13 +49,9 @@ def test_same_person_closer_than_different_person(embedded):
     assert d[mated].mean() < 0.7 * d[~mated].mean()
 
 
-def test_failures_recorded_with_reason(embedded, tmp_path, corrupt_image):
+def test_failures_recorded_with_reason(embedded, tmp_path, corrupt_image, blank_image):
     backend, _, _, _ = embedded
-    blank = tmp_path / "blank.png"
-    import cv2
-
-    cv2.imwrite(str(blank), np.full((200, 200, 3), 127, np.uint8))
-    res = backend.embed([str(tmp_path / "nope.jpg"), str(corrupt_image), str(blank)])
+    res = backend.embed([str(tmp_path / "nope.jpg"), str(corrupt_image), str(blank_image)])
     assert res.failures == [MISSING_FILE, UNREADABLE, NO_FACE]
     assert np.isnan(res.vectors).all()
 

@@ -15,7 +15,7 @@ import pytest
 from evalkit.backends import build_backend, weights
 from evalkit.backends.base import WeightsMissing
 from evalkit.backends.deepface_backend import DeepFaceBackend, DependencyMissing, deepface_threshold
-from tests.conftest import compose_config
+from tests.conftest import compose_config, embed_people
 
 @pytest.fixture
 def fresh_home(tmp_path, monkeypatch) -> Path:
@@ -243,15 +243,9 @@ def test_dlib_with_yunet_on_real_lfw_images(lfw_image, yunet_onnx, fresh_home):
     assert placed.is_file() and _sha(placed) == _sha(yunet_onnx)
     assert fp["weights_sha256"]["face_detection_yunet_2023mar.onnx"] == _sha(yunet_onnx)
     assert fp["detector"] == "yunet" and fp["model"] == "Dlib"
-    paths, subjects = [], []
-    for name, nums in PEOPLE:
-        for n in nums:
-            paths.append(lfw_image(name, n))
-            subjects.append(name)
-    res = b.embed(paths)
+    res, subjects, paths = embed_people(b, lfw_image, PEOPLE)
     assert res.failures == [None] * len(paths), res.details
     assert res.vectors.shape == (len(paths), 128) and np.isfinite(res.vectors).all()
-    subjects = np.array(subjects)
     pairs = np.array(list(itertools.combinations(range(len(paths)), 2)))
     x = res.vectors / np.linalg.norm(res.vectors, axis=1, keepdims=True)
     d = 1 - np.sum(x[pairs[:, 0]] * x[pairs[:, 1]], axis=1)      # cosine distance, written out

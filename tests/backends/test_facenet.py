@@ -90,24 +90,16 @@ def test_choose_face_policies():
     assert exc.value.reason == MULTIPLE_FACES
 
 
-def test_failures_recorded_with_reason(backend, tmp_path, corrupt_image):
-    import cv2
-
-    blank = tmp_path / "blank.png"
-    cv2.imwrite(str(blank), np.full((200, 200, 3), 127, np.uint8))
-    res = backend.embed([str(tmp_path / "nope.jpg"), str(corrupt_image), str(blank)])
+def test_failures_recorded_with_reason(backend, tmp_path, corrupt_image, blank_image):
+    res = backend.embed([str(tmp_path / "nope.jpg"), str(corrupt_image), str(blank_image)])
     assert res.failures == [MISSING_FILE, UNREADABLE, NO_FACE]
     assert np.isnan(res.vectors).all()
 
 
-def test_center_box_fallback_is_noted(backend, tmp_path):
-    import cv2
-
-    blank = tmp_path / "blank.png"
-    cv2.imwrite(str(blank), np.full((250, 250, 3), 127, np.uint8))
+def test_center_box_fallback_is_noted(backend, blank_image):
     fallback = build_backend("facenet", {"no_face": "center_box"})
     fallback._models = backend._load()        # same detector and network: no second load
-    res = fallback.embed([str(blank)])
+    res = fallback.embed([str(blank_image)])
     assert res.failures == [None] and res.details == ["center_box: no face detected"]
     assert res.vectors.shape == (1, 512)
 

@@ -98,13 +98,11 @@ def test_same_person_closer_on_average(embedded):
     assert d[mated].mean() < d[~mated].mean(), (d[mated], d[~mated])
 
 
-def test_failures_recorded_and_center_box_is_a_note(backend, tmp_path, corrupt_image):
-    blank = tmp_path / "blank.png"
-    cv2.imwrite(str(blank), np.full((250, 250, 3), 127, np.uint8))
-    res = backend.embed([str(tmp_path / "nope.jpg"), str(corrupt_image), str(blank)])
+def test_failures_recorded_and_center_box_is_a_note(backend, tmp_path, corrupt_image, blank_image):
+    res = backend.embed([str(tmp_path / "nope.jpg"), str(corrupt_image), str(blank_image)])
     assert res.failures == [MISSING_FILE, UNREADABLE, NO_FACE]
     assert np.isnan(res.vectors).all()
-    fallback = build_backend("lbph", {"no_face": "center_box"}).embed([str(blank)])
+    fallback = build_backend("lbph", {"no_face": "center_box"}).embed([str(blank_image)])
     assert fallback.failures == [None] and fallback.details == ["center_box: no face detected"]
 
 

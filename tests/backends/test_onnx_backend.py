@@ -81,19 +81,17 @@ def test_output_equals_numpy_graph(tmp_path, lfw_image, colour, layout):
     np.testing.assert_allclose(unit, res.vectors[0] / np.linalg.norm(res.vectors[0]), rtol=1e-5)
 
 
-def test_haar_crop_and_failures(tmp_path, lfw_image, corrupt_image):
+def test_haar_crop_and_failures(tmp_path, lfw_image, corrupt_image, blank_image):
     model = tmp_path / "tiny.onnx"
     make_model(model)
     b = build_backend("onnx", dict(model_path=str(model), input_size=[W, H], detector="haar"))
-    blank = tmp_path / "blank.png"
-    cv2.imwrite(str(blank), np.full((250, 250, 3), 127, np.uint8))
-    res = b.embed([lfw_image("Colin_Powell", 1), str(tmp_path / "nope.jpg"), str(corrupt_image), str(blank)])
+    res = b.embed([lfw_image("Colin_Powell", 1), str(tmp_path / "nope.jpg"), str(corrupt_image), str(blank_image)])
     assert res.failures == [None, MISSING_FILE, UNREADABLE, NO_FACE]
     assert np.isclose(np.linalg.norm(res.vectors[0]), 1.0)
     # the face crop differs from the whole image: the detector was used
     whole = build_backend("onnx", dict(model_path=str(model), input_size=[W, H], detector="skip"))
     assert not np.allclose(res.vectors[0], whole.embed([lfw_image("Colin_Powell", 1)]).vectors[0], atol=1e-3)
-    fb = build_backend("onnx", dict(model_path=str(model), input_size=[W, H], no_face="center_box")).embed([str(blank)])
+    fb = build_backend("onnx", dict(model_path=str(model), input_size=[W, H], no_face="center_box")).embed([str(blank_image)])
     assert fb.failures == [None] and fb.details == ["center_box: no face detected"]
 
 

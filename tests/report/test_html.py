@@ -246,7 +246,7 @@ def test_v2_blocks_render_with_plain_language_readings(lfw_run, tmp_path):
 
 def test_report_degrades_when_files_are_missing(lfw_run, tmp_path):
     run = copy_run(lfw_run, tmp_path / "run")
-    for p in [run / "record.json", run / "scores.csv", *run.glob("det_*")]:
+    for p in [run / "record.json", run / "scores.csv", *run.glob("det_*"), *run.glob("scores_*")]:
         p.unlink()
     text = report_html.write_report(run).read_text()
     page = Page(text)
@@ -266,6 +266,31 @@ def test_det_is_drawn_from_scores_when_the_pipeline_wrote_none(lfw_run, tmp_path
     page = Page(report_html.render_report(run))
     assert "DET curves by sex" in [a.get("aria-label") for t, a in page.tags if t == "svg"]
     assert "(drawn from scores.csv)" in page.text
+
+
+def test_pipeline_figures_are_inlined_not_redrawn(lfw_run, monkeypatch):
+    """With every figure in the run folder, the report draws nothing and never reads scores.csv."""
+    def refuse(*a, **k):
+        raise AssertionError("the report redrew a figure the pipeline wrote")
+
+    monkeypatch.setattr(report_html, "read_scores", refuse)
+    monkeypatch.setattr(report_html.plots, "figure_svg", refuse)
+    page = Page(report_html.render_report(lfw_run))
+    labels = [a.get("aria-label") for t, a in page.tags if t == "svg"]
+    for attr in json.loads((lfw_run / "metrics.json").read_text())["groups"]:
+        assert {f"DET curves by {attr}", f"Score distributions by {attr}", f"Cross-group FMR heatmap by {attr}"} <= set(labels)
+    assert "Failure to enrol by group" in labels
+
+
+def test_figures_are_drawn_when_the_run_folder_has_none(lfw_run, tmp_path):
+    run = copy_run(lfw_run, tmp_path / "run")
+    for p in run.glob("*.svg"):
+        p.unlink()
+    page = Page(report_html.render_report(run))
+    labels = [a.get("aria-label") for t, a in page.tags if t == "svg"]
+    for attr in json.loads((run / "metrics.json").read_text())["groups"]:
+        assert {f"DET curves by {attr}", f"Score distributions by {attr}", f"Cross-group FMR heatmap by {attr}"} <= set(labels)
+    assert "Failure to enrol by group" in labels and "(drawn from scores.csv)" in page.text
 
 
 def test_cli_report(lfw_run, tmp_path, capsys):
