@@ -49,10 +49,7 @@ def run(cfg, out_dir: str | Path) -> dict:
 
     # backend -> embeddings (cached), failures recorded per image
     t = time.perf_counter()
-    options = config_mod.backend_options(cfg.backend)
-    emb, stats, fingerprint = extract(
-        [samples.paths[i] for i in used], cfg.backend.family, options, cfg.cache_dir,
-        workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size, progress=cfg.progress)
+    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in used])
     timings["embed"] = time.perf_counter() - t
     log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
 
@@ -93,6 +90,12 @@ def run(cfg, out_dir: str | Path) -> dict:
         _det_plots(out, table, metrics, cfg)
     _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
     return metrics
+
+
+def _embed(cfg, paths: list[str]):
+    """The configured backend's embeddings of ``paths`` (cached; failures recorded per image)."""
+    return extract(paths, cfg.backend.family, config_mod.backend_options(cfg.backend), cfg.cache_dir,
+                   workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size, progress=cfg.progress)
 
 
 def _header(cfg, samples, used_samples, fingerprint: dict, protocol: dict) -> dict:
@@ -142,9 +145,7 @@ def _run_exhaustive(cfg, samples, out: Path, timings: dict, t: float) -> dict:
     used_samples = samples.subset(kept)
     timings["load"] = time.perf_counter() - t
     t = time.perf_counter()
-    emb, stats, fingerprint = extract(
-        list(used_samples.paths), cfg.backend.family, config_mod.backend_options(cfg.backend), cfg.cache_dir,
-        workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size, progress=cfg.progress)
+    emb, stats, fingerprint = _embed(cfg, list(used_samples.paths))
     timings["embed"] = time.perf_counter() - t
     t = time.perf_counter()
     res = exhaustive_counts(emb.vectors if emb.vectors.shape[1] else np.full((len(kept), 1), np.nan, np.float32),
@@ -234,10 +235,13 @@ def _metric_plots(out: Path, metrics: dict) -> None:
 def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
     """Per attribute: each group's DET curve and its genuine/impostor score distributions."""
     scores, keep = apply_failure_policy(table.distance, table.failed, cfg.failure_policy)
-    thr = metrics["threshold"]["value"]
-    if thr is None:   # per-group thresholds: mark each group's own
-        thr = {g: v["value"] for g, v in next(iter(metrics["threshold"]["per_group"].values())).items()}
+    th = metrics["threshold"]
+    per_group = th.get("per_group") or {}
     for attr, (ga, gb) in table.groups.items():
+        # one line for everyone; per-group policies mark each group's own only for the attribute
+        # whose groups got their own thresholds (elsewhere a group's comparisons mix thresholds)
+        thr = th["value"] if th["value"] is not None else (
+            {g: v["value"] for g, v in per_group[attr].items()} if attr in per_group else None)
         curves, finite, failed = {}, {}, {}
         same = (ga == gb) & keep
         for g in np.unique(ga[same]):
@@ -250,4 +254,4 @@ def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
                        threshold=thr, min_count=2, formats=plots.FORMATS)
         plots.save_figure(plots.score_distribution_plot(
             finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=thr,
-            xlabel=f"{cfg.backend.distance} distance (lower = more alike)", failed=failed), out / f"scores_{attr}")
+            xlabel=f"{cfg.backend.distance} distance (lower = more alike; linear scale)", failed=failed), out / f"scores_{attr}")

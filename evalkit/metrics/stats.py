@@ -17,6 +17,7 @@ variance for FMR, which does not have that bias.
 from __future__ import annotations
 
 from . import bootstrap as boot_mod
+from . import disparity as disp
 
 from ..data.samples import SPECIAL_LABELS
 
@@ -24,12 +25,14 @@ FMR_ONLY = ("fmr_max_min_ratio", "fmr_ratio_to_reference")
 FNMR_ONLY = ("fnmr_max_min_ratio", "fnmr_ratio_to_reference")
 
 
-def _reference(entries: dict, wanted: str | None) -> str | None:
+def _reference(entries: dict, wanted: str | None) -> tuple[str | None, str]:
+    """(reference group, the rule that chose it): the user's, else ``disparity.choose_reference``
+    over every group entering an FMR or FNMR summary."""
     if wanted:
-        return wanted
+        return wanted, "given"
     if not entries:
-        return None
-    return max(entries, key=lambda g: (entries[g]["n_subjects"], g))
+        return None, "no groups"
+    return disp.choose_reference(entries)
 
 
 def _block(entries: dict, ok, boot, reference) -> dict:
@@ -44,14 +47,16 @@ def attribute_disparity(entries: dict, boot, reference: str | None) -> dict:
     fmr_ok = [g for g, e in groups.items() if not e["small_fmr"]]
     fnmr_ok = [g for g, e in groups.items() if not e["small_fnmr"]]
     both_ok = [g for g in fmr_ok if g in fnmr_ok]
-    ref = _reference({g: entries[g] for g in set(fmr_ok) | set(fnmr_ok)}, reference)
-    out = _block(entries, both_ok, boot, ref)
-    fmr_block = _block(entries, fmr_ok, boot, ref)
-    fnmr_block = _block(entries, fnmr_ok, boot, ref)
+    ref, rule = _reference({g: entries[g] for g in set(fmr_ok) | set(fnmr_ok)}, reference)
+    sets = tuple(both_ok), tuple(fmr_ok), tuple(fnmr_ok)
+    blocks = {ok: _block(entries, ok, boot, ref) for ok in set(sets)}   # usually one set: computed once
+    out, fmr_block, fnmr_block = (blocks[ok] for ok in sets)
     for name in FMR_ONLY:
         out[name] = fmr_block[name]
     for name in FNMR_ONLY:
         out[name] = fnmr_block[name]
+    for name in ("fmr_ratio_to_reference", "fnmr_ratio_to_reference"):
+        out[name] = {**out[name], "reference_rule": rule}   # how ref was chosen, not merely that it was passed on
     return out
 
 

@@ -158,6 +158,15 @@ def _small(entry: dict, min_subjects: int, min_comparisons: int) -> dict:
     return out
 
 
+def _add_accuracy_and_flags(e: dict, min_count) -> dict:
+    """Complete a flat group entry: ``accuracy`` (correct decisions / comparisons at the threshold)
+    and the small-group flags."""
+    n = e["n_genuine"] + e["n_impostor"]
+    e["accuracy"] = (n - e["false_matches"] - e["false_nonmatches"]) / n if n else None
+    e.update(_small(e, *min_count))
+    return e
+
+
 def _operating_points(genuine: np.ndarray, impostor: np.ndarray) -> dict:
     """EER and FNMR at FMR = 1e-1 ... 1e-4 on one group's own comparisons (its DET curve)."""
     out = {"eer": None, "fnmr_at_fmr": {}}
@@ -185,10 +194,7 @@ def group_breakdown(raw, decision, mated, sa, sb, ga, gb, confidence, min_count)
     out = {}
     same = ga == gb
     for label, summ in g["by_group"].items():
-        e = flatten_summary(summ)
-        n = e["n_genuine"] + e["n_impostor"]
-        e["accuracy"] = (n - e["false_matches"] - e["false_nonmatches"]) / n if n else None
-        e.update(_small(e, *min_count))
+        e = _add_accuracy_and_flags(flatten_summary(summ), min_count)
         sel = same & (ga == label)
         e.update(_operating_points(raw[sel & mated], raw[sel & ~mated]))
         out[label] = e
@@ -213,10 +219,14 @@ def cross_fmr(decision, mated, ga, gb) -> dict:
     off = ~np.eye(k, dtype=bool)
     n = n + (n.T * off)          # symmetric: an (i, j) comparison is also a (j, i) one
     fm = fm + (fm.T * off)
+    return _cross_block(labels.tolist(), fm, n)
+
+
+def _cross_block(labels: list, fm: np.ndarray, n: np.ndarray) -> dict:
+    """The metrics.json ``cross_fmr[attr]`` block from symmetric false-match and impostor counts."""
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(n > 0, fm / np.maximum(n, 1), np.nan)
-    return {"labels": labels.tolist(), "false_matches": fm.tolist(), "n_impostor": n.tolist(),
-            "fmr": rate.tolist()}
+    return {"labels": labels, "false_matches": fm.tolist(), "n_impostor": n.tolist(), "fmr": rate.tolist()}
 
 
 def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_value, failure_policy: str,
@@ -270,6 +280,7 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
         out["groups"][a], out["mixed"][a] = group_breakdown(s, decision, mated, sa, sb, ga, gb, confidence, min_count)
         out["cross_fmr"][a] = cross_fmr(decision, mated, ga, gb)
     out["intersections"] = {}
+    errors = errors_from_decision(decision, mated) if intersections else None
     for combo in intersections:
         missing = [c for c in combo if c not in groups]
         if missing or len(combo) < 2:
@@ -280,8 +291,8 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
         ia = np.array([" x ".join(t) for t in zip(*(groups[c][0] for c in combo))]) if len(s) else np.array([], str)
         ib = np.array([" x ".join(t) for t in zip(*(groups[c][1] for c in combo))]) if len(s) else np.array([], str)
         out["intersections"][name], _ = group_breakdown(s, decision, mated, sa, sb, ia, ib, confidence, min_count)
-        stats_mod.add_bootstrap_intervals(out["intersections"][name], errors_from_decision(decision, mated),
-                                          mated, sa, sb, ia, ib, confidence, bootstrap)
+        stats_mod.add_bootstrap_intervals(out["intersections"][name], errors, mated, sa, sb, ia, ib, confidence,
+                                          bootstrap)
         if all(c in image_groups for c in combo) and n_img:
             combined = np.array([" x ".join(t) for t in zip(*(np.asarray(image_groups[c]).astype(str) for c in combo))])
             out["failures"]["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence,
@@ -297,26 +308,32 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
 # ------------------------------------------------------------------ the exhaustive protocol
 
 
-def _entry_from_counts(c, n_subjects: int, confidence: float, min_count) -> dict:
-    e = flatten_summary({"fmr": uncertainty.rate_summary(int(c.false_matches[0]), int(c.n_impostor), confidence),
-                         "fnmr": uncertainty.rate_summary(int(c.false_nonmatches[0]), int(c.n_genuine), confidence),
-                         "n_subjects": int(n_subjects)})
-    n = e["n_genuine"] + e["n_impostor"]
-    e["accuracy"] = (n - e["false_matches"] - e["false_nonmatches"]) / n if n else None
-    e.update(_small(e, *min_count))
-    return e
+def _flat_counts(c, n_subjects: int, confidence: float) -> dict:
+    """Flat rate fields (as ``flatten_summary``) from exhaustive ``Counts`` at their first threshold."""
+    return flatten_summary(groups_mod._summary(int(c.false_matches[0]), int(c.n_impostor), int(c.false_nonmatches[0]),
+                                               int(c.n_genuine), n_subjects, confidence))
 
 
-def _exhaustive_operating_points(res, attr: str, label_index: int, n_impostor: int) -> dict:
+def _same_label_codes(res, attr: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per genuine and per kept impostor comparison: the label code of ``attr`` when both sides
+    share it, else -1."""
+    codes = res._labels[attr][1].astype(np.int32)   # few labels; the kept impostor list can be long
+    out = []
+    for a, b in ((res.genuine_a, res.genuine_b), (res.impostor_a, res.impostor_b)):
+        ca = codes[a]
+        ca[ca != codes[b]] = -1
+        out.append(ca)
+    return out[0], out[1]
+
+
+def _exhaustive_operating_points(res, genuine_codes, impostor_codes, label_index: int, n_impostor: int) -> dict:
     """FNMR at FMR 1e-1..1e-4 on one group's own comparisons, from every genuine score and the kept
-    impostor top-k: exact whenever the group's k-th smallest impostor score is among those kept."""
-    _, codes = res._labels[attr]
-    g_sel = (codes[res.genuine_a] == label_index) & (codes[res.genuine_b] == label_index)
-    genuine = res.genuine_scores[g_sel].astype(np.float64)
+    impostor top-k: exact whenever the group's k-th smallest impostor score is among those kept.
+    ``*_codes`` come from :func:`_same_label_codes`."""
+    genuine = res.genuine_scores[genuine_codes == label_index].astype(np.float64)
     if res.failure_policy == "exclude":
         genuine = genuine[np.isfinite(genuine)]
-    i_sel = (codes[res.impostor_a] == label_index) & (codes[res.impostor_b] == label_index)
-    imp = res.impostor_scores[i_sel]
+    imp = res.impostor_scores[impostor_codes == label_index]
     out = {}
     for target in FNMR_AT_FMR:
         k = int(np.floor(target * n_impostor))
@@ -344,9 +361,12 @@ def summarise_exhaustive(res, samples, *, threshold_policy: str, target_fmr: flo
     per_group_fmr and calibrated thresholds, LFW folds."""
     if threshold_policy == "fixed":
         t = float(threshold_value)
-        overall0, _ = res.counts_at([t])
-        thr = {"policy": "fixed", "value": t, "target_fmr": None, "achieved_fmr": float(overall0.fmr()[0]),
-               "resolvable": True, "n_impostor": int(overall0.n_impostor), "calibration": None, "per_group": None,
+        if len(res.thresholds) == 1 and float(res.thresholds[0]) == t:
+            overall, groups = res.overall, res.groups   # counted during the pass: exact at any value
+        else:
+            overall, groups = res.counts_at([t])        # from the kept top-k: exact below its cut-off
+        thr = {"policy": "fixed", "value": t, "target_fmr": None, "achieved_fmr": float(overall.fmr()[0]),
+               "resolvable": True, "n_impostor": int(overall.n_impostor), "calibration": None, "per_group": None,
                "label": f"fixed distance threshold {t:.6g}"}
     elif threshold_policy == "global_fmr":
         c = res.threshold_at_fmr(target_fmr)
@@ -354,10 +374,10 @@ def summarise_exhaustive(res, samples, *, threshold_policy: str, target_fmr: flo
         thr = {"policy": "global_fmr", "value": t, "target_fmr": float(target_fmr), "achieved_fmr": float(c.achieved_fmr),
                "resolvable": bool(c.resolvable), "n_impostor": int(c.n_impostor), "calibration": None, "per_group": None,
                "label": f"one threshold for everyone at FMR {target_fmr:g} over all {c.n_impostor} impostors"}
+        overall, groups = res.counts_at([t])   # below the kept top-k's cut-off by construction
     else:
         raise ValueError(f"threshold.policy={threshold_policy} is not available with protocol=exhaustive; "
                          "use global_fmr or fixed")
-    overall, groups = res.counts_at([t])
     out = dict(header)
     out["schema"] = SCHEMA
     out["failure_policy"] = res.failure_policy
@@ -367,32 +387,23 @@ def summarise_exhaustive(res, samples, *, threshold_policy: str, target_fmr: flo
                                      excluded=int(excluded))
     out["threshold"] = thr
     out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
-    out["overall"] = _entry_from_counts(overall, len(np.unique(samples.subjects)), confidence, (0, 0))
-    for k in ("accuracy", "small", "small_reason", "small_fmr", "small_fmr_reason", "small_fnmr", "small_fnmr_reason"):
-        out["overall"].pop(k, None)
+    n_subjects = len(np.unique(samples.subjects))
+    out["overall"] = _flat_counts(overall, n_subjects, confidence)
     out["groups"], out["mixed"], out["cross_fmr"], out["disparity"], out["tests"] = {}, {}, {}, {}, {}
     for attr, cc in groups.items():
         labels = np.asarray(samples.attributes[attr]).astype(str)
+        g_codes, i_codes = _same_label_codes(res, attr)
         entries = {}
         for j, lab in enumerate(cc.labels):
-            e = _entry_from_counts(cc.group(lab), len(np.unique(samples.subjects[labels == str(lab)])), confidence,
-                                   min_count)
+            e = _add_accuracy_and_flags(
+                _flat_counts(cc.group(lab), len(np.unique(samples.subjects[labels == str(lab)])), confidence), min_count)
             e["eer"] = None
-            e["fnmr_at_fmr"] = _exhaustive_operating_points(res, attr, j, e["n_impostor"])
+            e["fnmr_at_fmr"] = _exhaustive_operating_points(res, g_codes, i_codes, j, e["n_impostor"])
             entries[str(lab)] = e
         out["groups"][attr] = entries
-        mixed = cc.mixed()
-        out["mixed"][attr] = flatten_summary({
-            "fmr": uncertainty.rate_summary(int(mixed.false_matches[0]), int(mixed.n_impostor), confidence),
-            "fnmr": uncertainty.rate_summary(int(mixed.false_nonmatches[0]), int(mixed.n_genuine), confidence),
-            "n_subjects": len(np.unique(samples.subjects))})   # every subject meets the others
-        add = res.failure_policy == "nonmatch"
-        n = cc.completed_impostor + (cc.failed_impostor if add else 0)
-        fm = cc.false_matches[:, :, 0]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(n > 0, fm / np.maximum(n, 1), np.nan)
-        out["cross_fmr"][attr] = {"labels": [str(x) for x in cc.labels], "false_matches": fm.tolist(),
-                                  "n_impostor": n.tolist(), "fmr": rate.tolist()}
+        out["mixed"][attr] = _flat_counts(cc.mixed(), n_subjects, confidence)   # every subject meets the others
+        n = cc.completed_impostor + (cc.failed_impostor if res.failure_policy == "nonmatch" else 0)
+        out["cross_fmr"][attr] = _cross_block([str(x) for x in cc.labels], cc.false_matches[:, :, 0], n)
         out["disparity"][attr] = stats_mod.attribute_disparity(entries, None, (reference or {}).get(attr))
     out["intersections"] = {}
     out["bootstrap"] = None

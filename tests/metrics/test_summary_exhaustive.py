@@ -65,3 +65,22 @@ def test_exhaustive_summary_refuses_policies_it_cannot_honour():
     with pytest.raises(ValueError, match="not available with protocol=exhaustive"):
         summarise_exhaustive(res, samples, threshold_policy="per_group_fmr", target_fmr=1e-2, threshold_value=None,
                              confidence=0.95, image_failures=[None] * len(samples), header={})
+
+
+def test_a_fixed_threshold_beyond_the_kept_impostors_uses_the_counts_made_during_the_pass():
+    """topk keeps only the closest impostors; a fixed threshold above their cut-off must still be
+    exact, from the counts exhaustive_counts made at that threshold (not from the kept list)."""
+    samples, emb, ok = world()
+    full = exhaustive_counts(emb, ok, samples.subjects, dict(samples.attributes), keep_scores=True)
+    t = float(np.quantile(full.impostor_scores, 0.5))     # far above a top-50 cut-off
+    res = exhaustive_counts(emb, ok, samples.subjects, dict(samples.attributes), thresholds=[t], topk=50,
+                            keep_scores=False)
+    assert not res.impostor_complete and t > res.impostor_cutoff
+    common = dict(target_fmr=1e-2, confidence=0.95, image_failures=[None] * len(samples), header={})
+    ex = summarise_exhaustive(res, samples, threshold_policy="fixed", threshold_value=t, **common)
+    ref = summarise_exhaustive(full, samples, threshold_policy="fixed", threshold_value=t, **common)
+    keys = ("n_impostor", "false_matches", "n_genuine", "false_nonmatches")
+    assert [ex["overall"][k] for k in keys] == [ref["overall"][k] for k in keys]
+    assert ex["overall"]["false_matches"] > 50
+    for g in ("f", "m"):
+        assert [ex["groups"]["sex"][g][k] for k in keys] == [ref["groups"]["sex"][g][k] for k in keys]

@@ -170,6 +170,7 @@ def test_disparity_block_uses_unflagged_groups_and_matches_the_published_formula
     assert dsex["fdr"]["value"] == pytest.approx(1 - (0.5 * A + 0.5 * B))
     # reference = the group with most subjects (m); ratio f/m
     assert dsex["fnmr_ratio_to_reference"]["reference"] == "m"
+    assert dsex["fnmr_ratio_to_reference"]["reference_rule"] == "the group with most subjects"   # not "given"
     assert dsex["fnmr_ratio_to_reference"]["by_group"]["f"]["value"] == pytest.approx(fnmr["f"] / fnmr["m"])
     # bootstrap intervals are there, per group and on the summaries, and bracket the estimate
     lo, hi = g["f"]["fnmr_ci_boot"]
