@@ -68,7 +68,7 @@ import numpy as np
 from scipy import sparse, stats
 
 from . import disparity as disp
-from .groups import _labels  # the same label rule as the group rates
+from .rates import check_labels as _labels
 from .rates import check_mated
 from .uncertainty import _check_confidence
 

@@ -66,7 +66,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..scoring import DISTANCES, FAILURE_POLICIES, BlockDistance
-from .groups import _labels
+from .rates import check_labels as _labels
 from .rates import MAX_THRESHOLD, ThresholdChoice, _check_target, check_threshold
 
 __all__ = ["Counts", "CrossCounts", "ExhaustiveResult", "exhaustive_counts", "exhaustive_protocol",

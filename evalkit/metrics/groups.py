@@ -23,19 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rates import check_labels as _labels
 from .rates import check_mated, check_scores, check_threshold
 from .uncertainty import rate_summary
 
 __all__ = ["group_rates", "overall_rates"]
-
-
-def _labels(values, n: int, name: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name} must be 1-D of length {n}, got shape {arr.shape}")
-    if arr.dtype == object and (arr == None).any():  # noqa: E711 (elementwise)
-        raise ValueError(f"{name} contains None: use an explicit label such as 'unlabelled'")
-    return arr.astype(str)
 
 
 def _subjects(values, n: int, name: str) -> np.ndarray:

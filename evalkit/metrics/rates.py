@@ -92,6 +92,16 @@ def check_mated(mated, n: int, name: str = "mated") -> np.ndarray:
     return arr
 
 
+def check_labels(values, n: int, name: str) -> np.ndarray:
+    """Group labels as a 1-D string array of length ``n``; ``None`` is rejected (use an explicit label)."""
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must be 1-D of length {n}, got shape {arr.shape}")
+    if arr.dtype == object and (arr == None).any():  # noqa: E711 (elementwise)
+        raise ValueError(f"{name} contains None: use an explicit label such as 'unlabelled'")
+    return arr.astype(str)
+
+
 def _check_target(target_fmr) -> float:
     if isinstance(target_fmr, (bool, np.bool_)) or not isinstance(target_fmr, (Real, np.floating,
                                                                                np.integer)):
