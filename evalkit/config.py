@@ -62,7 +62,7 @@ class CSVDatasetConfig(DatasetConfig):
 @dataclass
 class ProtocolConfig:
     name: str = MISSING
-    kind: str = MISSING                      # "lfw" | "generated"
+    kind: str = MISSING                      # "lfw" | "generated" | "exhaustive" | "search"
 
 
 @dataclass
@@ -90,6 +90,23 @@ class ExhaustiveProtocolConfig(ProtocolConfig):
     max_images_per_subject: Optional[int] = None   # seeded cap per subject (None: every image)
     memory_budget_mb: float = 1024.0         # bounds the score blocks and the kept impostor list
     topk: int = 1_000_000                    # smallest impostor scores kept exactly (thresholds down to FMR 1/n)
+    seed: int = "${seed}"  # type: ignore[assignment]
+
+
+@dataclass
+class SearchProtocolConfig(ProtocolConfig):
+    """One-to-many search: a gallery of enrolled subjects, mated and non-mated probes
+    (evalkit.data.protocols.search_split, evalkit.metrics.search)."""
+    name: str = "search"
+    kind: str = "search"
+    gallery_images_per_subject: int = 1      # images enrolled per subject (its score is its best image's)
+    max_probes_per_subject: Optional[int] = 5   # seeded cap on probes per subject (mated and non-mated)
+    nonmated_fraction: float = 0.5           # share of subjects held out of every gallery (non-mated probes)
+    gallery_sizes: list[Optional[int]] = field(default_factory=lambda: [None])   # enrolled subjects; null = all
+    candidates: int = 50                     # candidate-list length L (NIST FRTE 1:N returns 50)
+    audit_thresholds: list[float] = field(default_factory=list)   # vendor thresholds (distances) to audit
+    audit_deepface_default: bool = True      # also audit at DeepFace's default threshold for the model
+    memory_budget_mb: float = 512.0          # bounds each probe-by-gallery score block
     seed: int = "${seed}"  # type: ignore[assignment]
 
 
@@ -194,8 +211,9 @@ BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size")
 # -- thresholds -------------------------------------------------------------------------------
 @dataclass
 class ThresholdConfig:
-    policy: str = "global_fmr"               # global_fmr | fixed | per_group_fmr | calibrated (evalkit.metrics.thresholds)
+    policy: str = "global_fmr"               # global_fmr | fixed | per_group_fmr | calibrated | global_fpir (search)
     target_fmr: float = 1e-3
+    target_fpir: float = 1e-2                # global_fpir (protocol=search): FPIR over all non-mated searches
     value: Optional[float] = None            # the fixed threshold (a distance) when policy=fixed
     attribute: Optional[str] = None          # per_group_fmr: whose groups get their own threshold (default: first attribute)
     calibration: str = "subject_split"       # calibrated: lfw_view1_train | subject_split
@@ -252,6 +270,7 @@ def register() -> None:
     cs.store(group="protocol", name="base_lfw", node=LFWProtocolConfig)
     cs.store(group="protocol", name="base_generated", node=GeneratedProtocolConfig)
     cs.store(group="protocol", name="base_exhaustive", node=ExhaustiveProtocolConfig)
+    cs.store(group="protocol", name="base_search", node=SearchProtocolConfig)
     cs.store(group="backend", name="base_dlib", node=DlibBackendConfig)
     cs.store(group="backend", name="base_deepface", node=DeepFaceBackendConfig)
     cs.store(group="backend", name="base_facenet", node=FaceNetBackendConfig)
@@ -270,6 +289,30 @@ class ConfigError(ValueError):
     """A config value that the schema allows but evalkit cannot use; the message says which."""
 
 
+def _validate_search(cfg: Any) -> None:
+    p = cfg.protocol
+    if cfg.threshold.policy not in ("global_fpir", "fixed"):
+        raise ConfigError(f"threshold.policy={cfg.threshold.policy} is a 1:1 policy; protocol=search needs "
+                          "threshold=global_fpir (one threshold at a target FPIR over the non-mated searches) or "
+                          "threshold=fixed (e.g. a vendor's threshold). Try: evalkit run protocol=search "
+                          "threshold=global_fpir, or +experiment=lfw_search")
+    if not 0 < cfg.threshold.target_fpir <= 1:
+        raise ConfigError(f"threshold.target_fpir must be in (0, 1], got {cfg.threshold.target_fpir}")
+    if p.gallery_images_per_subject < 1:
+        raise ConfigError("protocol.gallery_images_per_subject must be >= 1")
+    if p.max_probes_per_subject is not None and p.max_probes_per_subject < 1:
+        raise ConfigError("protocol.max_probes_per_subject must be >= 1 or null")
+    if not 0 < p.nonmated_fraction < 1:
+        raise ConfigError(f"protocol.nonmated_fraction must be in (0, 1), got {p.nonmated_fraction}")
+    if p.candidates < 1:
+        raise ConfigError("protocol.candidates must be >= 1")
+    if any(v is not None and v < 1 for v in p.gallery_sizes):
+        raise ConfigError(f"protocol.gallery_sizes must be positive (or null for every enrolled subject), got "
+                          f"{list(p.gallery_sizes)}")
+    if p.memory_budget_mb <= 0:
+        raise ConfigError("protocol.memory_budget_mb must be > 0")
+
+
 def validate(cfg: Any) -> None:
     """Checks the schema cannot express (allowed values), with clear messages."""
     def one_of(value, allowed, key):
@@ -280,7 +323,8 @@ def validate(cfg: Any) -> None:
             extra = f" Did you mean {hint[0]!r}?" if hint else ""
             raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}.{extra}")
 
-    one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated"), "threshold.policy")
+    one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
+           "threshold.policy")
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
         raise ConfigError("threshold.policy=fixed needs threshold.value (a distance) or threshold.deepface_default=true")
     one_of(cfg.threshold.calibration, ("lfw_view1_train", "subject_split"), "threshold.calibration")
@@ -307,7 +351,12 @@ def validate(cfg: Any) -> None:
     one_of(cfg.failure_policy, ("nonmatch", "exclude"), "failure_policy")
     one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
     one_of(cfg.dataset.kind, ("lfw", "csv"), "dataset.kind")
-    one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive"), "protocol.kind")
+    one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive", "search"), "protocol.kind")
+    if cfg.protocol.kind == "search":
+        _validate_search(cfg)
+    elif cfg.threshold.policy == "global_fpir":
+        raise ConfigError("threshold.policy=global_fpir sets a 1:N threshold and needs protocol=search; "
+                          "for 1:1 protocols use threshold=global_fmr")
     if cfg.protocol.kind == "exhaustive" and cfg.threshold.policy not in ("global_fmr", "fixed"):
         raise ConfigError(f"threshold.policy={cfg.threshold.policy} is not available with protocol=exhaustive "
                           "(it keeps counts, not a score table); use threshold=global_fmr or threshold=fixed")

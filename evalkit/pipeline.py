@@ -36,6 +36,8 @@ def run(cfg, out_dir: str | Path) -> dict:
     samples = load_dataset(cfg.dataset)
     if cfg.protocol.kind == "exhaustive":
         return _run_exhaustive(cfg, samples, out, timings, t)
+    if cfg.protocol.kind == "search":
+        return _run_search(cfg, samples, out, timings, t)
     pairs = build_pairs(cfg.protocol, samples, cfg.dataset)
     cal_pairs = None
     if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train":
@@ -169,6 +171,106 @@ def _run_exhaustive(cfg, samples, out: Path, timings: dict, t: float) -> dict:
     t = time.perf_counter()
     _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
     return metrics
+
+
+def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
+    """protocol=search: a seeded subject-disjoint gallery/probe split, every probe searched
+    against the gallery in chunks of matrix products (evalkit.metrics.search), FPIR/FNIR/CMC per
+    probe group (evalkit.metrics.search_summary)."""
+    from .data.protocols import search_split
+    from .metrics.search import search
+    from .metrics.search_summary import summarise_search
+
+    p = cfg.protocol
+    split = search_split(samples, gallery_images_per_subject=p.gallery_images_per_subject,
+                         max_probes_per_subject=p.max_probes_per_subject, nonmated_fraction=p.nonmated_fraction,
+                         gallery_sizes=list(p.gallery_sizes), seed=int(p.seed))
+    used = split.used_samples()
+    used_samples = samples.subset(used)
+    audit = _audit_thresholds(cfg)   # before any embedding: a bad audit setting fails early
+    timings["load"] = time.perf_counter() - t
+    log.info("%s: search split: %d enrolled subjects (%d gallery images), %d mated + %d non-mated probes",
+             samples.name, len(split.enrolled), len(split.gallery), split.n_mated_probes, split.n_nonmated_probes)
+    t = time.perf_counter()
+    emb, stats, fingerprint = _embed(cfg, list(used_samples.paths))
+    timings["embed"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pos = np.searchsorted(used, np.arange(len(samples)))   # sample row -> row of the embedded subset
+    vec = emb.vectors if emb.vectors.shape[1] else np.full((len(used), 1), np.nan, np.float32)
+    gi, pi = pos[split.gallery], pos[split.probes]
+    res = search(vec[pi], vec[gi], split.gallery_column, split.probe_mate, sizes=split.sizes,
+                 candidates=int(p.candidates), distance=cfg.backend.distance, probe_ok=emb.ok[pi], gallery_ok=emb.ok[gi],
+                 memory_budget_mb=float(p.memory_budget_mb))
+    timings["score"] = time.perf_counter() - t
+    log.info("search: %d probes x %d gallery images in %.2f s", res.n_probes, len(split.gallery), res.seconds)
+    t = time.perf_counter()
+    # a subject's label for its column: the label of its first gallery image (labels are per subject
+    # in LFW; a subject whose images disagree carries "conflict" on every image)
+    first = np.r_[True, split.gallery_column[1:] != split.gallery_column[:-1]]
+    column_groups = {a: samples.attributes[a][split.gallery[first]] for a in samples.attribute_names}
+    probe_groups = {a: samples.attributes[a][split.probes] for a in samples.attribute_names}
+    protocol = {"name": p.name, "kind": "search", **split.describe(samples), "candidates": int(res.candidates),
+                "gallery_images_per_subject": int(p.gallery_images_per_subject),
+                "max_probes_per_subject": p.max_probes_per_subject, "nonmated_fraction": float(p.nonmated_fraction),
+                "n_comparisons": int(res.n_probes * len(split.gallery))}
+    header = _header(cfg, samples, used_samples, fingerprint, protocol)
+    metrics = summarise_search(
+        res, probe_subjects=samples.subjects[split.probes], probe_groups=probe_groups, column_groups=column_groups,
+        threshold_policy=cfg.threshold.policy, target_fpir=cfg.threshold.target_fpir,
+        threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
+        image_failures=emb.failures, image_groups=used_samples.attributes, header=header, image_notes=emb.details,
+        min_count=(cfg.min_count.subjects, cfg.min_count.comparisons),
+        intersections=[list(c) for c in cfg.intersections],
+        bootstrap={"replicates": cfg.bootstrap.replicates, "seed": cfg.bootstrap.seed} if cfg.bootstrap.replicates else None,
+        audit=audit)
+    timings["metrics"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _write_search_table(out / "search.csv", samples, split, res)
+    _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
+    return metrics
+
+
+def _audit_thresholds(cfg) -> list[dict]:
+    """The vendor thresholds a search run audits: protocol.audit_thresholds, plus DeepFace's own
+    default for the model when asked and it has one for this distance."""
+    out = [{"threshold": float(v), "source": "given (protocol.audit_thresholds)"} for v in cfg.protocol.audit_thresholds]
+    if cfg.protocol.audit_deepface_default and cfg.backend.family in ("dlib", "deepface"):
+        from .backends.deepface_backend import deepface_threshold
+
+        model = "Dlib" if cfg.backend.family == "dlib" else cfg.backend.model_name
+        try:
+            v = deepface_threshold(model, cfg.backend.distance)
+        except ValueError as e:
+            log.warning("no DeepFace default threshold to audit: %s", e)
+        else:
+            src = f"DeepFace's default threshold for {model} ({cfg.backend.distance})"
+            if model == "Dlib" and cfg.backend.distance == "euclidean":
+                src += "; also the default tolerance of face_recognition's compare_faces (0.6)"
+            if all(a["threshold"] != v for a in out):
+                out.append({"threshold": v, "source": src})
+    return sorted(out, key=lambda a: a["threshold"])
+
+
+def _write_search_table(path: Path, samples, split, res) -> None:
+    """search.csv: one row per probe: who it is, its mate's score and rank, its best non-mate
+    score (full gallery) and the nearest candidates; enough to recompute every rate."""
+    import csv
+
+    enrolled = split.enrolled
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["probe", "subject", "mated", "probe_ok", "mate_score", "mate_rank", "best_nonmate_score",
+                    "top1_subject", "top1_score", *samples.attribute_names])
+        for i, row in enumerate(split.probes):
+            mated = res.probe_mate[i] >= 0
+            rk = int(res.rank[i, -1])
+            top = res.top_column[i, 0]
+            w.writerow([samples.ids[row], samples.subjects[row], int(mated), int(res.probe_ok[i]),
+                        repr(float(res.mate_score[i])) if mated else "",
+                        ("" if not mated else ("inf" if rk == np.iinfo(np.int64).max else rk)),
+                        repr(float(res.best_nonmate[i, -1])), enrolled[top] if top >= 0 else "",
+                        repr(float(res.top_score[i, 0])) if top >= 0 else "",
+                        *[samples.attributes[a][row] for a in samples.attribute_names]])
 
 
 def _threshold_value(cfg):

@@ -8,11 +8,14 @@ dominate the genuine comparisons.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from evalkit.data.samples import DatasetError, Pairs, Samples
 
-__all__ = ["MAX_ENUMERATED_NONMATED", "generated_pairs", "cap_images_per_subject", "count_nonmated"]
+__all__ = ["MAX_ENUMERATED_NONMATED", "generated_pairs", "cap_images_per_subject", "count_nonmated", "SearchSplit",
+           "search_split"]
 
 #: Enumerating more non-mated pairs than this is refused: set a sample size instead.
 MAX_ENUMERATED_NONMATED = 20_000_000
@@ -181,3 +184,145 @@ def generated_pairs(
     pairs = Pairs(a=a, b=b, mated=mated, fold=np.full(len(a), -1, np.int64), name=name)
     pairs.check_against(samples)
     return pairs
+
+
+# ------------------------------------------------------------------ one-to-many search
+
+
+@dataclass(frozen=True, eq=False)
+class SearchSplit:
+    """A seeded, subject-disjoint 1:N split: a gallery of enrolled subjects and two kinds of probe.
+
+    Attributes:
+        gallery: sample rows of the gallery images, grouped by column in enrolment order.
+        gallery_column: for each gallery image, its column: the index of its subject in
+            ``enrolled`` (enrolment order).
+        enrolled: subject id of each column. The gallery of size ``n`` is the first ``n`` columns,
+            so the galleries of every size are nested.
+        probes: sample rows of the probe images: mated probes (subject enrolled; never one of the
+            gallery images) first, then non-mated probes (subject in no gallery).
+        probe_mate: column of each probe's subject, ``-1`` for a non-mated probe.
+        sizes: gallery sizes in enrolled subjects, ascending; the last is ``len(enrolled)``.
+    """
+
+    gallery: np.ndarray
+    gallery_column: np.ndarray
+    enrolled: np.ndarray
+    probes: np.ndarray
+    probe_mate: np.ndarray
+    sizes: np.ndarray
+    seed: int
+
+    @property
+    def n_mated_probes(self) -> int:
+        return int((self.probe_mate >= 0).sum())
+
+    @property
+    def n_nonmated_probes(self) -> int:
+        return int((self.probe_mate < 0).sum())
+
+    def used_samples(self) -> np.ndarray:
+        return np.unique(np.concatenate([self.gallery, self.probes]))
+
+    def describe(self, samples: Samples) -> dict:
+        """Counts for metrics.json: images, subjects and probes of each kind."""
+        mated = self.probe_mate >= 0
+        return {
+            "gallery_sizes": self.sizes.tolist(), "n_enrolled_subjects": int(len(self.enrolled)),
+            "n_gallery_images": int(len(self.gallery)),
+            "n_mated_probes": int(mated.sum()), "n_nonmated_probes": int((~mated).sum()),
+            "n_mated_subjects": int(len(np.unique(samples.subjects[self.probes[mated]]))),
+            "n_nonmated_subjects": int(len(np.unique(samples.subjects[self.probes[~mated]]))),
+            "seed": int(self.seed),
+        }
+
+
+def _choose(rng: np.random.Generator, idx: np.ndarray, k: int | None) -> np.ndarray:
+    """A sorted uniform subset of ``k`` of ``idx`` (all of it when k is None or >= its size)."""
+    if k is None or len(idx) <= k:
+        return idx
+    return np.sort(rng.choice(idx, size=k, replace=False))
+
+
+def search_split(samples: Samples, *, gallery_images_per_subject: int = 1, max_probes_per_subject: int | None = 5,
+                 nonmated_fraction: float = 0.5, gallery_sizes=(None,), seed: int = 0) -> SearchSplit:
+    """Gallery and probes for a one-to-many search, reproducible from ``seed``.
+
+    Steps, all driven by one ``np.random.default_rng(seed)``:
+
+    1. the subjects (sorted) are put in a random order;
+    2. subject-disjoint split: of the subjects with more than ``gallery_images_per_subject``
+       images (those that can give a mated probe), the first ``round(nonmated_fraction * n)`` in
+       that order are held out of every gallery; so are the same fraction of the other subjects.
+       Held-out subjects give the non-mated probes: up to ``max_probes_per_subject`` of their
+       images (a uniform subset);
+    3. every other subject is enrolled, in that random order (column 0, 1, ...): up to
+       ``gallery_images_per_subject`` of its images (uniform) go to the gallery; up to
+       ``max_probes_per_subject`` of the rest (uniform) are its mated probes. Enrolled subjects
+       without another image are in the gallery only (they make the gallery realistic: most
+       people in a mugshot database are not searched for);
+    4. ``gallery_sizes`` (``None`` = every enrolled subject) name nested galleries: the first
+       ``n`` enrolled subjects. Mated probes count at a size only when their subject is enrolled
+       in it; non-mated probes count at every size.
+
+    Raises:
+        DatasetError: a bad argument, a gallery size above the number of enrolled subjects, or a
+        split without mated or without non-mated probes.
+    """
+    g = int(gallery_images_per_subject)
+    if g < 1:
+        raise DatasetError(f"gallery_images_per_subject must be >= 1, got {gallery_images_per_subject!r}")
+    if max_probes_per_subject is not None and int(max_probes_per_subject) < 1:
+        raise DatasetError(f"max_probes_per_subject must be >= 1 or None, got {max_probes_per_subject!r}")
+    cap = None if max_probes_per_subject is None else int(max_probes_per_subject)
+    if not 0 < float(nonmated_fraction) < 1:
+        raise DatasetError(f"nonmated_fraction must be in (0, 1), got {nonmated_fraction!r}")
+    rng = np.random.default_rng(int(seed))
+    subjects, codes = np.unique(samples.subjects, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    starts = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(subjects)))]
+    images = [order[starts[s]:starts[s + 1]] for s in range(len(subjects))]   # sorted rows per subject
+    perm = rng.permutation(len(subjects))
+    mateable = np.array([len(images[s]) > g for s in perm])
+    held = np.zeros(len(perm), dtype=bool)
+    for stratum in (mateable, ~mateable):
+        pos = np.flatnonzero(stratum)
+        held[pos[: int(round(float(nonmated_fraction) * len(pos)))]] = True
+    enrolled = perm[~held]
+    gal, gal_col, mated_probes, mated_cols, nonmated = [], [], [], [], []
+    column = {int(s): c for c, s in enumerate(enrolled)}
+    for s in range(len(subjects)):   # sorted subject order: draws do not depend on the permutation's layout
+        idx = images[s]
+        if s in column:
+            chosen = _choose(rng, idx, g)
+            rest = np.setdiff1d(idx, chosen)
+            probes = _choose(rng, rest, cap)
+            gal.append(chosen)
+            gal_col.append(np.full(len(chosen), column[s], np.int64))
+            mated_probes.append(probes)
+            mated_cols.append(np.full(len(probes), column[s], np.int64))
+        else:
+            nonmated.append(_choose(rng, idx, cap))
+    gallery, gallery_column = np.concatenate(gal), np.concatenate(gal_col)
+    o = np.lexsort((gallery, gallery_column))
+    gallery, gallery_column = gallery[o].astype(np.int64), gallery_column[o]
+    mp = np.concatenate(mated_probes) if mated_probes else np.empty(0, np.int64)
+    mc = np.concatenate(mated_cols) if mated_cols else np.empty(0, np.int64)
+    nm = np.concatenate(nonmated) if nonmated else np.empty(0, np.int64)
+    if len(mp) == 0:
+        raise DatasetError(f"{samples.name!r}: the search split has no mated probes (no enrolled subject has more than "
+                           f"{g} image(s)); lower gallery_images_per_subject or nonmated_fraction")
+    if len(nm) == 0:
+        raise DatasetError(f"{samples.name!r}: the search split has no non-mated probes; raise nonmated_fraction")
+    n_enrolled = len(enrolled)
+    sizes = []
+    for v in (gallery_sizes or [None]):
+        n = n_enrolled if v is None else int(v)
+        if not 1 <= n <= n_enrolled:
+            raise DatasetError(f"gallery size {v} is not between 1 and the {n_enrolled} subjects this split enrols "
+                               f"({samples.name!r}, nonmated_fraction={nonmated_fraction}); use null for all of them")
+        sizes.append(n)
+    sizes = np.unique(np.asarray(sizes + [n_enrolled], dtype=np.int64))
+    return SearchSplit(gallery=gallery, gallery_column=gallery_column, enrolled=subjects[enrolled],
+                       probes=np.concatenate([mp, nm]).astype(np.int64),
+                       probe_mate=np.concatenate([mc, np.full(len(nm), -1, np.int64)]), sizes=sizes, seed=int(seed))

@@ -1,0 +1,318 @@
+"""metrics.json for a one-to-many search run (``protocol=search``): pure computation, no I/O.
+
+Same top-level blocks as every run (schema, experiment, dataset, protocol, backend,
+failure_policy, failures, threshold, min_count, bootstrap; see ``evalkit.metrics.summary``), no
+verification blocks (overall/groups/... are 1:1 rates), and one ``search`` block. Definitions of
+FPIR, FNIR and CMC: ``evalkit.metrics.search``. Groups are the PROBE's group (its subject's label);
+"unlabelled"/"conflict"/"multiple" stay explicit groups and never enter disparity summaries.
+
+A rate entry is ``{rate, errors, n, n_subjects, ci, upper_bound, ci_boot, ci_boot_reason}``:
+errors / n probes (searches) from n_subjects probe subjects; ``ci`` Clopper-Pearson (treats
+searches as independent), ``upper_bound`` the exact one-sided bound when errors == 0, ``ci_boot``
+the probe-subject cluster bootstrap percentile interval (the interval that respects subjects;
+null with a reason when not computed or undefined).
+
+    threshold   {policy: global_fpir | fixed, label, value, target_fpir, achieved_fpir, resolvable,
+                 n_nonmated, gallery_size}: global_fpir sets ONE threshold for everyone on the
+                 best scores of all non-mated searches of the full gallery (FPIR <= target;
+                 NIST FRTE 1:N reports FNIR at fixed FPIR); it is then applied to every group and
+                 every gallery size
+    protocol    {name, kind: "search", gallery_sizes, n_enrolled_subjects, n_gallery_images,
+                 gallery_images_per_subject, n_mated_probes, n_nonmated_probes, n_mated_subjects,
+                 n_nonmated_subjects, candidates, seed, nonmated_fraction, max_probes_per_subject}
+    search
+      gallery_size      the full gallery (enrolled subjects): headline rates are at this size
+      candidates        L, the candidate-list length
+      overall           {fpir, fnir, fnir_rank1}: rate entries
+      groups            attribute -> probe group -> {fpir, fnir, fnir_rank1, small_fpir,
+                        small_fpir_reason, small_fnir, small_fnir_reason}; a rate is flagged small
+                        when its group has fewer than min_count.subjects probe subjects or fewer
+                        than min_count.comparisons searches of that kind
+      intersections     "sex x race" -> group -> as groups
+      disparity         attribute -> {fpir_max_min_ratio, fnir_max_min_ratio}: {value, ci, reason,
+                        groups, definition, source}, over the labelled groups not flagged small
+      cmc               {ranks: [1..K], overall: {n, n_subjects, hits, rate, ci_boot},
+                        groups: attribute -> group -> same}; rate[k-1] = CMC(k)
+      by_gallery_size   {sizes, overall: {fpir: [entry per size], fnir: [...]},
+                        groups: attribute -> group -> {fpir: [...], fnir: [...]}} at the threshold
+      false_candidates  attribute -> {probe_labels, candidate_labels, nonmated: {false_candidates,
+                        probes_with, n_probes}, mated: {...}, gallery_subjects: {label: n},
+                        gallery_share: {label: fraction}}: false candidates returned at the
+                        threshold, by probe group x candidate group (full gallery)
+      audit             [{threshold, source, gallery_size, candidates, overall: {fpir, fnir},
+                        groups: attribute -> group -> {fpir, fnir, false_candidates,
+                        share_of_falsely_matched, share_of_nonmated_probes},
+                        false_candidates: attribute -> as above}]: the non-mated probes falsely
+                        matched at a vendor's fixed threshold, who they are and who they matched
+      failed_searches   {mated_probe_failed, mate_not_enrolled, nonmated_probe_failed, excluded}
+      engine            {seconds, block_rows, distance}
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..data.samples import SPECIAL_LABELS
+from . import disparity as disp
+from . import rates, uncertainty
+from .search import (SearchResult, bootstrap_interval, cluster_bootstrap_rates, cmc_hits, false_candidate_matrix,
+                     mated_misses, nonmated_false_positives, probe_validity)
+from .summary import SCHEMA, _clean, failures_block
+
+__all__ = ["summarise_search", "rate_entry"]
+
+
+class _Boot:
+    """Bootstrap settings and the replicates kept for disparity intervals."""
+
+    def __init__(self, bootstrap: dict | None, confidence: float):
+        self.replicates = int((bootstrap or {}).get("replicates") or 0)
+        self.seed = int((bootstrap or {}).get("seed") or 0)
+        self.confidence = confidence
+
+    def reps(self, counted, errors, subjects, label: str):
+        if not self.replicates:
+            return None
+        return cluster_bootstrap_rates(counted, errors, subjects, replicates=self.replicates, seed=self.seed, label=label)
+
+
+def rate_entry(counted, errors, subjects, confidence: float, reps=None, column: int = 0) -> dict:
+    """One rate entry (see module docstring) for probes ``counted`` with events ``errors``."""
+    counted = np.asarray(counted, bool)
+    k, n = int((np.asarray(errors, bool) & counted).sum()), int(counted.sum())
+    rs = uncertainty.rate_summary(k, n, confidence)
+    e = {"rate": rs["rate"], "errors": k, "n": n, "n_subjects": int(len(np.unique(np.asarray(subjects)[counted]))),
+         "ci": rs["ci"], "upper_bound": rs["upper_bound_if_zero"], "ci_boot": None,
+         "ci_boot_reason": "bootstrap off (bootstrap.replicates=0)"}
+    if reps is not None:
+        iv = bootstrap_interval(reps[:, column:column + 1], confidence)[0]
+        e["ci_boot"], e["ci_boot_reason"] = iv.as_list(), iv.reason
+    return e
+
+
+def _rates(res, t, valid, mask, subjects, boot: _Boot, label: str) -> tuple[dict, dict]:
+    """{fpir, fnir, fnir_rank1} entries over the probes in ``mask``, and the FPIR/FNIR replicates."""
+    c = boot.confidence
+    out, reps = {}, {}
+    cf, fp = nonmated_false_positives(res, t, valid=valid)
+    cm, miss = mated_misses(res, t, valid=valid)
+    _, miss1 = mated_misses(res, None, 1, valid=valid)
+    for name, cnt, err in (("fpir", cf, fp), ("fnir", cm, miss), ("fnir_rank1", cm, miss1)):
+        r = boot.reps(cnt & mask, err, subjects, f"{name}|{label}")
+        reps[name] = r
+        out[name] = rate_entry(cnt & mask, err, subjects, c, r)
+    return out, reps
+
+
+def _small(e: dict, kind: str, min_count) -> tuple[bool, str | None]:
+    why = []
+    if e["n_subjects"] < min_count[0]:
+        why.append(f"{e['n_subjects']} probe subjects < {min_count[0]}")
+    if e["n"] < min_count[1]:
+        why.append(f"{e['n']} {kind} searches < {min_count[1]}")
+    return bool(why), "; ".join(why) or None
+
+
+def _groups(res, t, valid, labels, subjects, boot, min_count, prefix) -> tuple[dict, dict]:
+    entries, reps = {}, {}
+    for g in np.unique(labels):
+        e, r = _rates(res, t, valid, labels == g, subjects, boot, f"{prefix}|{g}")
+        e["small_fpir"], e["small_fpir_reason"] = _small(e["fpir"], "non-mated", min_count)
+        e["small_fnir"], e["small_fnir_reason"] = _small(e["fnir"], "mated", min_count)
+        entries[str(g)], reps[str(g)] = e, r
+    return entries, reps
+
+
+def _disparity(entries: dict, reps: dict, confidence: float) -> dict:
+    """Max/min ratio of FPIR and of FNIR across the labelled groups not flagged small (NISTIR
+    8280's max/min differential, applied to 1:N rates), with a bootstrap interval when replicates
+    exist (groups are resampled independently, so the per-group replicates combine)."""
+    out = {}
+    for rate, key, name in (("fpir", "fpir_max_min_ratio", "FPIR"), ("fnir", "fnir_max_min_ratio", "FNIR")):
+        ok = [g for g, e in entries.items() if g not in SPECIAL_LABELS and not e[f"small_{rate}"]]
+        d = disp.max_min_ratio({g: entries[g][rate]["rate"] if entries[g][rate]["rate"] is not None else math.nan
+                                for g in ok}, name, "fmr_max_min_ratio" if rate == "fpir" else "fnmr_max_min_ratio")
+        block = d.to_dict()
+        block["definition"] = (f"max over groups of {name} / min over groups of {name}, at the operating threshold "
+                               "and the full gallery, over labelled groups not flagged small")
+        block["source"] = "NISTIR 8280 (max/min differential), applied to the 1:N rates of NISTIR 8271"
+        block["ci"] = None
+        if len(ok) >= 2 and all(reps[g][rate] is not None for g in ok) and d.defined:
+            x = np.column_stack([reps[g][rate][:, 0] for g in ok])
+            iv = bootstrap_interval(disp.max_min_ratio_values(x)[:, None], confidence)[0]
+            block["ci"], block["ci_reason"] = iv.as_list(), iv.reason
+        out[key] = block
+    return out
+
+
+def _cmc(res, valid, mask, subjects, boot: _Boot, label: str, K: int) -> dict:
+    counted, hits = cmc_hits(res, K, valid=valid)
+    counted = counted & mask
+    n = int(counted.sum())
+    h = hits[counted].sum(axis=0)
+    out = {"n": n, "n_subjects": int(len(np.unique(np.asarray(subjects)[counted]))), "hits": h.tolist(),
+           "rate": (h / n).tolist() if n else [None] * K, "ci_boot": None}
+    r = boot.reps(counted, hits, subjects, f"cmc|{label}")
+    if r is not None:
+        out["ci_boot"] = [iv.as_list() for iv in bootstrap_interval(r, boot.confidence)]
+    return out
+
+
+def _by_size(res, t, valid, mask, subjects, boot: _Boot, label: str) -> dict:
+    """FPIR and FNIR at the threshold for every gallery size (one bootstrap call per rate: the
+    sizes are the columns)."""
+    S = len(res.sizes)
+    cf = np.column_stack([nonmated_false_positives(res, t, j, valid)[0] for j in range(S)]) & mask[:, None]
+    fp = np.column_stack([nonmated_false_positives(res, t, j, valid)[1] for j in range(S)])
+    cm = np.column_stack([mated_misses(res, t, None, j, valid)[0] for j in range(S)]) & mask[:, None]
+    ms = np.column_stack([mated_misses(res, t, None, j, valid)[1] for j in range(S)])
+    out = {}
+    for name, cnt, err in (("fpir", cf, fp), ("fnir", cm, ms)):
+        r = boot.reps(cnt, err, subjects, f"size_{name}|{label}")
+        out[name] = [rate_entry(cnt[:, j], err[:, j], subjects, boot.confidence, r, j) for j in range(S)]
+    return out
+
+
+def _false_candidates(res, t, valid, probe_labels, column_labels) -> dict:
+    nm = (res.probe_mate < 0) & valid
+    m = (res.probe_mate >= 0) & valid
+    a = false_candidate_matrix(res, t, probe_labels, column_labels, nm)
+    b = false_candidate_matrix(res, t, probe_labels, column_labels, m)
+    labels, counts = np.unique(np.asarray(column_labels).astype(str), return_counts=True)
+    return {"probe_labels": a["probe_labels"], "candidate_labels": a["candidate_labels"],
+            "nonmated": {k: a[k] for k in ("false_candidates", "probes_with", "n_probes")},
+            "mated": {"probe_labels": b["probe_labels"], **{k: b[k] for k in ("false_candidates", "probes_with", "n_probes")}},
+            "gallery_subjects": {str(g): int(c) for g, c in zip(labels, counts)},
+            "gallery_share": {str(g): float(c / counts.sum()) for g, c in zip(labels, counts)}}
+
+
+def _audit(res, audit_threshold: dict, valid, subjects, probe_groups: dict, column_groups: dict, boot: _Boot) -> dict:
+    """The ACLU shape at a vendor's fixed threshold: non-mated probes (people not in the
+    database) with at least one false candidate, per probe group, with intervals; the share of the
+    falsely matched each group makes up against its share of the non-mated probes; and whom they
+    matched."""
+    t = float(audit_threshold["threshold"])
+    lab = f"audit{t!r}"
+    overall, _ = _rates(res, t, valid, np.ones(res.n_probes, bool), subjects, boot, f"{lab}|all")
+    cf, fp = nonmated_false_positives(res, t, valid=valid)
+    out = {"threshold": t, "source": audit_threshold.get("source"), "gallery_size": int(res.sizes[-1]),
+           "candidates": int(res.candidates),
+           "overall": {"fpir": overall["fpir"], "fnir": overall["fnir"],
+                       "false_candidates": int(_n_false_candidates(res, t, cf))},
+           "groups": {}, "false_candidates": {}}
+    n_fp, n_nm = int(fp.sum()), int(cf.sum())
+    for attr, labels in probe_groups.items():
+        per = {}
+        for g in np.unique(labels[cf]) if n_nm else []:
+            mask = labels == g
+            e, _ = _rates(res, t, valid, mask, subjects, boot, f"{lab}|{attr}|{g}")
+            per[str(g)] = {"fpir": e["fpir"], "fnir": e["fnir"],
+                           "false_candidates": int(_n_false_candidates(res, t, cf & mask)),
+                           "share_of_falsely_matched": float((fp & mask).sum() / n_fp) if n_fp else None,
+                           "share_of_nonmated_probes": float((cf & mask).sum() / n_nm)}
+        out["groups"][attr] = per
+        out["false_candidates"][attr] = _false_candidates(res, t, valid, labels, column_groups[attr])
+    return out
+
+
+def _n_false_candidates(res: SearchResult, t: float, probes) -> int:
+    cols, sc = res.top_column[probes], res.top_score[probes]
+    return int(((sc <= t) & (cols >= 0) & (cols != res.probe_mate[probes, None])).sum())
+
+
+def _threshold(res, valid, policy: str, target_fpir: float, value) -> dict:
+    counted, _ = nonmated_false_positives(res, None, valid=valid)
+    n = int(counted.sum())
+    if n == 0:
+        raise ValueError("the search has no non-mated probes to set or check a threshold on")
+    best = res.best_nonmate[counted, -1]
+    if policy == "global_fpir":
+        ch = rates.threshold_at_fmr(best, target_fpir)
+        return {"policy": "global_fpir", "value": ch.threshold, "target_fpir": float(target_fpir),
+                "achieved_fpir": ch.achieved_fmr, "resolvable": ch.resolvable, "n_nonmated": n,
+                "gallery_size": int(res.sizes[-1]), "target_fmr": None, "achieved_fmr": None, "per_group": None,
+                "calibration": None,
+                "label": f"one threshold for everyone at FPIR {target_fpir:g} over all {n} non-mated searches of "
+                         f"the {int(res.sizes[-1])}-subject gallery"}
+    if policy == "fixed":
+        t = rates.check_threshold(value)
+        return {"policy": "fixed", "value": t, "target_fpir": None, "achieved_fpir": float(np.mean(best <= t)),
+                "resolvable": True, "n_nonmated": n, "gallery_size": int(res.sizes[-1]), "target_fmr": None,
+                "achieved_fmr": None, "per_group": None, "calibration": None,
+                "label": f"fixed distance threshold {t:.6g}"}
+    raise ValueError(f"threshold.policy={policy} is not available with protocol=search; use global_fpir or fixed")
+
+
+def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, column_groups: dict,
+                     threshold_policy: str, target_fpir: float, threshold_value, failure_policy: str,
+                     confidence: float, image_failures, image_groups: dict, header: dict, image_notes=None,
+                     min_count: tuple[int, int] = (10, 30), intersections=(), bootstrap: dict | None = None,
+                     audit=(), cmc_max_rank: int | None = None) -> dict:
+    """metrics.json (module docstring) from a :class:`SearchResult`.
+
+    probe_subjects: (P,) subject of each probe; probe_groups / column_groups: attribute -> label
+    per probe / per enrolled subject (column); image_*: per image the run embedded (failures to
+    enrol); audit: [{threshold, source}] vendor thresholds to audit; cmc_max_rank: CMC ranks
+    (default the candidate-list length)."""
+    subjects = np.asarray(probe_subjects).astype(str)
+    pg = {a: np.asarray(v).astype(str) for a, v in probe_groups.items()}
+    cg = {a: np.asarray(v).astype(str) for a, v in column_groups.items()}
+    valid = probe_validity(res, failure_policy)
+    thr = _threshold(res, valid, threshold_policy, target_fpir, threshold_value)
+    t = thr["value"]
+    boot = _Boot(bootstrap, confidence)
+    K = min(int(cmc_max_rank or res.candidates), res.candidates)
+    everyone = np.ones(res.n_probes, bool)
+
+    mated = res.probe_mate >= 0
+    mate_dead = np.zeros(res.n_probes, bool)
+    mate_dead[mated] = ~res.column_ok[res.probe_mate[mated]]
+    failed = {"mated_probe_failed": int((mated & ~res.probe_ok).sum()),
+              "mate_not_enrolled": int((mated & res.probe_ok & mate_dead).sum()),
+              "nonmated_probe_failed": int((~mated & ~res.probe_ok).sum()),
+              "excluded": int((~valid).sum()),
+              "policy": failure_policy,
+              "note": ("a failed search returns no candidates: a miss when mated, a correct rejection when non-mated"
+                       if failure_policy == "nonmatch" else "failed searches are left out of every rate")}
+
+    out = dict(header)
+    out["schema"] = SCHEMA
+    out["failure_policy"] = failure_policy
+    out["failures"] = failures_block(image_failures, image_notes, image_groups, confidence,
+                                     genuine=failed["mated_probe_failed"] + failed["mate_not_enrolled"],
+                                     impostor=failed["nonmated_probe_failed"], excluded=failed["excluded"])
+    out["threshold"] = thr
+    out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
+    out["bootstrap"] = ({"replicates": boot.replicates, "seed": boot.seed, "confidence": confidence,
+                         "unit": "probe subject",
+                         "method": "probe-subject cluster bootstrap, each group resampled on its own; percentile "
+                                   "intervals"} if boot.replicates else None)
+    s: dict = {"gallery_size": int(res.sizes[-1]), "candidates": int(res.candidates)}
+    s["overall"], _ = _rates(res, t, valid, everyone, subjects, boot, "all")
+    s["groups"], s["disparity"], s["intersections"] = {}, {}, {}
+    s["cmc"] = {"ranks": list(range(1, K + 1)), "overall": _cmc(res, valid, everyone, subjects, boot, "all", K),
+                "groups": {}}
+    s["by_gallery_size"] = {"sizes": res.sizes.tolist(), "overall": _by_size(res, t, valid, everyone, subjects, boot, "all"),
+                            "groups": {}}
+    s["false_candidates"] = {}
+    for attr, labels in pg.items():
+        entries, reps = _groups(res, t, valid, labels, subjects, boot, min_count, attr)
+        s["groups"][attr] = entries
+        s["disparity"][attr] = _disparity(entries, reps, confidence)
+        s["cmc"]["groups"][attr] = {g: _cmc(res, valid, labels == g, subjects, boot, f"{attr}|{g}", K) for g in entries}
+        s["by_gallery_size"]["groups"][attr] = {g: _by_size(res, t, valid, labels == g, subjects, boot, f"{attr}|{g}")
+                                                for g in entries}
+        s["false_candidates"][attr] = _false_candidates(res, t, valid, labels, cg[attr])
+    for combo in intersections:
+        if len(combo) < 2 or any(c not in pg for c in combo):
+            continue
+        name = " x ".join(combo)
+        labels = np.array([" x ".join(x) for x in zip(*(pg[c] for c in combo))])
+        s["intersections"][name], _ = _groups(res, t, valid, labels, subjects, boot, min_count, name)
+    s["audit"] = [_audit(res, a, valid, subjects, pg, cg, boot) for a in audit]
+    s["failed_searches"] = failed
+    s["engine"] = {"seconds": None, "block_rows": int(res.block_rows), "distance": res.distance}
+    out["search"] = s
+    return _clean(out)
