@@ -103,6 +103,7 @@ class SearchProtocolConfig(ProtocolConfig):
     max_probes_per_subject: Optional[int] = 5   # seeded cap on probes per subject (mated and non-mated)
     nonmated_fraction: float = 0.5           # share of subjects held out of every gallery (non-mated probes)
     gallery_sizes: list[Optional[int]] = field(default_factory=lambda: [None])   # enrolled subjects; null = all
+    max_subjects: Optional[int] = None       # seeded subsample of the dataset's subjects (quick runs)
     candidates: int = 50                     # candidate-list length L (NIST FRTE 1:N returns 50)
     audit_thresholds: list[float] = field(default_factory=list)   # vendor thresholds (distances) to audit
     audit_deepface_default: bool = True      # also audit at DeepFace's default threshold for the model
@@ -311,6 +312,8 @@ def _validate_search(cfg: Any) -> None:
                           f"{list(p.gallery_sizes)}")
     if p.memory_budget_mb <= 0:
         raise ConfigError("protocol.memory_budget_mb must be > 0")
+    if p.max_subjects is not None and p.max_subjects < 2:
+        raise ConfigError("protocol.max_subjects must be >= 2 or null")
 
 
 def validate(cfg: Any) -> None:

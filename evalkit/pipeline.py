@@ -184,7 +184,7 @@ def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
     p = cfg.protocol
     split = search_split(samples, gallery_images_per_subject=p.gallery_images_per_subject,
                          max_probes_per_subject=p.max_probes_per_subject, nonmated_fraction=p.nonmated_fraction,
-                         gallery_sizes=list(p.gallery_sizes), seed=int(p.seed))
+                         gallery_sizes=list(p.gallery_sizes), seed=int(p.seed), max_subjects=p.max_subjects)
     used = split.used_samples()
     used_samples = samples.subset(used)
     audit = _audit_thresholds(cfg)   # before any embedding: a bad audit setting fails early
@@ -212,6 +212,7 @@ def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
     protocol = {"name": p.name, "kind": "search", **split.describe(samples), "candidates": int(res.candidates),
                 "gallery_images_per_subject": int(p.gallery_images_per_subject),
                 "max_probes_per_subject": p.max_probes_per_subject, "nonmated_fraction": float(p.nonmated_fraction),
+                "max_subjects": p.max_subjects,
                 "n_comparisons": int(res.n_probes * len(split.gallery))}
     header = _header(cfg, samples, used_samples, fingerprint, protocol)
     metrics = summarise_search(

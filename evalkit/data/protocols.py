@@ -4,6 +4,10 @@
 subject, plus all or a seeded uniform sample of the non-mated pairs. Capping matters: on LFW
 George_W_Bush alone has 530 images, so an uncapped exhaustive protocol lets one subject
 dominate the genuine comparisons.
+
+:func:`search_split` builds a one-to-many protocol instead: a seeded, subject-disjoint split into
+a gallery of enrolled subjects (nested galleries of several sizes), mated probes and non-mated
+probes (evalkit.metrics.search scores it).
 """
 
 from __future__ import annotations
@@ -245,12 +249,14 @@ def _choose(rng: np.random.Generator, idx: np.ndarray, k: int | None) -> np.ndar
 
 
 def search_split(samples: Samples, *, gallery_images_per_subject: int = 1, max_probes_per_subject: int | None = 5,
-                 nonmated_fraction: float = 0.5, gallery_sizes=(None,), seed: int = 0) -> SearchSplit:
+                 nonmated_fraction: float = 0.5, gallery_sizes=(None,), seed: int = 0,
+                 max_subjects: int | None = None) -> SearchSplit:
     """Gallery and probes for a one-to-many search, reproducible from ``seed``.
 
     Steps, all driven by one ``np.random.default_rng(seed)``:
 
-    1. the subjects (sorted) are put in a random order;
+    1. the subjects (sorted) are put in a random order; with ``max_subjects`` only the first
+       that many take part (a seeded subsample for quick runs);
     2. subject-disjoint split: of the subjects with more than ``gallery_images_per_subject``
        images (those that can give a mated probe), the first ``round(nonmated_fraction * n)`` in
        that order are held out of every gallery; so are the same fraction of the other subjects.
@@ -283,6 +289,10 @@ def search_split(samples: Samples, *, gallery_images_per_subject: int = 1, max_p
     starts = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(subjects)))]
     images = [order[starts[s]:starts[s + 1]] for s in range(len(subjects))]   # sorted rows per subject
     perm = rng.permutation(len(subjects))
+    if max_subjects is not None:
+        if int(max_subjects) < 2:
+            raise DatasetError(f"max_subjects must be >= 2 or None, got {max_subjects!r}")
+        perm = perm[: int(max_subjects)]
     mateable = np.array([len(images[s]) > g for s in perm])
     held = np.zeros(len(perm), dtype=bool)
     for stratum in (mateable, ~mateable):
@@ -291,7 +301,10 @@ def search_split(samples: Samples, *, gallery_images_per_subject: int = 1, max_p
     enrolled = perm[~held]
     gal, gal_col, mated_probes, mated_cols, nonmated = [], [], [], [], []
     column = {int(s): c for c, s in enumerate(enrolled)}
+    taking_part = set(perm.tolist())
     for s in range(len(subjects)):   # sorted subject order: draws do not depend on the permutation's layout
+        if s not in taking_part:
+            continue
         idx = images[s]
         if s in column:
             chosen = _choose(rng, idx, g)

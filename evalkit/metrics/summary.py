@@ -51,6 +51,10 @@ zero rate.
     eer               equal error rate over the run's comparisons
     lfw_accuracy      (protocols with folds) {mean, std, sem, per_fold, thresholds, n_folds}:
                       the standard 10-fold LFW accuracy, threshold chosen on 9 folds, tested on the 10th
+
+One-to-many search runs (protocol kind "search") share the header, failures, threshold, min_count
+and bootstrap blocks and put their rates in a ``search`` block instead of the 1:1 blocks above:
+see ``evalkit.metrics.search_summary``.
 """
 
 from __future__ import annotations
