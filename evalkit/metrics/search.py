@@ -168,8 +168,9 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
     Gz = np.where(g_ok[:, None], G, 0)[order]
     bd = BlockDistance(Pz, Gz, distance, dtype=dtype)
     item = np.dtype(dtype).itemsize
-    # the image block, its subject reduction and a bool block of the same shape
-    rows = int(max(1, min(len(P), memory_budget_mb * 2 ** 20 // max(1, (2 * item + 1) * len(G)))))
+    # bytes per block entry: the image block, its subject reduction, argpartition's copy of it and
+    # its int64 indices, and a bool mask
+    rows = int(max(1, min(len(P), memory_budget_mb * 2 ** 20 // max(1, (3 * item + 9) * len(G)))))
 
     n_p, n_s = len(P), len(sizes)
     mate_score = np.full(n_p, np.inf)
@@ -197,6 +198,14 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
         # candidate list (full gallery): L smallest by argpartition, then sorted (ties: lower column)
         if L < n_col:
             idx = np.argpartition(S, L - 1, axis=1)[:, :L]
+            # argpartition picks arbitrarily among subjects tied with the L-th score: where such a
+            # tie straddles the list's end (rare with real scores), keep the lowest columns
+            kth = np.take_along_axis(S, idx, axis=1).max(axis=1)
+            n_at = (S == kth[:, None]).sum(axis=1)
+            for i in np.flatnonzero((n_at > (np.take_along_axis(S, idx, axis=1) == kth[:, None]).sum(axis=1))
+                                    & np.isfinite(kth)):
+                below = np.flatnonzero(S[i] < kth[i])
+                idx[i] = np.r_[below, np.flatnonzero(S[i] == kth[i])[:L - len(below)]]
             idx.sort(axis=1)
         else:
             idx = np.broadcast_to(np.arange(n_col), (r1 - r0, n_col)).copy()
