@@ -327,10 +327,14 @@ def _write_failures(path: Path, samples, emb) -> None:
 
 
 def _metric_plots(out: Path, metrics: dict) -> None:
-    """Publication figures drawn from metrics alone: cross-group FMR heatmaps, failure to enrol."""
+    """Publication figures drawn from metrics alone: cross-group FMR heatmaps, failure to enrol;
+    for a search run, per attribute: CMC, FPIR/FNIR against gallery size, false candidates, audit."""
     for attr, cross in (metrics.get("cross_fmr") or {}).items():
         plots.save_figure(plots.cross_fmr_heatmap(cross, f"{metrics['experiment']}: impostor FMR by {attr}"),
                           out / f"cross_fmr_{attr}")
+    if "search" in metrics:
+        for stem, _, make in plots.search_figures(metrics):
+            plots.save_figure(make(), out / stem)
     plots.save_figure(plots.failure_to_enrol_plot(metrics["failures"]["by_group"],
                                                   f"{metrics['experiment']}: failure to enrol"), out / "fte")
 

@@ -187,6 +187,9 @@ def load_metrics(path: str | Path, what: str) -> tuple[dict, Path]:
         m = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise CheckError(f"{what}: {f} is not valid JSON: {exc}") from None
+    if (m.get("protocol") or {}).get("kind") == "search":
+        raise CheckError(f"{what}: {f} is a one-to-many search run (protocol=search): evalkit check compares 1:1 "
+                         "verification runs (FMR/FNMR rules); search runs are not supported yet")
     for key in ("groups", "threshold"):
         if key not in m:
             raise CheckError(f"{what}: {f} has no {key!r} block; is it an evalkit metrics.json?")

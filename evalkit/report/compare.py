@@ -74,6 +74,10 @@ def load_runs(run_dirs: list[Path]) -> list[dict]:
             m = json.loads((d / "metrics.json").read_text())
         except json.JSONDecodeError as exc:
             raise CompareError(f"{d / 'metrics.json'} is not valid JSON: {exc}") from None
+        if (m.get("protocol") or {}).get("kind") == "search":
+            raise CompareError(f"{d / 'metrics.json'} is a one-to-many search run (protocol=search): evalkit compare "
+                               "compares 1:1 verification runs (FMR/FNMR per group); search runs are not supported yet. "
+                               "Read each search run's summary.md / report.html instead.")
         if "groups" not in m:
             raise CompareError(f"{d / 'metrics.json'} has no 'groups' block; is it an evalkit metrics.json?")
         loaded.append({"path": d, "metrics": m, "label": str(m.get("backend", {}).get("name") or d.name)})

@@ -565,6 +565,8 @@ def _threshold_text(m: dict) -> str:
         parts.append("a fixed distance")
     if th.get("achieved_fmr") is not None:
         parts.append(f'achieved FMR {num("threshold.achieved_fmr", th["achieved_fmr"], pct(th["achieved_fmr"]))}')
+    if th.get("achieved_fpir") is not None:   # one-to-many search runs
+        parts.append(f'achieved FPIR {num("threshold.achieved_fpir", th["achieved_fpir"], pct(th["achieved_fpir"]))}')
     if th.get("resolvable") is False:
         parts.append("<b>the target FMR is below 1/(number of impostors): it cannot be resolved on this data</b>")
     return "; ".join(parts)
@@ -577,7 +579,12 @@ def _provenance_section(m: dict, rec: dict) -> str:
     out.append(_kv_table("Run", [
         ("Dataset", f"{esc(ds.get('name'))}: {esc(ds.get('n_samples'))} images of {esc(ds.get('n_subjects'))} subjects used by the protocol"),
         ("Protocol", f"{esc(pr.get('name'))}: {esc(pr.get('n_comparisons'))} comparisons ({esc(pr.get('n_genuine'))} genuine, "
-                     f"{esc(pr.get('n_impostor'))} impostor)" + (f", {esc(pr.get('n_folds'))} folds" if pr.get("n_folds") else "")),
+                     f"{esc(pr.get('n_impostor'))} impostor)" + (f", {esc(pr.get('n_folds'))} folds" if pr.get("n_folds") else "")
+         if pr.get("kind") != "search" else
+         f"{esc(pr.get('name'))} (one-to-many): {esc(pr.get('n_enrolled_subjects'))} enrolled subjects "
+         f"({esc(pr.get('n_gallery_images'))} gallery images), {esc(pr.get('n_mated_probes'))} mated and "
+         f"{esc(pr.get('n_nonmated_probes'))} non-mated probes, {esc(pr.get('n_comparisons'))} probe-image scores, "
+         f"split seed {esc(pr.get('seed'))}"),
         ("Backend", f"{esc(be.get('name'))} (family {esc(be.get('family'))}), distance {esc(be.get('distance'))}"),
         ("Threshold policy", f"{esc(th.get('policy'))}: {_threshold_text(m)}"),
         ("Failure policy", esc(m.get("failure_policy"))),
@@ -805,6 +812,10 @@ def render_report(run_dir: str | Path) -> str:
     """The report of a run folder as one HTML string (see module docstring)."""
     run_dir = Path(run_dir)
     m, rec = _load(run_dir)
+    if (m.get("protocol") or {}).get("kind") == "search":   # one-to-many: its own report
+        from .search_html import render_search_report
+
+        return render_search_report(run_dir, m, rec)
     m = _in_dataset_order(m)
     scores = functools.cache(lambda: read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch")))
     conf = _get(rec, "config", "confidence") or _get(m, "bootstrap", "confidence") or 0.95

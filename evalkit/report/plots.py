@@ -434,3 +434,276 @@ def compare_runs_figure(runs: dict, attrs=None, scale: str = "log", title: str |
     fig.suptitle(title or f"{len(runs)} runs, group by group, each at its own threshold", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- one-to-many search
+
+
+def _small_of(groups_block: dict | None, rate: str) -> dict:
+    """group -> reason for the groups of one attribute flagged small for ``rate`` (fpir | fnir) in
+    metrics.json ``search.groups[attr]``."""
+    out = {}
+    for g, e in (groups_block or {}).items():
+        if e.get(f"small_{rate}"):
+            out[g] = e.get(f"small_{rate}_reason") or "flagged small"
+    return out
+
+
+def cmc_figure(cmc_block: dict, attr: str, title: str, small: dict | None = None):
+    """Cumulative match characteristic per probe group of one attribute: the rank-k identification
+    rate CMC(k) (ISO/IEC 19795-1; no threshold) against the rank k = 1..K, with the probe-subject
+    bootstrap band (``ci_boot``) when metrics.json has it, and the overall curve in black.
+
+    cmc_block: metrics.json ``search.cmc`` ({ranks, overall, groups: attr -> group -> {n,
+    n_subjects, hits, rate, ci_boot}}). small: group -> reason (``search.groups[attr][g]
+    ["small_fnir_reason"]``): those groups are drawn dashed in grey tones and labelled small.
+    Groups without mated searches are named in the legend, not drawn."""
+    ranks = np.asarray(cmc_block["ranks"], float)
+    groups = (cmc_block.get("groups") or {}).get(attr) or {}
+    small = small or {}
+    fig, ax = _new_figure(figsize=(7.6, 4.6))
+
+    def curve(e, colour, label, dashed=False, band=True, lw=None):
+        rate = np.array([np.nan if r is None else r for r in e["rate"]], float)
+        ax.step(ranks, rate, where="post", color=colour, ls="--" if dashed else "-", label=label,
+                lw=lw or (1.1 if dashed else 1.6), alpha=0.75 if dashed else 1.0)
+        ci = e.get("ci_boot")
+        if band and ci:
+            lo = np.array([np.nan if c is None or c[0] is None else c[0] for c in ci], float)
+            hi = np.array([np.nan if c is None or c[1] is None else c[1] for c in ci], float)
+            ax.fill_between(ranks, lo, hi, step="post", color=colour, alpha=0.08 if dashed else 0.15, lw=0)
+
+    o = cmc_block.get("overall")
+    if o and o.get("n"):
+        curve(o, "black", f"all mated probes ({o['n']} searches / {o['n_subjects']} subjects)", lw=2.0)
+    grey = ["0.35", "0.55", "0.7", "0.45", "0.62"]
+    colour_i = small_i = 0
+    empty = []
+    for g, e in groups.items():
+        if not e.get("n"):
+            empty.append(g)
+            continue
+        label = f"{g} ({e['n']} searches / {e['n_subjects']} subjects)"
+        if g in small:
+            curve(e, grey[small_i % len(grey)], label + ", small", dashed=True)
+            small_i += 1
+        else:
+            curve(e, _colour(colour_i), label)
+            colour_i += 1
+    if empty:
+        ax.plot([], [], ls="none", label="no mated searches: " + ", ".join(empty))
+    ax.set_xscale("log")
+    ticks = [k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if k <= ranks[-1]]
+    if int(ranks[-1]) not in ticks:
+        ticks.append(int(ranks[-1]))
+    ax.set_xticks(ticks, [str(k) for k in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(1, max(ranks[-1], 2))
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("Rank k (log scale)")
+    ax.set_ylabel("Identification rate CMC(k) (mate within the top k; linear)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.text(0.01, 0.005, "Bands: 95% probe-subject bootstrap intervals. Dashed grey: small group "
+             "(few probe subjects or mated searches).", fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def _size_panel(ax, sizes, entries: dict, rate: str, small: dict, log_y: bool) -> None:
+    """One rate against gallery size, a line per group with interval bars (bootstrap, else exact);
+    a zero rate on a log axis is an open downward triangle at its 95% upper bound."""
+    k = max(len(entries), 1)
+    spread = 0.06   # groups side by side on the log-x axis so bars do not overlap
+    colour_i = 0
+    for gi, (g, per_size) in enumerate(entries.items()):
+        if all(e.get("rate") is None for e in per_size):
+            ax.plot([], [], ls="none", label=f"{g}: no {'non-mated' if rate == 'fpir' else 'mated'} searches")
+            continue
+        colour = "black" if g == "all probes" else ("0.5" if g in small else _colour(colour_i))
+        if g != "all probes" and g not in small:
+            colour_i += 1
+        x = np.asarray(sizes, float) * 10 ** (spread * (gi - (k - 1) / 2) / max(k, 1))
+        v = np.array([np.nan if e.get("rate") is None else e["rate"] for e in per_size], float)
+        ci = [e.get("ci_boot") or e.get("ci") or [None, None] for e in per_size]
+        lo = np.array([np.nan if c[0] is None else c[0] for c in ci], float)
+        hi = np.array([np.nan if c[1] is None else c[1] for c in ci], float)
+        zero = v == 0
+        shown = v.copy()
+        if log_y:
+            shown[zero] = np.nan
+            lo = np.where(lo > 0, lo, v)
+        n_last = per_size[-1]
+        label = (f"{g} ({n_last.get('n')} searches / {n_last.get('n_subjects')} subjects at the full gallery"
+                 + (", small)" if g in small else ")"))
+        ls = "--" if g in small else "-"
+        ax.plot(x, shown, ls=ls, marker=MARKERS[gi % len(MARKERS)], color=colour, mfc="white" if g in small else colour,
+                ms=4.5, label=label, lw=1.2)
+        ok = np.isfinite(v) & np.isfinite(lo) & np.isfinite(hi) & ~(zero & log_y)
+        if ok.any():
+            ax.errorbar(x[ok], v[ok], yerr=[np.clip(v[ok] - lo[ok], 0, None), np.clip(hi[ok] - v[ok], 0, None)],
+                        fmt="none", ecolor=colour, capsize=2.5, lw=0.9, alpha=0.8)
+        if log_y and zero.any():
+            ub = np.array([(e.get("upper_bound") or (e.get("ci") or [None, None])[1] or np.nan) for e in per_size], float)
+            ax.plot(x[zero], ub[zero], marker="v", mfc="white", color=colour, ms=6 if g not in small else 4.5,
+                    ls="none", alpha=1.0 if g not in small else 0.6)
+        if not log_y and zero.any():
+            ax.plot(x[zero], v[zero], marker="o", mfc="white", color=colour, ms=4.5, ls="none")
+    ax.set_xscale("log")
+    ax.set_xticks(list(sizes), [str(int(s)) for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("Gallery size (enrolled subjects, log scale)")
+
+
+def gallery_size_figure(by_size_block: dict, attr: str, title: str, small: dict | None = None):
+    """FPIR and FNIR at the operating threshold against the gallery size (nested galleries), a
+    line per probe group of ``attr`` plus all probes, with 95% interval bars (probe-subject
+    bootstrap ``ci_boot``, else exact Clopper-Pearson ``ci``).
+
+    by_size_block: metrics.json ``search.by_gallery_size`` ({sizes, overall: {fpir: [entry per
+    size], fnir: [...]}, groups: attr -> group -> same}). small: {"fpir": {group: reason}, "fnir":
+    {...}} from ``search.groups[attr]``: those groups are grey and dashed. FPIR is drawn on a log
+    axis when every positive value is below 0.2 (small rates differ by factors); a zero FPIR,
+    which a log axis cannot hold, is an open downward triangle at its 95% upper bound (the exact
+    one-sided bound with no false positives). FNIR is linear."""
+    sizes = [int(s) for s in by_size_block["sizes"]]
+    groups = (by_size_block.get("groups") or {}).get(attr) or {}
+    small = small or {}
+    fig, axes = _new_figure(1, 2, figsize=(12.4, 5.2 + 0.17 * (len(groups) + 2)), squeeze=False)
+    for j, (rate, name) in enumerate((("fpir", "False positive identification rate (FPIR)"),
+                                      ("fnir", "False negative identification rate (FNIR)"))):
+        ax = axes[0][j]
+        entries = {"all probes": by_size_block["overall"][rate]}
+        entries.update({g: v[rate] for g, v in groups.items()})
+        pos = [e["rate"] for per in entries.values() for e in per if e.get("rate")]
+        log_y = rate == "fpir" and bool(pos) and max(pos) < 0.2
+        _size_panel(ax, sizes, entries, rate, (small.get(rate) or {}), log_y)
+        if log_y:
+            ax.set_yscale("log")
+            ax.plot([], [], marker="v", mfc="white", color="0.3", ls="none", label="0 observed: 95% upper bound")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_ylabel(f"{name}\nat the threshold ({'log' if log_y else 'linear'} scale; bars: 95% CI)")
+        ax.set_title(f"{rate.upper()} by {attr}", fontsize=9, loc="left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def false_candidates_heatmap(fc_block: dict, title: str, which: str = "nonmated"):
+    """Who is falsely returned for whom: probe group (rows) x candidate group (columns) of the
+    false candidates returned at the threshold to ``which`` probes (nonmated: people not in the
+    gallery), from metrics.json ``search.false_candidates[attr]``. Each cell is coloured by its
+    share of the row's false candidates and annotated with the count and that share; each column
+    label carries the candidate group's share of the enrolled gallery, so a group returned more
+    often than its gallery share is visible by comparing a row's shares with the labels."""
+    from matplotlib.patches import Patch, Rectangle
+
+    rows = list(fc_block["probe_labels"] if which == "nonmated" else fc_block[which]["probe_labels"])
+    cols = list(fc_block["candidate_labels"])
+    fc = np.asarray(fc_block[which]["false_candidates"], float).reshape(len(rows), len(cols))
+    n_probes = list(fc_block[which]["n_probes"])
+    share = fc_block.get("gallery_share") or {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        row_share = fc / fc.sum(axis=1, keepdims=True)
+    k, m = len(rows), len(cols)
+    fig, ax = _new_figure(figsize=(max(4.6, 1.05 * m + 2.6), max(3.0, 0.55 * k + 2.0)))
+    ax.grid(False)
+    shown = np.ma.masked_invalid(row_share)
+    im = ax.imshow(shown, cmap="viridis", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cb.set_label("Share of the row's false candidates (linear)")
+    for i in range(k):
+        for j in range(m):
+            if not np.isfinite(row_share[i, j]):
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.93", edgecolor="0.8", lw=0.5))
+                txt, colour = "0", "0.45"
+            else:
+                txt = f"{int(fc[i, j])}\n{100 * row_share[i, j]:.0f}%"
+                colour = "white" if row_share[i, j] < 0.6 else "black"
+            ax.text(j, i, txt, ha="center", va="center", fontsize=7 if m <= 8 else 5.5, color=colour)
+    ax.set_xticks(range(m), [f"{c}\n{100 * share[c]:.1f}% of gallery" if c in share else c for c in cols],
+                  rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(k), [f"{r} ({n} probes)" for r, n in zip(rows, n_probes)])
+    ax.set_xlim(-0.5, m - 0.5)
+    ax.set_ylim(k - 0.5, -0.5)
+    ax.set_xlabel("Group of the falsely returned enrolled subject (and its share of the gallery)")
+    ax.set_ylabel(f"Group of the {'non-mated' if which == 'nonmated' else 'mated'} probe")
+    ax.set_title(title)
+    fig.legend(handles=[Patch(facecolor="0.93", edgecolor="0.8", label="row without false candidates")],
+               loc="lower center", frameon=False, fontsize=7)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def audit_figure(audit: list, attr: str, title: str):
+    """The audit at vendors' fixed thresholds (metrics.json ``search.audit``), one panel per
+    threshold: per probe group of ``attr``, its share of the non-mated probes that were falsely
+    matched (at least one false candidate) next to its share of all non-mated probes. A group
+    whose first bar is longer than its second is over-represented among the falsely matched."""
+    audit = list(audit)
+    groups: list[str] = []
+    for a in audit:
+        for g in (a.get("groups") or {}).get(attr) or {}:
+            if g not in groups:
+                groups.append(g)
+    n = max(len(audit), 1)
+    fig, axes = _new_figure(1, n, figsize=(5.6 * n + 0.6, 1.9 + 0.42 * max(len(groups), 1)), squeeze=False)
+    if not audit:
+        axes[0][0].text(0.5, 0.5, "no audit threshold", ha="center", va="center", transform=axes[0][0].transAxes)
+    for ax, a in zip(axes[0], audit):
+        per = (a.get("groups") or {}).get(attr) or {}
+        y = np.arange(len(groups))
+        fm = np.array([np.nan if per.get(g, {}).get("share_of_falsely_matched") is None
+                       else per[g]["share_of_falsely_matched"] for g in groups], float) * 100
+        nm = np.array([np.nan if per.get(g, {}).get("share_of_nonmated_probes") is None
+                       else per[g]["share_of_nonmated_probes"] for g in groups], float) * 100
+        ax.barh(y - 0.2, np.nan_to_num(fm), height=0.38, color=PALETTE[1], label="share of the falsely matched")
+        ax.barh(y + 0.2, np.nan_to_num(nm), height=0.38, color=PALETTE[0], label="share of the non-mated probes")
+        top = float(np.nanmax(np.concatenate([fm, nm, [1.0]])))
+        for yi, g in zip(y, groups):
+            e = per.get(g, {}).get("fpir") or {}
+            if e.get("n"):
+                ax.text(top * 1.02, yi, f"FPIR {100 * e['rate']:.1f}% ({e['errors']}/{e['n']})", va="center", fontsize=7)
+        ax.set_xlim(0, top * 1.45)
+        ax.set_yticks(y, groups)
+        ax.invert_yaxis()
+        o = (a.get("overall") or {}).get("fpir") or {}
+        ax.set_title(f"threshold {a['threshold']:.4g}: {o.get('errors')} of {o.get('n')} non-mated probes falsely "
+                     "matched", fontsize=8.5, loc="left")
+        ax.set_xlabel("% (linear scale)")
+        ax.grid(True, axis="x")
+        ax.grid(False, axis="y")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def search_figures(metrics: dict) -> list[tuple[str, str, object]]:
+    """The figures of a search run, drawn from metrics.json alone: [(stem, what, make)], ``make()``
+    returning the Figure. Per attribute: cmc_<attr>, search_size_<attr>, false_candidates_<attr>,
+    and audit_<attr> when the run audited a fixed threshold."""
+    s = metrics["search"]
+    exp = metrics.get("experiment", "")
+    attrs = [a for a in [*(metrics.get("dataset") or {}).get("attributes", []), *s.get("groups", {})]
+             if a in s.get("groups", {})]
+    out: list[tuple[str, str, object]] = []
+    for attr in dict.fromkeys(attrs):
+        gb = s["groups"][attr]
+        out.append((f"cmc_{attr}", f"CMC by {attr}", lambda attr=attr, gb=gb: cmc_figure(
+            s["cmc"], attr, f"{exp}: CMC by probe {attr}", small=_small_of(gb, "fnir"))))
+        out.append((f"search_size_{attr}", f"FPIR and FNIR against gallery size by {attr}",
+                    lambda attr=attr, gb=gb: gallery_size_figure(
+                        s["by_gallery_size"], attr, f"{exp}: FPIR and FNIR against gallery size by probe {attr}",
+                        small={"fpir": _small_of(gb, "fpir"), "fnir": _small_of(gb, "fnir")})))
+        if attr in (s.get("false_candidates") or {}):
+            out.append((f"false_candidates_{attr}", f"False candidates by {attr}",
+                        lambda attr=attr: false_candidates_heatmap(
+                            s["false_candidates"][attr], f"{exp}: false candidates for non-mated probes by {attr}")))
+        if s.get("audit"):
+            out.append((f"audit_{attr}", f"Audit at fixed thresholds by {attr}",
+                        lambda attr=attr: audit_figure(s["audit"], attr,
+                                                       f"{exp}: who is falsely matched at a fixed threshold ({attr})")))
+    return out
