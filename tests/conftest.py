@@ -153,3 +153,20 @@ def lfw_run(tmp_path_factory, lfw_root):
     cfg = compose_config(["protocol.pairs_per_fold=10", "progress=false", f"data_dir={lfw_root.parent}"])
     run(cfg, out)
     return out
+
+
+SEARCH_RUN_OVERRIDES = ["+experiment=lfw_search", "protocol.max_subjects=120", "protocol.max_probes_per_subject=3",
+                        "protocol.gallery_sizes=[20,40,null]", "protocol.candidates=10", "bootstrap.replicates=200",
+                        "threshold.target_fpir=0.05", "progress=false"]
+
+
+@pytest.fixture(scope="session")
+def lfw_search_run(tmp_path_factory, lfw_root):
+    """One small real 1:N search run: 120 LFW subjects (seeded), the dlib backend, galleries of
+    20, 40 and all 60 enrolled subjects, FPIR 5%, audited at DeepFace's Dlib default. Returns the
+    run folder."""
+    from evalkit.pipeline import run
+
+    out = tmp_path_factory.mktemp("lfw_search_run") / "run"
+    run(compose_config([*SEARCH_RUN_OVERRIDES, f"data_dir={lfw_root.parent}"]), out)
+    return out
