@@ -30,7 +30,9 @@ null with a reason when not computed or undefined).
                         than min_count.comparisons searches of that kind
       intersections     "sex x race" -> group -> as groups
       disparity         attribute -> {fpir_max_min_ratio, fnir_max_min_ratio}: {value, ci, reason,
-                        groups, definition, source}, over the labelled groups not flagged small
+                        groups, definition, source}, over the labelled groups not flagged small;
+                        {fpir,fnir}_ratio_to_reference: {reference, reference_rule, definition,
+                        source, by_group: group -> {value, ci, reason}}
       cmc               {ranks: [1..K], overall: {n, n_subjects, hits, rate, ci_boot},
                         groups: attribute -> group -> same}; rate[k-1] = CMC(k)
       by_gallery_size   {sizes, overall: {fpir: [entry per size], fnir: [...]},
@@ -127,8 +129,10 @@ def _groups(res, t, valid, labels, subjects, boot, min_count, prefix) -> tuple[d
 
 def _disparity(entries: dict, reps: dict, confidence: float) -> dict:
     """Max/min ratio of FPIR and of FNIR across the labelled groups not flagged small (NISTIR
-    8280's max/min differential, applied to 1:N rates), with a bootstrap interval when replicates
-    exist (groups are resampled independently, so the per-group replicates combine)."""
+    8280's max/min differential, applied to 1:N rates), and each group's ratio to a reference.
+    Intervals (when replicates exist; groups are resampled independently, so per-group replicates
+    combine): for max/min, the interval of the ratio of the two groups that are highest and lowest
+    in the data (``ci_of``), replicate by replicate."""
     out = {}
     for rate, key, name in (("fpir", "fpir_max_min_ratio", "FPIR"), ("fnir", "fnir_max_min_ratio", "FNIR")):
         ok = [g for g, e in entries.items() if g not in SPECIAL_LABELS and not e[f"small_{rate}"]]
@@ -140,11 +144,48 @@ def _disparity(entries: dict, reps: dict, confidence: float) -> dict:
         block["source"] = "NISTIR 8280 (max/min differential), applied to the 1:N rates of NISTIR 8271"
         block["ci"] = None
         if len(ok) >= 2 and all(reps[g][rate] is not None for g in ok) and d.defined:
-            x = np.column_stack([reps[g][rate][:, 0] for g in ok])
-            iv = bootstrap_interval(disp.max_min_ratio_values(x)[:, None], confidence)[0]
+            # the interval of the NAMED highest group's rate over the named lowest group's: the max/min
+            # of resampled rates is pushed above 1 when groups are close, so its interval could exclude
+            # the estimate (e.g. equal rates 1.00 with an interval 1.01-2.58)
+            hi = max(ok, key=lambda g: entries[g][rate]["rate"])
+            lo = min(ok, key=lambda g: entries[g][rate]["rate"])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x = reps[hi][rate][:, 0] / reps[lo][rate][:, 0]
+            x[~np.isfinite(x)] = np.nan
+            iv = bootstrap_interval(x[:, None], confidence)[0]
             block["ci"], block["ci_reason"] = iv.as_list(), iv.reason
+            block["ci_of"] = f"{hi} / {lo}"
         out[key] = block
+        out[f"{rate}_ratio_to_reference"] = _ratio_to_reference(entries, reps, ok, rate, name, confidence)
     return out
+
+
+def _ratio_to_reference(entries: dict, reps: dict, ok: list, rate: str, name: str, confidence: float) -> dict:
+    """Each group's rate over a reference group's (NISTIR 8280 reports rates relative to a
+    reference), with a bootstrap interval of that ratio. Unlike max/min, the ratio of two NAMED
+    groups is not pushed above 1 by resampling, so its interval brackets the estimate. The
+    reference is the group with most probe subjects (ties: the first label in sorted order)."""
+    if not ok:
+        return {"reference": None, "reference_rule": "no groups", "by_group": {}}
+    ref = max(sorted(ok), key=lambda g: entries[g][rate]["n_subjects"])
+    r0 = entries[ref][rate]["rate"]
+    by = {}
+    for g in ok:
+        if g == ref:
+            continue
+        v = entries[g][rate]["rate"]
+        e = {"value": v / r0 if v is not None and r0 else None, "ci": None,
+             "reason": None if r0 else f"the reference's {name} is 0: a ratio to zero is not a number"}
+        if e["value"] is not None and reps[g][rate] is not None and reps[ref][rate] is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x = reps[g][rate][:, 0] / reps[ref][rate][:, 0]
+            x[~np.isfinite(x)] = np.nan
+            iv = bootstrap_interval(x[:, None], confidence)[0]
+            e["ci"], e["ci_reason"] = iv.as_list(), iv.reason
+        by[g] = e
+    return {"reference": ref, "reference_rule": "the group with most probe subjects",
+            "definition": f"{name} of each group / {name} of the reference group, at the operating threshold and the "
+                          "full gallery", "source": "NISTIR 8280 (rates relative to a reference group)", "by_group": by}
 
 
 def _cmc(res, valid, mask, subjects, boot: _Boot, label: str, K: int) -> dict:

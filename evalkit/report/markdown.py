@@ -274,6 +274,18 @@ def _search_disparity(s: dict, attr: str) -> list[str]:
                else f" (no interval: {d.get('ci_reason') or 'bootstrap off'})")
         lines.append(f"- {name} max/min ratio: **{d['value']:.2f}**{civ}: the highest group ({hi}) over the lowest "
                      f"({lo}), over {', '.join(d.get('groups') or [])}.")
+    for rate in ("fpir", "fnir"):
+        r = block.get(f"{rate}_ratio_to_reference") or {}
+        for g, e in (r.get("by_group") or {}).items():
+            name = SEARCH_RATES[rate]
+            if e.get("value") is None:
+                lines.append(f"- {name} {g} / {r['reference']}: undefined ({e.get('reason') or 'no value'}).")
+                continue
+            ci = e.get("ci")
+            civ = (f" (95% CI {ci[0]:.2f}–{ci[1]:.2f})" if ci and ci[0] is not None
+                   else f" (no interval: {e.get('ci_reason') or 'bootstrap off'})")
+            lines.append(f"- {name} {g} / {r['reference']} (reference: {r.get('reference_rule')}): "
+                         f"**{e['value']:.2f}**{civ}.")
     return lines
 
 
@@ -417,9 +429,9 @@ def render_search_summary(m: dict) -> str:
             lines.append("")
         d = _search_disparity(s, attr)
         if d:
-            lines += [f"Disparity by {attr} (labelled groups not flagged small; NISTIR 8280 max/min; a max/min ratio "
-                      "is at least 1 and, when groups are close, its resampled values lie above it, so its interval "
-                      "can exclude the estimate: read it with the group intervals):", "", *d, ""]
+            lines += [f"Disparity by {attr} (labelled groups not flagged small; NISTIR 8280 max/min; the max/min "
+                      "interval is that of the two groups named, highest over lowest, resampled; read it with the "
+                      "group intervals):", "", *d, ""]
     for name, groups in (s.get("intersections") or {}).items():
         lines += [f"## By probe {name}", "", *_search_group_table(groups)]
     lines += ["## CMC: rank-k identification rate (no threshold)", ""]

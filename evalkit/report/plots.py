@@ -543,7 +543,7 @@ def _size_panel(ax, sizes, entries: dict, rate: str, small: dict, log_y: bool) -
         if ok.any():
             ax.errorbar(x[ok], v[ok], yerr=[np.clip(v[ok] - lo[ok], 0, None), np.clip(hi[ok] - v[ok], 0, None)],
                         fmt="none", ecolor=colour, capsize=2.5, lw=0.9, alpha=0.8)
-        if log_y and zero.any():
+        if log_y and zero.any() and g not in small:   # a small group's bound (e.g. 1 search: 95%) says nothing
             ub = np.array([(e.get("upper_bound") or (e.get("ci") or [None, None])[1] or np.nan) for e in per_size], float)
             ax.plot(x[zero], ub[zero], marker="v", mfc="white", color=colour, ms=6 if g not in small else 4.5,
                     ls="none", alpha=1.0 if g not in small else 0.6)
@@ -630,7 +630,7 @@ def false_candidates_heatmap(fc_block: dict, title: str, which: str = "nonmated"
     ax.set_ylim(k - 0.5, -0.5)
     ax.set_xlabel("Group of the falsely returned enrolled subject (and its share of the gallery)")
     ax.set_ylabel(f"Group of the {'non-mated' if which == 'nonmated' else 'mated'} probe")
-    ax.set_title(title)
+    fig.suptitle(title, x=0.02, ha="left")   # over the whole figure: the colour bar label stays clear
     fig.legend(handles=[Patch(facecolor="0.93", edgecolor="0.8", label="row without false candidates")],
                loc="lower center", frameon=False, fontsize=7)
     fig.tight_layout(rect=(0, 0.05, 1, 1))

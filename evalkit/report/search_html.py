@@ -153,8 +153,8 @@ def _disparity_section(m: dict) -> str:
            f"<p>Max/min ratios of FPIR and of FNIR across the labelled probe groups not flagged small (at least "
            f"{esc(mc.get('subjects'))} probe subjects and {esc(mc.get('comparisons'))} searches of the kind; unlabelled, "
            "conflict and multiple never enter), at the operating threshold and the full gallery. "
-           + ("Intervals: probe-subject cluster bootstrap, percentile. A max/min ratio is at least 1 and, when the "
-              "groups are close, its resampled values lie above it, so its interval can exclude the estimate: read it "
+           + ("Intervals: probe-subject cluster bootstrap, percentile. The max/min interval is that of the ratio of "
+              "the two groups named, highest over lowest, resampled: read it "
               "together with the group intervals." if m.get("bootstrap") else
               "No intervals: the bootstrap was switched off (bootstrap.replicates=0).") + "</p>"]
     for attr in _attrs(m):
@@ -177,6 +177,19 @@ def _disparity_section(m: dict) -> str:
                                              else esc(d.get("ci_reason") or "")) + "</td>"
                         + f'<td class="reading">{_reading(rate, d, s["groups"][attr])}<br><span class="src">'
                         f'{esc(d.get("definition", ""))}. {esc(d.get("source", ""))}</span></td></tr>')
+        for rate in ("fpir", "fnir"):
+            r = block.get(f"{rate}_ratio_to_reference") or {}
+            for g, e in (r.get("by_group") or {}).items():
+                key = f"search.disparity.{attr}.{rate}_ratio_to_reference.by_group.{g}"
+                v, ci = e.get("value"), e.get("ci")
+                rows.append(f"<tr><th scope=row>{RATES[rate]} {esc(g)} / {esc(r.get('reference'))}</th>"
+                            + num(f"{key}.value", v, "n/a" if v is None else f"{v:.2f}", "td", "rate")
+                            + "<td class=ci>" + (num(f"{key}.ci", ci, f"{ci[0]:.3g} – {ci[1]:.3g}")
+                                                 if ci and ci[0] is not None
+                                                 else esc(e.get("ci_reason") or e.get("reason") or "")) + "</td>"
+                            + f'<td class="reading">{RATES[rate]} of {esc(g)} relative to {esc(r.get("reference"))} '
+                            f'(reference: {esc(r.get("reference_rule"))})<br><span class="src">'
+                            f'{esc(r.get("definition", ""))}. {esc(r.get("source", ""))}</span></td></tr>')
         out.append(f'<div class="tablewrap"><table class="disparity"><caption>Disparity by probe {esc(attr)}</caption>'
                    "<thead><tr><th scope=col>Summary</th><th scope=col>Value</th><th scope=col>95% CI</th>"
                    f"<th scope=col>Reading</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")

@@ -586,6 +586,53 @@ def test_summary_bootstrap_uses_documented_stream(data, refs):
         assert e["fnir"]["ci_boot"] is not None and e["fnir"]["ci_boot"][0] <= e["fnir"]["rate"] <= e["fnir"]["ci_boot"][1]
 
 
+def test_ratio_to_reference_against_hand_computation(data, refs):
+    """Each group's rate over the reference's (the group with most probe subjects); the interval is
+    the percentile interval of the ratio of the two groups' loop-bootstrap replicates."""
+    res = search(data["probes"], data["gallery"], data["gcol"], data["pmate"], sizes=SIZES, candidates=L,
+                 dtype=np.float64)
+    t = _safe_thresholds(refs["euclidean"])[3]
+    out = _summary(data, res, t=t, boot={"replicates": 200, "seed": 4})
+    valid = probe_validity(res, "nonmatch")
+    for attr, labels in data["probe_groups"].items():
+        groups = out["search"]["groups"][attr]
+        for rate in ("fpir", "fnir"):
+            block = out["search"]["disparity"][attr][f"{rate}_ratio_to_reference"]
+            ok = [g for g, e in groups.items() if g not in ("unlabelled", "conflict", "multiple") and not e[f"small_{rate}"]]
+            if not ok:
+                assert block["reference"] is None
+                continue
+            ref = max(sorted(ok), key=lambda g: groups[g][rate]["n_subjects"])
+            assert block["reference"] == ref and set(block["by_group"]) == set(ok) - {ref}
+            if rate == "fpir":
+                c, e = nonmated_false_positives(res, t, valid=valid)
+            else:
+                c, e = mated_misses(res, t, valid=valid)
+            reps = {g: loop_cluster_bootstrap(c & (labels == g), e, data["psubj"], 200, 4, f"{rate}|{attr}|{g}")[:, 0]
+                    for g in ok}
+            k = lambda h: (e & c & (labels == h)).sum() / (c & (labels == h)).sum()  # noqa: E731
+            mm = out["search"]["disparity"][attr][f"{rate}_max_min_ratio"]
+            if len(ok) >= 2 and mm["value"] is not None:   # the interval of the named highest over lowest group
+                hi, lo = max(ok, key=k), min(ok, key=k)
+                assert mm["value"] == pytest.approx(k(hi) / k(lo)) and mm["ci_of"] == f"{hi} / {lo}"
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    x = reps[hi] / reps[lo]
+                x = x[np.isfinite(x)]
+                if mm["ci"] is not None:
+                    assert mm["ci"] == pytest.approx(list(np.quantile(x, [0.025, 0.975])), abs=1e-12)
+                    assert mm["ci"][0] <= mm["value"] <= mm["ci"][1]
+            for g, entry in block["by_group"].items():
+                if k(ref) == 0:
+                    assert entry["value"] is None and "reference" in entry["reason"]
+                    continue
+                assert entry["value"] == pytest.approx(k(g) / k(ref))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    x = reps[g] / reps[ref]
+                x = x[np.isfinite(x)]
+                if entry["ci"] is not None:
+                    assert entry["ci"] == pytest.approx(list(np.quantile(x, [0.025, 0.975])), abs=1e-12)
+
+
 def test_rate_entry_clopper_pearson():
     subj = np.array([f"s{i // 3}" for i in range(60)])
     rng = np.random.default_rng(1)
