@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .html import pct as _html_pct
+
 
 def _pct(x, digits=2):
     return "n/a" if x is None else f"{100 * x:.{digits}f}%"
@@ -207,14 +209,8 @@ def render_summary(m: dict) -> str:
 SEARCH_RATES = {"fpir": "FPIR", "fnir": "FNIR", "fnir_rank1": "FNIR rank 1"}
 
 
-def spct(x) -> str:
-    """A rate as a percentage: 2 decimals from 1% up, 3 significant digits below (as the HTML report)."""
-    if x is None:
-        return "n/a"
-    if x == 0:
-        return "0%"
-    v = 100 * x
-    return f"{v:.2f}%" if abs(v) >= 1 else f"{v:#.3g}%"
+#: A rate as a percentage, exactly as the HTML report shows it (2 decimals from 1% up, 3 significant digits below).
+spct = _html_pct
 
 
 def sci(ci) -> str:
