@@ -161,3 +161,19 @@ def test_fixed_threshold_search(lfw_search_run, tmp_path, lfw_root):
     assert m["threshold"]["value"] == 0.45
     assert (m["search"]["overall"]["fpir"]["errors"], m["search"]["overall"]["fnir"]["errors"]) == (fp, miss)
     assert np.isclose(m["threshold"]["achieved_fpir"], fp / nm)
+
+
+def test_search_failures_counted_per_group_and_intersection(lfw_search_run):
+    """Failure to enrol per group and per sex x race intersection equals a count of failures.csv."""
+    m = json.loads((lfw_search_run / "metrics.json").read_text())
+    with open(lfw_search_run / "failures.csv", newline="") as fh:
+        failed = list(csv.DictReader(fh))
+    by = m["failures"]["by_group"]
+    assert m["failures"]["images"]["failed"] == len(failed)
+    for attr in ("sex", "race"):
+        for g, e in by[attr].items():
+            assert e["failed"] == sum(r[attr] == g for r in failed), (attr, g)
+    inter = by["sex x race"]
+    assert sum(e["n_images"] for e in inter.values()) == m["failures"]["images"]["n"]
+    for g, e in inter.items():
+        assert e["failed"] == sum(f"{r['sex']} x {r['race']}" == g for r in failed), g

@@ -61,7 +61,7 @@ from . import disparity as disp
 from . import rates, uncertainty
 from .search import (SearchResult, bootstrap_interval, cluster_bootstrap_rates, cmc_hits, false_candidate_matrix,
                      mated_misses, nonmated_false_positives, probe_validity)
-from .summary import SCHEMA, _clean, failures_block
+from .summary import SCHEMA, _clean, failures_block, failures_by_group
 
 __all__ = ["summarise_search", "rate_entry"]
 
@@ -352,6 +352,10 @@ def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, c
         name = " x ".join(combo)
         labels = np.array([" x ".join(x) for x in zip(*(pg[c] for c in combo))])
         s["intersections"][name], _ = _groups(res, t, valid, labels, subjects, boot, min_count, name)
+        if all(c in image_groups for c in combo) and len(image_failures):   # failure to enrol per intersection
+            combined = np.array([" x ".join(x) for x in zip(*(np.asarray(image_groups[c]).astype(str) for c in combo))])
+            out["failures"]["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence,
+                                                                  image_notes)[name]
     s["audit"] = [_audit(res, a, valid, subjects, pg, cg, boot) for a in audit]
     s["failed_searches"] = failed
     s["engine"] = {"seconds": None, "block_rows": int(res.block_rows), "distance": res.distance}
