@@ -8,7 +8,8 @@
     evalkit weights fetch NAME...           download DeepFace recogniser/detector weights (explicitly; SHA-256 recorded)
     evalkit report RUN_DIR                  write RUN_DIR/report.html (self-contained HTML report)
     evalkit compare RUN... [--out DIR]      per-group table (md, csv) and figure across runs or a sweep folder
-    evalkit check RUN --baseline DIR        CI gate: rules in conf/check/default.yaml; exit 0 pass, 1 regression
+    evalkit check RUN --baseline DIR        CI gate: rules in conf/check/default.yaml (search runs: search.yaml);
+                                            exit 0 pass, 1 regression
 """
 
 from __future__ import annotations

@@ -1,28 +1,45 @@
 """``evalkit check``: the CI gate. A run's metrics.json against a baseline's, under rules from config.
 
 A baseline is the run folder of a named, committed run (``results/baselines/<name>/``: metrics.json,
-config.yaml, record.json). The rules live in a yaml file (default ``conf/check/default.yaml``),
-validated against the dataclasses below: an unknown key, rule type or metric fails before any
-comparison with a did-you-mean message (exit 2).
+config.yaml, record.json). The rules live in a yaml file, validated against the dataclasses below:
+an unknown key, rule type or metric fails before any comparison with a did-you-mean message (exit 2).
+Without ``--rules`` the file is chosen by the run: ``conf/check/default.yaml`` for a 1:1
+verification run (FMR/FNMR), ``conf/check/search.yaml`` for a one-to-many search run
+(``protocol=search``: FPIR/FNIR).
+
+Two kinds of run, never mixed: a 1:1 run is gated against a 1:1 baseline and a search run against
+a search baseline (anything else is a CheckError, exit 2), and a rule's ``metric`` must be a rate
+of the run's kind (``fmr``/``fnmr`` for 1:1; ``fpir``/``fnir``/``fnir_rank1`` for search), else
+exit 2 naming the rule. The rule types are the same for both: a rate is read through
+:func:`rate_view`, which gives a 1:1 group entry (``groups[attr][g]``: ``fnmr``, ``fnmr_ci``,
+``n_genuine`` ...) and a search one (``search.groups[attr][g].fpir``: ``{rate, errors, n,
+n_subjects, ci, ci_boot}``, ``small_fpir``; schema in ``evalkit.metrics.search_summary``) one
+shape. For search runs, groups, intersections, overall and disparity are read from the ``search``
+block, and a group is the probe's group.
 
 Rule types (each rule has a name, the key under ``rules:``):
 
 ``max_ratio``
-    The ratio of the highest to the lowest group rate (``metric``: fnmr or fmr) within each
-    attribute must not exceed ``max`` (NISTIR 8280's max/min view of demographic differentials).
-    Taken from metrics.json's ``disparity`` block ("evalkit.metrics/2") when it is present and used
-    the same groups; otherwise computed from ``groups``. Groups flagged small, groups below the
-    minimum counts and the label-less groups in ``exclude_groups`` do not enter. A ratio whose
-    lowest rate is zero is undefined: reported as skipped with the reason, never as infinity.
+    The ratio of the highest to the lowest group rate (``metric``: fnmr or fmr; fpir, fnir or
+    fnir_rank1 for search) within each attribute must not exceed ``max`` (NISTIR 8280's max/min
+    view of demographic differentials). Taken from metrics.json's ``disparity`` block
+    ("evalkit.metrics/2"; ``search.disparity[attr].<rate>_max_min_ratio`` for search) when it is
+    present and used the same groups; otherwise computed from ``groups``. Groups flagged small,
+    groups below the minimum counts and the label-less groups in ``exclude_groups`` do not enter.
+    A ratio whose lowest rate is zero is undefined: reported as skipped with the reason, never as
+    infinity.
 ``within_baseline_ci``
-    Each group's rate at the run's threshold (``metric``: fmr or fnmr) must not exceed the upper
-    bound of the baseline's interval for that group (``interval``: exact Clopper-Pearson
-    ``<metric>_ci``, or ``bootstrap``: the subject-clustered ``<metric>_ci_boot`` of schema v2).
+    Each group's rate at the run's threshold (``metric``: fmr or fnmr; fpir, fnir or fnir_rank1)
+    must not exceed the upper bound of the baseline's interval for that group (``interval``: exact
+    Clopper-Pearson ``<metric>_ci``, or ``bootstrap``: the subject-clustered ``<metric>_ci_boot``
+    of schema v2; for search the entry's ``ci`` / ``ci_boot``, the latter resampling probe
+    subjects).
 ``fte_ceiling``
     Failure-to-enrol rate per group (``failures.by_group``) must not exceed ``max``.
 ``comparable``
     The run and the baseline must agree on ``fields`` (dataset, protocol, comparison counts,
-    failure policy): a gate between different protocols would compare nothing.
+    failure policy; for search: protocol kind, gallery sizes, probe counts, threshold policy): a
+    gate between different protocols would compare nothing.
 
 Every comparison is one row: PASS, FAIL or SKIP (with the reason: a null rate, too few
 comparisons, a group absent on one side). Exit codes: 0 all pass, 1 a rule failed, 2 usage or
@@ -59,7 +76,7 @@ class MinCount:
 @dataclass
 class MaxRatioRule:
     type: str = "max_ratio"
-    metric: str = "fnmr"                    # fnmr | fmr
+    metric: str = "fnmr"                    # fnmr | fmr (1:1); fpir | fnir | fnir_rank1 (search)
     max: float = MISSING                    # the largest allowed max/min ratio
     attributes: list[str] = field(default_factory=list)   # empty: every attribute of the run
     exclude_groups: list[str] = field(default_factory=lambda: list(LABEL_LESS))
@@ -71,7 +88,7 @@ class MaxRatioRule:
 @dataclass
 class WithinBaselineRule:
     type: str = "within_baseline_ci"
-    metric: str = "fmr"                     # fmr | fnmr
+    metric: str = "fmr"                     # fmr | fnmr (1:1); fpir | fnir | fnir_rank1 (search)
     interval: str = "exact"                 # exact (<metric>_ci, Clopper-Pearson) | bootstrap (<metric>_ci_boot, v2)
     attributes: list[str] = field(default_factory=list)
     exclude_groups: list[str] = field(default_factory=list)
@@ -99,7 +116,9 @@ class ComparableRule:
 
 RULE_TYPES = {"max_ratio": MaxRatioRule, "within_baseline_ci": WithinBaselineRule,
               "fte_ceiling": FteCeilingRule, "comparable": ComparableRule}
-METRICS = ("fmr", "fnmr")
+METRICS = ("fmr", "fnmr")                          # 1:1 verification rates
+SEARCH_METRICS = ("fpir", "fnir", "fnir_rank1")    # one-to-many search rates (metrics.json ``search`` block)
+RATE_NAMES = {"fmr": "FMR", "fnmr": "FNMR", "fpir": "FPIR", "fnir": "FNIR", "fnir_rank1": "FNIR at rank 1"}
 
 
 @dataclass
@@ -110,9 +129,17 @@ class CheckConfig:
 
 
 def default_rules_path() -> Path:
+    """The rules of a 1:1 verification run when no ``--rules`` is given."""
     from ..config import conf_dir
 
     return conf_dir() / "check" / "default.yaml"
+
+
+def search_rules_path() -> Path:
+    """The rules of a one-to-many search run when no ``--rules`` is given."""
+    from ..config import conf_dir
+
+    return conf_dir() / "check" / "search.yaml"
 
 
 def _unknown(key: str, allowed, where: str) -> CheckError:
@@ -164,9 +191,10 @@ def load_rules(path: str | Path | None = None, overrides: list[str] | None = Non
             raise CheckError(f"{where}.type={rule['type']!r} is not a rule type; choose one of {sorted(RULE_TYPES)}."
                              + (f" Did you mean {hint[0]!r}?" if hint else ""))
         obj = _structured(RULE_TYPES[rule["type"]], rule, where)
-        if hasattr(obj, "metric") and obj.metric not in METRICS:
-            hint = difflib.get_close_matches(obj.metric, METRICS, n=1)
-            raise CheckError(f"{where}.metric={obj.metric!r}: choose one of {list(METRICS)}."
+        if hasattr(obj, "metric") and obj.metric not in METRICS + SEARCH_METRICS:
+            hint = difflib.get_close_matches(obj.metric, METRICS + SEARCH_METRICS, n=1)
+            raise CheckError(f"{where}.metric={obj.metric!r}: choose one of {list(METRICS)} (1:1 runs) or "
+                             f"{list(SEARCH_METRICS)} (search runs)."
                              + (f" Did you mean {hint[0]!r}?" if hint else ""))
         if getattr(obj, "interval", "exact") not in ("exact", "bootstrap"):
             raise CheckError(f"{where}.interval={obj.interval!r}: choose exact or bootstrap")
@@ -187,13 +215,51 @@ def load_metrics(path: str | Path, what: str) -> tuple[dict, Path]:
         m = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise CheckError(f"{what}: {f} is not valid JSON: {exc}") from None
-    if (m.get("protocol") or {}).get("kind") == "search":
-        raise CheckError(f"{what}: {f} is a one-to-many search run (protocol=search): evalkit check compares 1:1 "
-                         "verification runs (FMR/FNMR rules); search runs are not supported yet")
-    for key in ("groups", "threshold"):
+    if not isinstance(m, dict):
+        raise CheckError(f"{what}: {f} is not an evalkit metrics.json (not a JSON object)")
+    for key in (("search", "threshold") if run_kind(m) == "search" else ("groups", "threshold")):
         if key not in m:
             raise CheckError(f"{what}: {f} has no {key!r} block; is it an evalkit metrics.json?")
     return m, f.parent
+
+
+def run_kind(m: dict) -> str:
+    """The kind of run: "search" for one-to-many search (``protocol.kind``), else "verification" (1:1)."""
+    return "search" if (m.get("protocol") or {}).get("kind") == "search" else "verification"
+
+
+def _kind_text(kind: str) -> str:
+    return ("a one-to-many search run (protocol=search; FPIR/FNIR)" if kind == "search"
+            else "a 1:1 verification run (FMR/FNMR)")
+
+
+def _peek_kind(path) -> str | None:
+    """The kind of the run at ``path``, or None when it cannot be read (load_metrics then says why)."""
+    try:
+        p = Path(path)
+        m = json.loads((p / "metrics.json" if p.is_dir() else p).read_text())
+        return run_kind(m) if isinstance(m, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def check_kinds(run: dict, baseline: dict, cfg: CheckConfig) -> str:
+    """The run and the baseline are of one kind, and every rule's metric is a rate of that kind;
+    returns the kind, or raises CheckError saying what does not fit."""
+    kind, bkind = run_kind(run), run_kind(baseline)
+    if kind != bkind:
+        raise CheckError(f"the run is {_kind_text(kind)} but the baseline is {_kind_text(bkind)}: a run is gated "
+                         "against a baseline of its own kind (protocol=search against a search baseline, 1:1 "
+                         "against 1:1)")
+    allowed = SEARCH_METRICS if kind == "search" else METRICS
+    for name, rule in cfg.rules.items():
+        metric = getattr(rule, "metric", None)
+        if metric is not None and metric not in allowed:
+            hint = (f"use --rules {search_rules_path()} (the default for search runs when --rules is not given)"
+                    if kind == "search" else f"use --rules {default_rules_path()} (the default for 1:1 runs)")
+            raise CheckError(f"rules.{name}.metric={metric!r} is not a rate of {_kind_text(kind)}; its rates are "
+                             f"{list(allowed)}. {hint}")
+    return kind
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -234,18 +300,27 @@ def _fmt(x, kind: str) -> str:
     return str(x)
 
 
+def _root(m: dict) -> dict:
+    """Where the per-group blocks (groups, intersections, overall, disparity) live: the top level of
+    a 1:1 run, the ``search`` block of a search run."""
+    return (m.get("search") or {}) if run_kind(m) == "search" else m
+
+
 def group_block(m: dict, attr: str) -> dict | None:
-    """attribute -> group -> fields, from ``groups`` or (schema v2) ``intersections`` ("sex x race")."""
-    if attr in (m.get("groups") or {}):
-        return m["groups"][attr]
-    return (m.get("intersections") or {}).get(attr)
+    """attribute -> group -> fields, from ``groups`` or (schema v2) ``intersections`` ("sex x race");
+    for a search run from ``search.groups`` / ``search.intersections`` (the probe's group)."""
+    root = _root(m)
+    if attr in (root.get("groups") or {}):
+        return root["groups"][attr]
+    return (root.get("intersections") or {}).get(attr)
 
 
 def _attrs(rule, m: dict, name: str) -> list[str]:
     """The attributes a rule reads: its own list (checked against the run), else every attribute."""
+    root = _root(m)
     if not rule.attributes:
-        return list(m.get("groups", {}))
-    have = list(m.get("groups", {})) + list(m.get("intersections") or {})
+        return list(root.get("groups") or {})
+    have = list(root.get("groups") or {}) + list(root.get("intersections") or {})
     for a in rule.attributes:
         if a not in have:
             hint = difflib.get_close_matches(a, have, n=1)
@@ -256,19 +331,55 @@ def _attrs(rule, m: dict, name: str) -> list[str]:
 
 _N_KEY = {"fmr": "n_impostor", "fnmr": "n_genuine"}
 _ERR_KEY = {"fmr": "false_matches", "fnmr": "false_nonmatches"}
+_SEARCH_KIND = {"fpir": "non-mated searches", "fnir": "mated searches", "fnir_rank1": "mated searches"}
+
+
+def rate_view(f: dict | None, metric: str) -> dict:
+    """One group's (or the overall) ``metric`` in one shape, from a 1:1 group entry (``fnmr``,
+    ``fnmr_ci``, ``n_genuine``, ``small_fnmr`` ...) or a search one (``fpir: {rate, errors, n,
+    n_subjects, ci, ci_boot, ci_boot_reason}``, ``small_fpir``; FNIR at rank 1 counts the same mated
+    searches as FNIR, so it shares FNIR's small flag):
+
+    {rate, errors, n (as recorded), count (n or 0), n_subjects, ci, ci_boot, ci_boot_reason,
+    has_ci, has_ci_boot, small, small_reason, units ("genuine comparisons", "non-mated searches",
+    ...), noun ("comparisons" | "searches"), subjects ("subjects" | "probe subjects")}"""
+    f = f or {}
+    if metric in SEARCH_METRICS:
+        e = f.get(metric) or {}
+        flag = "small_fnir" if metric == "fnir_rank1" else f"small_{metric}"
+        return {"rate": e.get("rate"), "errors": e.get("errors"), "n": e.get("n", 0), "count": e.get("n") or 0,
+                "n_subjects": e.get("n_subjects") or 0, "ci": e.get("ci"), "ci_boot": e.get("ci_boot"),
+                "ci_boot_reason": e.get("ci_boot_reason"), "has_ci": "ci" in e, "has_ci_boot": "ci_boot" in e,
+                "small": bool(f.get(flag)), "small_reason": f.get(f"{flag}_reason"), "units": _SEARCH_KIND[metric],
+                "noun": "searches", "subjects": "probe subjects"}
+    flag = f"small_{metric}" if f"small_{metric}" in f else "small"   # v2: per-rate flags
+    return {"rate": f.get(metric), "errors": f.get(_ERR_KEY[metric]), "n": f.get(_N_KEY[metric], 0),
+            "count": f.get(_N_KEY[metric]) or 0, "n_subjects": f.get("n_subjects") or 0,
+            "ci": f.get(f"{metric}_ci"), "ci_boot": f.get(f"{metric}_ci_boot"), "ci_boot_reason": None,
+            "has_ci": f"{metric}_ci" in f, "has_ci_boot": f"{metric}_ci_boot" in f,
+            "small": bool(f.get(flag)), "small_reason": f.get(f"{flag}_reason"),
+            "units": f"{_N_KEY[metric][2:]} comparisons", "noun": "comparisons", "subjects": "subjects"}
+
+
+def _who(metric: str, attr: str, group: str) -> str:
+    """How a row names its rate: "FMR" for 1:1 rows (the table's columns name the group), "FPIR for
+    female" / "FNIR for all probes" for search rows."""
+    name = RATE_NAMES[metric]
+    if metric not in SEARCH_METRICS:
+        return name
+    return f"{name} for all probes" if attr == "overall" else f"{name} for {group}"
 
 
 def _too_small(g: dict, metric: str, min_subjects: int, min_comparisons: int) -> str | None:
     """Why a group is not judged, or None."""
-    flag = f"small_{metric}" if f"small_{metric}" in g else "small"   # v2: per-rate flags
-    if g.get(flag):
-        reason = g.get(f"{flag}_reason")
+    v = rate_view(g, metric)
+    if v["small"]:
+        reason = v["small_reason"]
         return "flagged small in metrics.json" + (f" ({reason})" if reason else "")
-    n = g.get(_N_KEY[metric]) or 0
-    if n < min_comparisons:
-        return f"{n} {_N_KEY[metric][2:]} comparisons < {min_comparisons}"
-    if (g.get("n_subjects") or 0) < min_subjects:
-        return f"{g.get('n_subjects') or 0} subjects < {min_subjects}"
+    if v["count"] < min_comparisons:
+        return f"{v['count']} {v['units']} < {min_comparisons}"
+    if v["n_subjects"] < min_subjects:
+        return f"{v['n_subjects']} {v['subjects']} < {min_subjects}"
     return None
 
 
@@ -278,17 +389,18 @@ def max_min_ratio(groups: dict, metric: str, exclude: list[str], min_subjects: i
     Returns {value, reason, groups, left_out}; value is None (with a reason) when fewer than two
     groups are eligible or the lowest rate is zero (the ratio is then undefined, not infinite)."""
     used, left = {}, {}
+    name = RATE_NAMES[metric]
     for g, f in sorted(groups.items()):
         if g in exclude:
             left[g] = "label-less group (exclude_groups)"
             continue
         why = _too_small(f, metric, min_subjects, min_comparisons)
-        if why is None and f.get(metric) is None:
-            why = f"no {metric.upper()} (no comparisons)"
+        if why is None and rate_view(f, metric)["rate"] is None:
+            why = f"no {name} (no {rate_view(f, metric)['noun']})"
         if why:
             left[g] = why
         else:
-            used[g] = f[metric]
+            used[g] = rate_view(f, metric)["rate"]
     out = {"value": None, "reason": None, "groups": sorted(used), "left_out": left, "rates": used}
     if len(used) < 2:
         out["reason"] = f"fewer than 2 groups with enough data (eligible: {sorted(used) or 'none'})"
@@ -296,7 +408,7 @@ def max_min_ratio(groups: dict, metric: str, exclude: list[str], min_subjects: i
     hi = max(used, key=lambda k: used[k])
     lo = min(used, key=lambda k: used[k])
     if used[lo] == 0:
-        out["reason"] = (f"lowest {metric.upper()} is zero ({lo}: 0/{groups[lo][_N_KEY[metric]]}): "
+        out["reason"] = (f"lowest {name} is zero ({lo}: 0/{rate_view(groups[lo], metric)['n']}): "
                          f"the ratio is undefined")
         return out
     out["value"] = used[hi] / used[lo]
@@ -306,13 +418,15 @@ def max_min_ratio(groups: dict, metric: str, exclude: list[str], min_subjects: i
 
 def _ratio_for(m: dict, attr: str, rule, mins: tuple[int, int]) -> dict:
     computed = max_min_ratio(group_block(m, attr) or {}, rule.metric, rule.exclude_groups, *mins)
-    block = _get(m, f"disparity.{attr}.{rule.metric}_max_min_ratio") if isinstance(m.get("disparity"), dict) else None
+    root = _root(m)
+    block = _get(root, f"disparity.{attr}.{rule.metric}_max_min_ratio") if isinstance(root.get("disparity"), dict) else None
     if rule.source == "groups" or (block is None and rule.source == "auto"):
         computed["source"] = "groups"
         return computed
     if block is None:
-        return {"value": None, "reason": "metrics.json has no disparity block (schema v1); source=disparity",
-                "groups": [], "source": "disparity"}
+        why = ("metrics.json has no disparity block (schema v1); source=disparity" if root is m else
+               f"metrics.json has no search.disparity.{attr}.{rule.metric}_max_min_ratio; source=disparity")
+        return {"value": None, "reason": why, "groups": [], "source": "disparity"}
     if rule.source == "auto" and sorted(block.get("groups") or []) != computed["groups"]:
         computed["source"] = (f"groups (the disparity block used {sorted(block.get('groups') or [])}, "
                               f"this rule's eligible groups are {computed['groups']})")
@@ -328,7 +442,7 @@ def _rule_max_ratio(name, rule, run, base, cfg) -> list[Row]:
     for attr in _attrs(rule, run, name):
         r = _ratio_for(run, attr, rule, mins)
         b = _ratio_for(base, attr, rule, mins) if group_block(base, attr) else {"value": None}
-        label = f"{rule.metric.upper()} max/min"
+        label = f"{RATE_NAMES[rule.metric]} max/min"
         if r["value"] is None:
             status, msg = "SKIP", f"{label} not judged: {r['reason']}"
         elif r["value"] > rule.max:
@@ -352,11 +466,13 @@ def _rule_max_ratio(name, rule, run, base, cfg) -> list[Row]:
 def _rule_within_ci(name, rule, run, base, cfg) -> list[Row]:
     ms = rule.min_subjects if rule.min_subjects is not None else cfg.min_count.subjects
     mc = rule.min_comparisons if rule.min_comparisons is not None else cfg.min_count.comparisons
-    metric, ci_key = rule.metric, f"{rule.metric}_ci" + ("_boot" if rule.interval == "bootstrap" else "")
-    M, n_key, e_key = rule.metric.upper(), _N_KEY[rule.metric], _ERR_KEY[rule.metric]
+    metric, boot = rule.metric, rule.interval == "bootstrap"
+    ci_key = f"{metric}_ci" + ("_boot" if boot else "")
+    if metric in SEARCH_METRICS:
+        ci_key = f"{metric}.ci" + ("_boot" if boot else "")
     pairs = []
     if rule.include_overall:
-        pairs.append(("overall", "all", base.get("overall"), run.get("overall")))
+        pairs.append(("overall", "all", _root(base).get("overall"), _root(run).get("overall")))
     for attr in _attrs(rule, run, name):
         bg, rg = group_block(base, attr) or {}, group_block(run, attr) or {}
         for g in sorted(set(bg) | set(rg)):
@@ -365,31 +481,38 @@ def _rule_within_ci(name, rule, run, base, cfg) -> list[Row]:
             pairs.append((attr, g, bg.get(g), rg.get(g)))
     rows = []
     for attr, g, b, r in pairs:
+        M = _who(metric, attr, g)
+
         def row(status, msg, bv=None, rv=None, lim=None):
             rows.append(Row(name, rule.type, attr, g, bv, rv, lim, status, msg))
 
         if b is None:
-            row("SKIP", f"group {g!r} is not in the baseline", rv=(r or {}).get(metric))
+            row("SKIP", f"group {g!r} is not in the baseline", rv=rate_view(r, metric)["rate"])
             continue
         if r is None:
-            row("SKIP", f"group {g!r} is not in the run", bv=b.get(metric))
+            row("SKIP", f"group {g!r} is not in the run", bv=rate_view(b, metric)["rate"])
             continue
-        bv, rv = b.get(metric), r.get(metric)
-        ci = b.get(ci_key)
+        vb, vr = rate_view(b, metric), rate_view(r, metric)
+        bv, rv = vb["rate"], vr["rate"]
+        ci = vb["ci_boot" if boot else "ci"]
         lim = ci[1] if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
         if rv is None:
-            row("SKIP", f"no {M} in the run ({r.get(n_key, 0)} comparisons)", bv, rv, lim)
+            row("SKIP", f"no {M} in the run ({vr['n']} {vr['noun']})", bv, rv, lim)
             continue
         if lim is None:
-            why = (f"the baseline has no {ci_key} (schema v1?)" if ci_key not in b
-                   else f"the baseline's {M} interval is undefined ({b.get(n_key, 0)} comparisons)")
+            if not vb["has_ci_boot" if boot else "has_ci"]:
+                why = f"the baseline has no {ci_key} (schema v1?)"
+            elif boot and vb["ci_boot_reason"]:
+                why = f"the baseline's bootstrap interval of {M} is not available: {vb['ci_boot_reason']}"
+            else:
+                why = f"the baseline's {M} interval is undefined ({vb['n']} {vb['noun']})"
             row("SKIP", why, bv, rv, lim)
             continue
         small = _too_small(b, metric, ms, mc) or _too_small(r, metric, ms, mc)
         if small:
             row("SKIP", f"too few to judge: {small}", bv, rv, lim)
             continue
-        counts = (f"run {r.get(e_key)}/{r.get(n_key)}, baseline {b.get(e_key)}/{b.get(n_key)} "
+        counts = (f"run {vr['errors']}/{vr['n']}, baseline {vb['errors']}/{vb['n']} "
                   f"{rule.interval} CI [{_pct(ci[0])}, {_pct(ci[1])}]")
         if rv > lim + 1e-12:
             row("FAIL", f"{M} {_pct(rv)} above the baseline's upper bound {_pct(lim)} ({counts})", bv, rv, lim)
@@ -450,7 +573,10 @@ _HANDLERS = {"max_ratio": _rule_max_ratio, "within_baseline_ci": _rule_within_ci
 
 
 def evaluate(run: dict, baseline: dict, cfg: CheckConfig) -> list[Row]:
-    """Every rule of ``cfg`` on a run's metrics against a baseline's -> one Row per comparison."""
+    """Every rule of ``cfg`` on a run's metrics against a baseline's -> one Row per comparison.
+    Raises CheckError when the two are not of one kind or a rule reads a rate the run does not have
+    (:func:`check_kinds`)."""
+    check_kinds(run, baseline, cfg)
     rows: list[Row] = []
     for name, rule in cfg.rules.items():
         rows += _HANDLERS[rule.type](name, rule, run, baseline, cfg)
@@ -527,7 +653,9 @@ def write_junit(rows: list[Row], path: str | Path, suite: str = "evalkit check",
 
 # -- command ----------------------------------------------------------------------------------
 def main(args: list[str]) -> int:
-    """``evalkit check RUN --baseline PATH [--rules YAML] [--junit PATH] [--report PATH] [key=value ...]``."""
+    """``evalkit check RUN --baseline PATH [--rules YAML] [--junit PATH] [--report PATH] [key=value ...]``.
+
+    Without --rules: conf/check/default.yaml for a 1:1 run, conf/check/search.yaml for a search run."""
     import argparse
     import sys
 
@@ -537,7 +665,8 @@ def main(args: list[str]) -> int:
                     "Exit 0: pass; 1: a rule failed (regression); 2: usage or config error.")
     p.add_argument("run", help="run folder (or its metrics.json)")
     p.add_argument("--baseline", required=True, help="baseline folder, e.g. results/baselines/<name> (or its metrics.json)")
-    p.add_argument("--rules", default=None, help=f"rules yaml (default: {default_rules_path()})")
+    p.add_argument("--rules", default=None, help=f"rules yaml (default: {default_rules_path()} for a 1:1 run, "
+                                                  f"{search_rules_path()} for a search run)")
     p.add_argument("--junit", default=None, help="JUnit XML output (default: RUN/check-junit.xml)")
     p.add_argument("--report", default=None, help="Markdown diff output (default: RUN/check.md)")
     p.add_argument("overrides", nargs="*", help="rule overrides, e.g. rules.fnmr_max_min_ratio.max=2.5")
@@ -549,7 +678,8 @@ def main(args: list[str]) -> int:
         bad = [o for o in ns.overrides if "=" not in o]
         if bad:
             raise CheckError(f"overrides must look like key=value, got {bad}")
-        cfg = load_rules(ns.rules, ns.overrides)
+        rules = ns.rules or (search_rules_path() if _peek_kind(ns.run) == "search" else None)
+        cfg = load_rules(rules, ns.overrides)
         run, run_dir = load_metrics(ns.run, "run")
         base, base_dir = load_metrics(ns.baseline, "baseline")
         rows = evaluate(run, base, cfg)

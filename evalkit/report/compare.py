@@ -10,6 +10,16 @@ when one sweep is given, else ``./compare-<time>``):
 - ``compare.md``: the runs, then one table per attribute with every group's rates per run;
 - ``compare.png/.svg/.pdf``: FNMR and FMR per group of each attribute, one colour per run, log
   scale, with the run's interval as error bars.
+
+One-to-many search runs (``protocol=search``) are compared with each other, never with 1:1 runs
+(a mix is a CompareError, exit 2). For them the rates are FPIR, FNIR and FNIR at rank 1 per probe
+group at the run's threshold and full gallery, read from metrics.json's ``search`` block
+(``evalkit.metrics.search_summary``): ``compare.csv`` has ``SEARCH_CSV_COLUMNS`` (each rate's
+errors, searches, probe subjects, exact ``ci`` and probe-subject bootstrap ``ci_boot``),
+``compare.md`` each run's split and threshold, the FPIR/FNIR max/min ratios per attribute, then one
+table per attribute, and the figure has three panels per attribute (FPIR, FNIR, FNIR at rank 1).
+Intervals shown in compare.md and the figure: ``ci_boot`` when the run has it (and it is not a
+single point, as it is for 0 errors), else the exact ``ci`` (marked "exact").
 """
 
 from __future__ import annotations
@@ -26,6 +36,18 @@ CSV_COLUMNS = [
     "n_genuine", "false_nonmatches", "fnmr", "fnmr_ci_low", "fnmr_ci_high",
     "n_impostor", "false_matches", "fmr", "fmr_ci_low", "fmr_ci_high",
     "fte_n_images", "fte_failed", "fte_rate", "accuracy", "eer", "run_eer", "lfw_accuracy", "lfw_accuracy_sem",
+]
+
+
+SEARCH_RATES = ("fpir", "fnir", "fnir_rank1")
+SEARCH_CSV_COLUMNS = [
+    "run", "backend", "experiment", "path", "dataset", "protocol", "threshold_policy", "threshold_value",
+    "threshold_label", "target_fpir", "achieved_fpir", "gallery_size", "candidates", "n_mated_probes",
+    "n_nonmated_probes", "attribute", "group", "small_fpir", "small_fnir",
+    *[f"{r}{suffix}" for r in SEARCH_RATES
+      for suffix in ("_n_subjects", "_errors", "_n", "", "_ci_low", "_ci_high", "_ci_boot_low", "_ci_boot_high",
+                     "_upper_bound")],
+    "fte_n_images", "fte_failed", "fte_rate",
 ]
 
 
@@ -74,13 +96,21 @@ def load_runs(run_dirs: list[Path]) -> list[dict]:
             m = json.loads((d / "metrics.json").read_text())
         except json.JSONDecodeError as exc:
             raise CompareError(f"{d / 'metrics.json'} is not valid JSON: {exc}") from None
-        if (m.get("protocol") or {}).get("kind") == "search":
-            raise CompareError(f"{d / 'metrics.json'} is a one-to-many search run (protocol=search): evalkit compare "
-                               "compares 1:1 verification runs (FMR/FNMR per group); search runs are not supported yet. "
-                               "Read each search run's summary.md / report.html instead.")
-        if "groups" not in m:
-            raise CompareError(f"{d / 'metrics.json'} has no 'groups' block; is it an evalkit metrics.json?")
-        loaded.append({"path": d, "metrics": m, "label": str(m.get("backend", {}).get("name") or d.name)})
+        if not isinstance(m, dict):
+            raise CompareError(f"{d / 'metrics.json'} is not an evalkit metrics.json (not a JSON object)")
+        kind = run_kind(m)
+        need = "search" if kind == "search" else "groups"
+        if need not in m:
+            raise CompareError(f"{d / 'metrics.json'} has no {need!r} block; is it an evalkit metrics.json?")
+        loaded.append({"path": d, "metrics": m, "kind": kind,
+                       "label": str(m.get("backend", {}).get("name") or d.name)})
+    kinds = {r["kind"] for r in loaded}
+    if len(kinds) > 1:
+        def names(k):
+            return ", ".join(str(r["path"]) for r in loaded if r["kind"] == k)
+        raise CompareError("cannot compare 1:1 verification runs (FMR/FNMR) with one-to-many search runs "
+                           f"(protocol=search; FPIR/FNIR): their rates measure different things. 1:1: {names('verification')}; "
+                           f"search: {names('search')}. Compare each kind on its own.")
     for level in (1, 2, 3):   # backend [folder], then [parent/folder], ... until every label is unique
         names = [r["label"] for r in loaded]
         dup = {n for n in names if names.count(n) > 1}
@@ -95,6 +125,11 @@ def load_runs(run_dirs: list[Path]) -> list[dict]:
         if names.count(r["label"]) > 1:
             r["label"] += f" #{i + 1}"
     return loaded
+
+
+def run_kind(m: dict) -> str:
+    """The kind of run: "search" for one-to-many search (``protocol.kind``), else "verification" (1:1)."""
+    return "search" if (m.get("protocol") or {}).get("kind") == "search" else "verification"
 
 
 def _threshold(m: dict) -> dict:
@@ -140,13 +175,13 @@ def rows_for(run: dict) -> list[dict]:
     return out
 
 
-def write_csv(rows: list[dict], path: Path) -> Path:
+def write_csv(rows: list[dict], path: Path, columns: list[str] = CSV_COLUMNS) -> Path:
     """Numbers written with repr precision (Python's str of a float round-trips exactly)."""
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        w = csv.DictWriter(fh, fieldnames=columns)
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_COLUMNS})
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
     return path
 
 
@@ -211,6 +246,170 @@ def render_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> s
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- one-to-many search runs
+
+
+def _search_items(m: dict) -> list[tuple[str, str, dict, dict]]:
+    """(attribute, group, search entry, failure-to-enrol entry): overall first, then every probe
+    group of every attribute and intersection (sorted)."""
+    s, fails = m.get("search") or {}, m.get("failures") or {}
+    img = fails.get("images") or {}
+    items = [("overall", "all", s.get("overall") or {},
+              {"n_images": img.get("n"), "failed": img.get("failed"), "rate": img.get("rate")})]
+    for attr, groups in list((s.get("groups") or {}).items()) + list((s.get("intersections") or {}).items()):
+        for g in sorted(groups):
+            items.append((attr, g, groups[g], ((fails.get("by_group") or {}).get(attr) or {}).get(g) or {}))
+    return items
+
+
+def search_rows_for(run: dict) -> list[dict]:
+    """The CSV rows (``SEARCH_CSV_COLUMNS``) of one search run: overall first, then every probe
+    group; every number as metrics.json holds it."""
+    m, th, pr = run["metrics"], _threshold(run["metrics"]), run["metrics"].get("protocol") or {}
+    s = m.get("search") or {}
+    base = {"run": run["label"], "backend": m.get("backend", {}).get("name"), "experiment": m.get("experiment"),
+            "path": str(run["path"]), "dataset": m.get("dataset", {}).get("name"), "protocol": pr.get("name"),
+            "threshold_policy": th.get("policy"), "threshold_value": th.get("value"),
+            "threshold_label": th.get("label"), "target_fpir": th.get("target_fpir"),
+            "achieved_fpir": th.get("achieved_fpir"), "gallery_size": s.get("gallery_size"),
+            "candidates": s.get("candidates"), "n_mated_probes": pr.get("n_mated_probes"),
+            "n_nonmated_probes": pr.get("n_nonmated_probes")}
+    out = []
+    for attr, g, f, fte in _search_items(m):
+        row = dict(base)
+        row.update({"attribute": attr, "group": g, "small_fpir": f.get("small_fpir"), "small_fnir": f.get("small_fnir"),
+                    "fte_n_images": fte.get("n_images"), "fte_failed": fte.get("failed"), "fte_rate": fte.get("rate")})
+        for r in SEARCH_RATES:
+            e = f.get(r) or {}
+            ci, boot = e.get("ci") or [None, None], e.get("ci_boot") or [None, None]
+            row.update({f"{r}_n_subjects": e.get("n_subjects"), f"{r}_errors": e.get("errors"), f"{r}_n": e.get("n"),
+                        r: e.get("rate"), f"{r}_ci_low": ci[0], f"{r}_ci_high": ci[1], f"{r}_ci_boot_low": boot[0],
+                        f"{r}_ci_boot_high": boot[1], f"{r}_upper_bound": e.get("upper_bound")})
+        out.append(row)
+    return out
+
+
+def _shown_interval(e: dict) -> tuple[list | None, str]:
+    """The interval compare.md and the figure show for a rate entry: the probe-subject bootstrap
+    interval when the run has one and it has a width, else the exact (Clopper-Pearson) one (the
+    bootstrap of 0 errors, or of one probe subject, is a single point: it bounds nothing)."""
+    boot = e.get("ci_boot")
+    if boot and boot[0] is not None and boot[1] is not None and boot[1] > boot[0]:
+        return boot, "bootstrap"
+    ci = e.get("ci")
+    return (ci if ci and ci[0] is not None else None), "exact"
+
+
+def search_view(m: dict) -> dict:
+    """A search run's metrics in the flat shape ``plots.compare_runs_figure`` reads (``groups[attr][g]``
+    with ``<rate>``, ``<rate>_ci``, ``<rate>_upper_bound``, ``small_<rate>`` for fpir, fnir,
+    fnir_rank1; FNIR at rank 1 shares FNIR's small flag: the same mated searches)."""
+    s = m.get("search") or {}
+    groups = {}
+    for attr, gs in (s.get("groups") or {}).items():
+        groups[attr] = {}
+        for g, f in gs.items():
+            flat = {}
+            for r in SEARCH_RATES:
+                e = f.get(r) or {}
+                flat[r], flat[f"{r}_ci"] = e.get("rate"), _shown_interval(e)[0]
+                flat[f"{r}_upper_bound"] = e.get("upper_bound")
+                flat[f"small_{r}"] = bool(f.get("small_fnir" if r == "fnir_rank1" else f"small_{r}"))
+            groups[attr][g] = flat
+    return {"dataset": m.get("dataset") or {}, "threshold": m.get("threshold") or {}, "groups": groups}
+
+
+def _search_cell(e: dict | None, small: bool = False) -> str:
+    """"rate (errors/n) [low, high]" (+ " exact" for the Clopper-Pearson interval, + *small*)."""
+    e = e or {}
+    if e.get("rate") is None:
+        return f"n/a ({e.get('n') or 0} searches)"
+    txt = f"{_pct(e['rate'])} ({e.get('errors')}/{e.get('n')})"
+    iv, how = _shown_interval(e)
+    if iv is not None:
+        txt += f" [{_pct(iv[0])}, {_pct(iv[1])}]" + (" exact" if how == "exact" else "")
+    if small:
+        txt += " *small*"
+    return txt
+
+
+def _ratio_cell(d: dict | None) -> str:
+    d = d or {}
+    if d.get("value") is None:
+        return f"undefined ({d.get('reason') or 'not in metrics.json'})"
+    ci = d.get("ci")
+    return f"{d['value']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and ci[0] is not None else "") + \
+        f" ({' / '.join(d.get('groups') or [])})"
+
+
+def render_search_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> str:
+    lines = ["# evalkit compare: one-to-many search runs", "",
+             "Each run's rates per probe group at its own threshold and its full gallery, read from its metrics.json "
+             "(`search` block). FPIR: non-mated searches (the person is not enrolled) returning any candidate at the "
+             "threshold; FNIR: mated searches whose mate is not returned at the threshold; FNIR at rank 1: mated "
+             "searches whose mate is not the top candidate. Intervals: 95%, the probe-subject bootstrap when the run "
+             "has one (and it is not a single point, as for 0 errors), else the exact (Clopper-Pearson) interval, marked "
+             "*exact*; `n/a` where a group has no "
+             "searches of that kind; *small*: fewer probe subjects or searches than the run's min_count, too few to "
+             "read alone.", ""]
+    lines += ["| run | backend | dataset | threshold | gallery (enrolled subjects) / candidates | probes (mated / "
+              "non-mated) | FPIR | FNIR | failed images | folder |", "|---|---|---|---|---:|---:|---|---|---:|---|"]
+    for r in runs:
+        m, th, pr = r["metrics"], _threshold(r["metrics"]), r["metrics"].get("protocol") or {}
+        s, fi = m.get("search") or {}, (m.get("failures") or {}).get("images") or {}
+        v = th.get("value")
+        thr = f"{th.get('policy')} " + (f"{v:.6g}" if isinstance(v, (int, float)) else "n/a")
+        if th.get("target_fpir") is not None:
+            thr += f" (target FPIR {th['target_fpir']:g}, achieved {_pct(th.get('achieved_fpir'))})"
+        o = s.get("overall") or {}
+        lines.append(f"| {r['label']} | {m.get('backend', {}).get('name', '?')} | {m.get('dataset', {}).get('name', '?')} "
+                     f"| {thr} | {s.get('gallery_size', '?')} / {s.get('candidates', '?')} | "
+                     f"{pr.get('n_mated_probes', '?')} / {pr.get('n_nonmated_probes', '?')} | "
+                     f"{_search_cell(o.get('fpir'))} | {_search_cell(o.get('fnir'))} | "
+                     f"{fi.get('failed', '?')} of {fi.get('n', '?')} | `{r['path']}` |")
+    keys = {(r["metrics"].get("dataset", {}).get("name"), str((r["metrics"].get("protocol") or {}).get("gallery_sizes")),
+             (r["metrics"].get("protocol") or {}).get("n_mated_probes"),
+             (r["metrics"].get("protocol") or {}).get("n_nonmated_probes"),
+             (r["metrics"].get("protocol") or {}).get("seed")) for r in runs}
+    if len(keys) > 1:
+        lines += ["", "**Note:** these runs do not share one dataset and search split (dataset, gallery sizes, mated / "
+                  f"non-mated probes, seed: {sorted(map(str, keys))}); their rates are not measured on the same searches."]
+    if figure:
+        lines += ["", f"![FPIR, FNIR and FNIR at rank 1 per probe group, one colour per run]({figure}.png)"]
+    lines += ["", "## Disparity (max/min over labelled probe groups not flagged small)", "",
+              "| attribute | run | FPIR max/min [95% CI] (groups) | FNIR max/min [95% CI] (groups) |", "|---|---|---|---|"]
+    attrs = []
+    for r in runs:
+        for a in (r["metrics"].get("search") or {}).get("disparity") or {}:
+            if a not in attrs:
+                attrs.append(a)
+    for a in attrs:
+        for r in runs:
+            d = ((r["metrics"].get("search") or {}).get("disparity") or {}).get(a) or {}
+            lines.append(f"| {a} | {r['label']} | {_ratio_cell(d.get('fpir_max_min_ratio'))} | "
+                         f"{_ratio_cell(d.get('fnir_max_min_ratio'))} |")
+    entries = {(str(r["path"]), a, g): (f, fte) for r in runs for a, g, f, fte in _search_items(r["metrics"])}
+    order = []
+    for row in rows:
+        if row["attribute"] not in order:
+            order.append(row["attribute"])
+    for attr in order:
+        lines += ["", "## overall" if attr == "overall" else f"## By probe {attr}", "",
+                  "| probe group | run | probe subjects (non-mated / mated) | FPIR (errors/non-mated) [95% CI] | "
+                  "FNIR (errors/mated) [95% CI] | FNIR at rank 1 [95% CI] | failure to enrol |",
+                  "|---|---|---:|---|---|---|---:|"]
+        sub = [x for x in rows if x["attribute"] == attr]
+        for g in sorted({x["group"] for x in sub}):
+            for row in (x for x in sub if x["group"] == g):
+                f, fte = entries[(row["path"], attr, g)]
+                sf, sn = bool(f.get("small_fpir")), bool(f.get("small_fnir"))
+                subj = f"{(f.get('fpir') or {}).get('n_subjects', '-')} / {(f.get('fnir') or {}).get('n_subjects', '-')}"
+                ft = "-" if fte.get("rate") is None else f"{_pct(fte['rate'])} ({fte.get('failed')}/{fte.get('n_images')})"
+                lines.append(f"| {g} | {row['run']} | {subj} | {_search_cell(f.get('fpir'), sf)} | "
+                             f"{_search_cell(f.get('fnir'), sn)} | {_search_cell(f.get('fnir_rank1'), sn)} | {ft} |")
+    return "\n".join(lines) + "\n"
+
+
 def compare(paths, out: str | Path | None = None) -> dict:
     """Compare runs; returns {out, runs, rows, files}."""
     run_dirs = find_runs(paths)
@@ -220,14 +419,24 @@ def compare(paths, out: str | Path | None = None) -> dict:
         out = sweeps[0] if len(paths) == 1 and sweeps else Path(f"compare-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [row for r in runs for row in rows_for(r)]
-    files = [write_csv(rows, out / "compare.csv")]
     from . import plots
 
-    files += plots.save_figure(plots.compare_runs_figure({r["label"]: r["metrics"] for r in runs}), out / "compare")
-    (out / "compare.md").write_text(render_markdown(runs, rows, "compare"))
+    kind = runs[0]["kind"]
+    if kind == "search":
+        rows = [row for r in runs for row in search_rows_for(r)]
+        files = [write_csv(rows, out / "compare.csv", SEARCH_CSV_COLUMNS)]
+        fig = plots.compare_runs_figure({r["label"]: search_view(r["metrics"]) for r in runs}, rates=SEARCH_RATES,
+                                        title=f"{len(runs)} search runs, probe group by probe group, each at its own "
+                                              "threshold and full gallery")
+        files += plots.save_figure(fig, out / "compare")
+        (out / "compare.md").write_text(render_search_markdown(runs, rows, "compare"))
+    else:
+        rows = [row for r in runs for row in rows_for(r)]
+        files = [write_csv(rows, out / "compare.csv")]
+        files += plots.save_figure(plots.compare_runs_figure({r["label"]: r["metrics"] for r in runs}), out / "compare")
+        (out / "compare.md").write_text(render_markdown(runs, rows, "compare"))
     files.append(out / "compare.md")
-    return {"out": out, "runs": runs, "rows": rows, "files": files}
+    return {"out": out, "runs": runs, "rows": rows, "files": files, "kind": kind}
 
 
 def main(args: list[str]) -> int:

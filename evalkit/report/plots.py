@@ -323,7 +323,9 @@ def failure_to_enrol_plot(by_group: dict, title: str):
 # --------------------------------------------------------------------------- several runs
 
 
-RATE_NAMES = {"fmr": "False match rate (FMR)", "fnmr": "False non-match rate (FNMR)"}
+RATE_NAMES = {"fmr": "False match rate (FMR)", "fnmr": "False non-match rate (FNMR)",
+              # one-to-many search (runs flattened by evalkit.report.compare.search_view); short, three panels a row
+              "fpir": "FPIR", "fnir": "FNIR", "fnir_rank1": "FNIR at rank 1"}
 
 
 def _groups_of(runs: dict, attr: str) -> list[str]:
@@ -367,6 +369,8 @@ def _compare_panel(ax, runs: dict, attr: str, rate: str, scale: str, groups: lis
         bits = [f"thr {th['value']:.4g}" if th.get("value") is not None else (th.get("policy") or "")]
         if th.get("target_fmr") is not None:
             bits.append(f"at FMR {th['target_fmr']:g}")
+        if th.get("target_fpir") is not None:
+            bits.append(f"at FPIR {th['target_fpir']:g}")
         label = f"{name} ({' '.join(b for b in bits if b)})"
         if missing:
             label += f"; n/a: {', '.join(missing)}"
@@ -408,10 +412,13 @@ def compare_groups_plot(runs: dict, attr: str, rate: str = "fnmr", scale: str = 
     return fig
 
 
-def compare_runs_figure(runs: dict, attrs=None, scale: str = "log", title: str | None = None):
+def compare_runs_figure(runs: dict, attrs=None, scale: str = "log", title: str | None = None,
+                        rates=("fnmr", "fmr")):
     """The ``evalkit compare`` figure: for every attribute (default: all the runs have) one row of
-    two panels, FNMR and FMR, each as ``compare_groups_plot`` draws it."""
-    _check_rate_scale("fnmr", scale)
+    panels, one per rate (default FNMR and FMR; search runs: ``rates=("fpir", "fnir", "fnir_rank1")``
+    on runs flattened by ``compare.search_view``), each as ``compare_groups_plot`` draws it."""
+    for rate in rates:
+        _check_rate_scale(rate, scale)
     if attrs is None:   # the datasets' own attribute order (metrics.json is written with sorted keys)
         attrs = []
         for m in runs.values():
@@ -422,14 +429,15 @@ def compare_runs_figure(runs: dict, attrs=None, scale: str = "log", title: str |
     if not attrs:
         raise ValueError("the runs have no groups to compare")
     heights = [len(_groups_of(runs, a)) * max(1, len(runs) / 2) * 0.45 + 1.6 for a in attrs]
-    fig, axes = _new_figure(len(attrs), 2, figsize=(12.8, sum(heights) + 1.2), squeeze=False,
+    fig, axes = _new_figure(len(attrs), len(rates), figsize=(6.4 * len(rates), sum(heights) + 1.2), squeeze=False,
                             gridspec_kw={"height_ratios": heights})
     for i, attr in enumerate(attrs):
         groups = _groups_of(runs, attr)
-        for j, rate in enumerate(("fnmr", "fmr")):
+        for j, rate in enumerate(rates):
             ax = axes[i][j]
             _compare_panel(ax, runs, attr, rate, scale, groups)
-            ax.set_title(f"{rate.upper()} by {attr}", fontsize=9, loc="left")
+            short = RATE_NAMES[rate].split("(")[-1].rstrip(")") if "(" in RATE_NAMES[rate] else RATE_NAMES[rate]
+            ax.set_title(f"{short} by {attr}", fontsize=9, loc="left")
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False, fontsize=7)
     fig.suptitle(title or f"{len(runs)} runs, group by group, each at its own threshold", fontsize=10)
     fig.tight_layout()

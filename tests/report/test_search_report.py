@@ -1,5 +1,5 @@
 """Search runs made readable: summary.md, report.html and the figures of a one-to-many run, and
-`evalkit check` / `evalkit compare` refusing search runs clearly.
+`evalkit check` / `evalkit compare` taking search runs.
 
 Most tests use a synthetic run folder built in the test (seeded embeddings with labelled subjects
 through the real engine, ``evalkit.metrics.search.search``, and ``summarise_search``): no data, no
@@ -332,17 +332,23 @@ def test_one_to_one_report_keeps_its_protocol_line():
 # --------------------------------------------------------------------------- check / compare
 
 
-def test_check_and_compare_refuse_search_runs(synthetic_run, tmp_path, capsys):
+def test_check_and_compare_take_search_runs(synthetic_run, tmp_path, capsys):
+    """Search runs are gated and compared (tests/report/test_check_search.py and
+    test_compare_search.py test them in depth): the search rules are chosen by themselves, and a
+    search run against the committed 1:1 baseline is a usage error."""
     code = cli_main(["check", str(synthetic_run), "--baseline", str(synthetic_run), "--junit", str(tmp_path / "j.xml"),
                      "--report", str(tmp_path / "c.md")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "one-to-many search run" in err and "1:1 verification runs" in err and "not supported yet" in err
-    assert not (tmp_path / "j.xml").exists()
-    code = cli_main(["compare", str(synthetic_run), str(synthetic_run), "--out", str(tmp_path / "cmp")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "one-to-many search run" in err and "1:1 verification runs" in err and "not supported yet" in err
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "fnir_within_baseline_ci" in out and "FPIR for all probes" in (tmp_path / "c.md").read_text()
+    one_to_one = Path(__file__).resolve().parents[2] / "results" / "baselines" / "lfw-view2-dlib-small"
+    code = cli_main(["check", str(synthetic_run), "--baseline", str(one_to_one), "--junit", str(tmp_path / "j2.xml")])
+    assert code == 2 and "one-to-many search run" in capsys.readouterr().err
+    assert not (tmp_path / "j2.xml").exists()
+    code = cli_main(["compare", str(synthetic_run), "--out", str(tmp_path / "cmp")])
+    capsys.readouterr()
+    assert code == 0
+    assert (tmp_path / "cmp" / "compare.md").read_text().startswith("# evalkit compare: one-to-many search runs")
 
 
 # --------------------------------------------------------------------------- the real pipeline
