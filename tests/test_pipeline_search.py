@@ -8,6 +8,8 @@ import csv
 import json
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -177,3 +179,21 @@ def test_search_failures_counted_per_group_and_intersection(lfw_search_run):
     assert sum(e["n_images"] for e in inter.values()) == m["failures"]["images"]["n"]
     for g, e in inter.items():
         assert e["failed"] == sum(f"{r['sex']} x {r['race']}" == g for r in failed), g
+
+
+def test_fresh_search_run_passes_the_committed_search_baseline(lfw_search_run, tmp_path):
+    """The fixture is the committed search baseline's config: a fresh run reproduces its numbers
+    and passes `evalkit check` under conf/check/search.yaml (chosen by itself)."""
+    from evalkit.cli import main as cli_main
+
+    base = Path(__file__).resolve().parents[1] / "results" / "baselines" / "lfw-search-dlib-small"
+    got = json.loads((lfw_search_run / "metrics.json").read_text())
+    want = json.loads((base / "metrics.json").read_text())
+    assert got["protocol"] == want["protocol"]
+    # float32 matrix products may differ in the last bits on another CPU: the threshold to 1e-5,
+    # the counts behind every headline rate exactly
+    assert got["threshold"]["value"] == pytest.approx(want["threshold"]["value"], rel=1e-5)
+    for rate in ("fpir", "fnir", "fnir_rank1"):
+        g, w = got["search"]["overall"][rate], want["search"]["overall"][rate]
+        assert (g["errors"], g["n"]) == (w["errors"], w["n"]), rate
+    assert cli_main(["check", str(lfw_search_run), "--baseline", str(base), "--junit", str(tmp_path / "j.xml")]) == 0
