@@ -79,10 +79,7 @@ def run(cfg, out_dir: str | Path) -> dict:
         threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header,
         image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=calibration,
-        min_count=(cfg.min_count.subjects, cfg.min_count.comparisons),
-        intersections=[list(c) for c in cfg.intersections],
-        bootstrap={"replicates": cfg.bootstrap.replicates, "seed": cfg.bootstrap.seed} if cfg.bootstrap.replicates else None,
-        reference=dict(cfg.reference))
+        reference=dict(cfg.reference), **_statistics_options(cfg))
     timings["metrics"] = time.perf_counter() - t
 
     # run folder
@@ -92,6 +89,14 @@ def run(cfg, out_dir: str | Path) -> dict:
         _det_plots(out, table, metrics, cfg)
     _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
     return metrics
+
+
+def _statistics_options(cfg) -> dict:
+    """The keyword arguments every summary with groups and intervals takes from the config."""
+    return {"min_count": (cfg.min_count.subjects, cfg.min_count.comparisons),
+            "intersections": [list(c) for c in cfg.intersections],
+            "bootstrap": ({"replicates": cfg.bootstrap.replicates, "seed": cfg.bootstrap.seed}
+                          if cfg.bootstrap.replicates else None)}
 
 
 def _embed(cfg, paths: list[str]):
@@ -220,10 +225,7 @@ def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
         threshold_policy=cfg.threshold.policy, target_fpir=cfg.threshold.target_fpir,
         threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header, image_notes=emb.details,
-        min_count=(cfg.min_count.subjects, cfg.min_count.comparisons),
-        intersections=[list(c) for c in cfg.intersections],
-        bootstrap={"replicates": cfg.bootstrap.replicates, "seed": cfg.bootstrap.seed} if cfg.bootstrap.replicates else None,
-        audit=audit)
+        audit=audit, **_statistics_options(cfg))
     timings["metrics"] = time.perf_counter() - t
     t = time.perf_counter()
     _write_search_table(out / "search.csv", samples, split, res)
@@ -235,10 +237,10 @@ def _audit_thresholds(cfg) -> list[dict]:
     """The vendor thresholds a search run audits: protocol.audit_thresholds, plus DeepFace's own
     default for the model when asked and it has one for this distance."""
     out = [{"threshold": float(v), "source": "given (protocol.audit_thresholds)"} for v in cfg.protocol.audit_thresholds]
-    if cfg.protocol.audit_deepface_default and cfg.backend.family in ("dlib", "deepface"):
+    model = _deepface_model(cfg)
+    if cfg.protocol.audit_deepface_default and model:
         from .backends.deepface_backend import deepface_threshold
 
-        model = "Dlib" if cfg.backend.family == "dlib" else cfg.backend.model_name
         try:
             v = deepface_threshold(model, cfg.backend.distance)
         except ValueError as e:
@@ -257,6 +259,8 @@ def _write_search_table(path: Path, samples, split, res) -> None:
     score (full gallery) and the nearest candidates; enough to recompute every rate."""
     import csv
 
+    from .metrics.search import NO_RANK
+
     enrolled = split.enrolled
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -268,10 +272,16 @@ def _write_search_table(path: Path, samples, split, res) -> None:
             top = res.top_column[i, 0]
             w.writerow([samples.ids[row], samples.subjects[row], int(mated), int(res.probe_ok[i]),
                         repr(float(res.mate_score[i])) if mated else "",
-                        ("" if not mated else ("inf" if rk == np.iinfo(np.int64).max else rk)),
+                        ("" if not mated else ("inf" if rk == NO_RANK else rk)),
                         repr(float(res.best_nonmate[i, -1])), enrolled[top] if top >= 0 else "",
                         repr(float(res.top_score[i, 0])) if top >= 0 else "",
                         *[samples.attributes[a][row] for a in samples.attribute_names]])
+
+
+def _deepface_model(cfg) -> str | None:
+    """The DeepFace model whose own thresholds apply to the backend: its model for the deepface
+    family, "Dlib" for the native dlib backend (the same ResNet), else None."""
+    return {"deepface": cfg.backend.get("model_name"), "dlib": "Dlib"}.get(cfg.backend.family)
 
 
 def _threshold_value(cfg):
@@ -279,12 +289,11 @@ def _threshold_value(cfg):
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and cfg.threshold.deepface_default:
         from .backends.deepface_backend import deepface_threshold
 
-        if cfg.backend.family == "deepface":
-            return deepface_threshold(cfg.backend.model_name, cfg.backend.distance)
-        if cfg.backend.family == "dlib":   # the same Dlib ResNet as DeepFace's "Dlib" model
-            return deepface_threshold("Dlib", cfg.backend.distance)
-        raise config_mod.ConfigError(f"threshold.deepface_default: DeepFace has no threshold for the "
-                                     f"{cfg.backend.family} backend; give threshold.value")
+        model = _deepface_model(cfg)
+        if model is None:
+            raise config_mod.ConfigError(f"threshold.deepface_default: DeepFace has no threshold for the "
+                                         f"{cfg.backend.family} backend; give threshold.value")
+        return deepface_threshold(model, cfg.backend.distance)
     return cfg.threshold.value
 
 

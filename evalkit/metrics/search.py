@@ -179,17 +179,18 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
     top_column = np.full((n_p, L), -1, dtype=np.int64)
     top_score = np.full((n_p, L), np.inf)
     bad_cols = ~g_ok[order]
-    dead_cols = ~column_ok
+    normalised = distance in ("cosine", "euclidean_l2")
     for r0 in range(0, n_p, rows):
         r1 = min(n_p, r0 + rows)
         D = bd.block(r0, r1, 0, len(G))
-        D[np.isnan(D)] = np.inf         # zero vectors under cosine: no direction, no score
+        if normalised:
+            D[np.isnan(D)] = np.inf     # a zero vector has no direction, so no score
         if bad_cols.any():
             D[:, bad_cols] = np.inf
         D[~p_ok[r0:r1]] = np.inf
-        S = np.minimum.reduceat(D, run_starts, axis=1) if multi else D   # (rows, C) per subject
+        # (rows, C) per subject; a subject whose every image failed is +inf already
+        S = np.minimum.reduceat(D, run_starts, axis=1) if multi else D
         del D
-        S[:, dead_cols] = np.inf
         m = mate[r0:r1]
         mated = np.flatnonzero(m >= 0)
         ms = np.full(r1 - r0, np.inf)
@@ -197,13 +198,14 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
         mate_score[r0:r1] = ms
         # candidate list (full gallery): L smallest by argpartition, then sorted (ties: lower column)
         if L < n_col:
-            idx = np.argpartition(S, L - 1, axis=1)[:, :L]
+            part = np.argpartition(S, (L - 1, L), axis=1)
+            idx = part[:, :L]
             # argpartition picks arbitrarily among subjects tied with the L-th score: where such a
-            # tie straddles the list's end (rare with real scores), keep the lowest columns
-            kth = np.take_along_axis(S, idx, axis=1).max(axis=1)
-            n_at = (S == kth[:, None]).sum(axis=1)
-            for i in np.flatnonzero((n_at > (np.take_along_axis(S, idx, axis=1) == kth[:, None]).sum(axis=1))
-                                    & np.isfinite(kth)):
+            # tie straddles the list's end (the (L+1)-th score equals the L-th; rare with real
+            # scores), keep the lowest columns
+            kth = np.take_along_axis(S, part[:, L - 1:L], axis=1)[:, 0]
+            nxt = np.take_along_axis(S, part[:, L:L + 1], axis=1)[:, 0]
+            for i in np.flatnonzero((nxt == kth) & np.isfinite(kth)):
                 below = np.flatnonzero(S[i] < kth[i])
                 idx[i] = np.r_[below, np.flatnonzero(S[i] == kth[i])[:L - len(below)]]
             idx.sort(axis=1)

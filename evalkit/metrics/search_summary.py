@@ -94,17 +94,23 @@ def rate_entry(counted, errors, subjects, confidence: float, reps=None, column: 
     return e
 
 
-def _rates(res, t, valid, mask, subjects, boot: _Boot, label: str) -> tuple[dict, dict]:
-    """{fpir, fnir, fnir_rank1} entries over the probes in ``mask``, and the FPIR/FNIR replicates."""
-    c = boot.confidence
-    out, reps = {}, {}
-    cf, fp = nonmated_false_positives(res, t, valid=valid)
+def _outcomes(res, t, valid) -> dict:
+    """Per probe, at threshold ``t`` and the full gallery: name -> (counted, error) for FPIR, FNIR
+    and FNIR at rank 1; computed once per threshold, then masked per group."""
     cm, miss = mated_misses(res, t, valid=valid)
-    _, miss1 = mated_misses(res, None, 1, valid=valid)
-    for name, cnt, err in (("fpir", cf, fp), ("fnir", cm, miss), ("fnir_rank1", cm, miss1)):
+    return {"fpir": nonmated_false_positives(res, t, valid=valid), "fnir": (cm, miss),
+            "fnir_rank1": (cm, mated_misses(res, None, 1, valid=valid)[1])}
+
+
+def _rates(outcomes: dict, mask, subjects, boot: _Boot, label: str,
+           names=("fpir", "fnir", "fnir_rank1")) -> tuple[dict, dict]:
+    """Rate entries over the probes in ``mask`` (``names`` of :func:`_outcomes`), and their replicates."""
+    out, reps = {}, {}
+    for name in names:
+        cnt, err = outcomes[name]
         r = boot.reps(cnt & mask, err, subjects, f"{name}|{label}")
         reps[name] = r
-        out[name] = rate_entry(cnt & mask, err, subjects, c, r)
+        out[name] = rate_entry(cnt & mask, err, subjects, boot.confidence, r)
     return out, reps
 
 
@@ -117,10 +123,10 @@ def _small(e: dict, kind: str, min_count) -> tuple[bool, str | None]:
     return bool(why), "; ".join(why) or None
 
 
-def _groups(res, t, valid, labels, subjects, boot, min_count, prefix) -> tuple[dict, dict]:
+def _groups(outcomes, labels, subjects, boot, min_count, prefix) -> tuple[dict, dict]:
     entries, reps = {}, {}
     for g in np.unique(labels):
-        e, r = _rates(res, t, valid, labels == g, subjects, boot, f"{prefix}|{g}")
+        e, r = _rates(outcomes, labels == g, subjects, boot, f"{prefix}|{g}")
         e["small_fpir"], e["small_fpir_reason"] = _small(e["fpir"], "non-mated", min_count)
         e["small_fnir"], e["small_fnir_reason"] = _small(e["fnir"], "mated", min_count)
         entries[str(g)], reps[str(g)] = e, r
@@ -188,8 +194,9 @@ def _ratio_to_reference(entries: dict, reps: dict, ok: list, rate: str, name: st
                           "full gallery", "source": "NISTIR 8280 (rates relative to a reference group)", "by_group": by}
 
 
-def _cmc(res, valid, mask, subjects, boot: _Boot, label: str, K: int) -> dict:
-    counted, hits = cmc_hits(res, K, valid=valid)
+def _cmc(cmc: tuple, mask, subjects, boot: _Boot, label: str, K: int) -> dict:
+    """The CMC block over the probes in ``mask``; ``cmc`` is ``cmc_hits(res, K, valid=valid)``."""
+    counted, hits = cmc
     counted = counted & mask
     n = int(counted.sum())
     h = hits[counted].sum(axis=0)
@@ -201,18 +208,25 @@ def _cmc(res, valid, mask, subjects, boot: _Boot, label: str, K: int) -> dict:
     return out
 
 
-def _by_size(res, t, valid, mask, subjects, boot: _Boot, label: str) -> dict:
+def _size_outcomes(res, t, valid) -> dict:
+    """Per probe and gallery size (columns), at threshold ``t``: name -> (counted, error) for FPIR
+    and FNIR; computed once, then masked per group."""
+    out = {}
+    for name, fn in (("fpir", lambda j: nonmated_false_positives(res, t, j, valid)),
+                     ("fnir", lambda j: mated_misses(res, t, None, j, valid))):
+        per = [fn(j) for j in range(len(res.sizes))]
+        out[name] = (np.column_stack([c for c, _ in per]), np.column_stack([e for _, e in per]))
+    return out
+
+
+def _by_size(size_outcomes: dict, mask, subjects, boot: _Boot, label: str) -> dict:
     """FPIR and FNIR at the threshold for every gallery size (one bootstrap call per rate: the
     sizes are the columns)."""
-    S = len(res.sizes)
-    cf = np.column_stack([nonmated_false_positives(res, t, j, valid)[0] for j in range(S)]) & mask[:, None]
-    fp = np.column_stack([nonmated_false_positives(res, t, j, valid)[1] for j in range(S)])
-    cm = np.column_stack([mated_misses(res, t, None, j, valid)[0] for j in range(S)]) & mask[:, None]
-    ms = np.column_stack([mated_misses(res, t, None, j, valid)[1] for j in range(S)])
     out = {}
-    for name, cnt, err in (("fpir", cf, fp), ("fnir", cm, ms)):
+    for name, (cnt, err) in size_outcomes.items():
+        cnt = cnt & mask[:, None]
         r = boot.reps(cnt, err, subjects, f"size_{name}|{label}")
-        out[name] = [rate_entry(cnt[:, j], err[:, j], subjects, boot.confidence, r, j) for j in range(S)]
+        out[name] = [rate_entry(cnt[:, j], err[:, j], subjects, boot.confidence, r, j) for j in range(cnt.shape[1])]
     return out
 
 
@@ -236,8 +250,9 @@ def _audit(res, audit_threshold: dict, valid, subjects, probe_groups: dict, colu
     matched."""
     t = float(audit_threshold["threshold"])
     lab = f"audit{t!r}"
-    overall, _ = _rates(res, t, valid, np.ones(res.n_probes, bool), subjects, boot, f"{lab}|all")
-    cf, fp = nonmated_false_positives(res, t, valid=valid)
+    oc = _outcomes(res, t, valid)
+    overall, _ = _rates(oc, np.ones(res.n_probes, bool), subjects, boot, f"{lab}|all", ("fpir", "fnir"))
+    cf, fp = oc["fpir"]
     out = {"threshold": t, "source": audit_threshold.get("source"), "gallery_size": int(res.sizes[-1]),
            "candidates": int(res.candidates),
            "overall": {"fpir": overall["fpir"], "fnir": overall["fnir"],
@@ -248,7 +263,7 @@ def _audit(res, audit_threshold: dict, valid, subjects, probe_groups: dict, colu
         per = {}
         for g in np.unique(labels[cf]) if n_nm else []:
             mask = labels == g
-            e, _ = _rates(res, t, valid, mask, subjects, boot, f"{lab}|{attr}|{g}")
+            e, _ = _rates(oc, mask, subjects, boot, f"{lab}|{attr}|{g}", ("fpir", "fnir"))
             per[str(g)] = {"fpir": e["fpir"], "fnir": e["fnir"],
                            "false_candidates": int(_n_false_candidates(res, t, cf & mask)),
                            "share_of_falsely_matched": float((fp & mask).sum() / n_fp) if n_fp else None,
@@ -331,19 +346,21 @@ def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, c
                          "method": "probe-subject cluster bootstrap, each group resampled on its own; percentile "
                                    "intervals"} if boot.replicates else None)
     s: dict = {"gallery_size": int(res.sizes[-1]), "candidates": int(res.candidates)}
-    s["overall"], _ = _rates(res, t, valid, everyone, subjects, boot, "all")
+    oc, soc = _outcomes(res, t, valid), _size_outcomes(res, t, valid)
+    s["overall"], _ = _rates(oc, everyone, subjects, boot, "all")
     s["groups"], s["disparity"], s["intersections"] = {}, {}, {}
-    s["cmc"] = {"ranks": list(range(1, K + 1)), "overall": _cmc(res, valid, everyone, subjects, boot, "all", K),
+    hits = cmc_hits(res, K, valid=valid)
+    s["cmc"] = {"ranks": list(range(1, K + 1)), "overall": _cmc(hits, everyone, subjects, boot, "all", K),
                 "groups": {}}
-    s["by_gallery_size"] = {"sizes": res.sizes.tolist(), "overall": _by_size(res, t, valid, everyone, subjects, boot, "all"),
+    s["by_gallery_size"] = {"sizes": res.sizes.tolist(), "overall": _by_size(soc, everyone, subjects, boot, "all"),
                             "groups": {}}
     s["false_candidates"] = {}
     for attr, labels in pg.items():
-        entries, reps = _groups(res, t, valid, labels, subjects, boot, min_count, attr)
+        entries, reps = _groups(oc, labels, subjects, boot, min_count, attr)
         s["groups"][attr] = entries
         s["disparity"][attr] = _disparity(entries, reps, confidence)
-        s["cmc"]["groups"][attr] = {g: _cmc(res, valid, labels == g, subjects, boot, f"{attr}|{g}", K) for g in entries}
-        s["by_gallery_size"]["groups"][attr] = {g: _by_size(res, t, valid, labels == g, subjects, boot, f"{attr}|{g}")
+        s["cmc"]["groups"][attr] = {g: _cmc(hits, labels == g, subjects, boot, f"{attr}|{g}", K) for g in entries}
+        s["by_gallery_size"]["groups"][attr] = {g: _by_size(soc, labels == g, subjects, boot, f"{attr}|{g}")
                                                 for g in entries}
         s["false_candidates"][attr] = _false_candidates(res, t, valid, labels, cg[attr])
     for combo in intersections:
@@ -351,7 +368,7 @@ def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, c
             continue
         name = " x ".join(combo)
         labels = np.array([" x ".join(x) for x in zip(*(pg[c] for c in combo))])
-        s["intersections"][name], _ = _groups(res, t, valid, labels, subjects, boot, min_count, name)
+        s["intersections"][name], _ = _groups(oc, labels, subjects, boot, min_count, name)
         if all(c in image_groups for c in combo) and len(image_failures):   # failure to enrol per intersection
             combined = np.array([" x ".join(x) for x in zip(*(np.asarray(image_groups[c]).astype(str) for c in combo))])
             out["failures"]["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence,
