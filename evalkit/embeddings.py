@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from .backends import build_backend
-from .backends.base import ERROR, MISSING_FILE, EmbeddingResult, fingerprint_key
+from .backends.base import ERROR, MISSING_FILE, EmbeddingResult, fingerprint_key, stack_vectors
 from .hashing import file_sha256
 
 _WORKER_BACKEND = None
@@ -96,7 +96,7 @@ class EmbeddingCache:
 
     def write(self, keys: list[str], vectors: np.ndarray, failures: list, details: list) -> None:
         """Persist one shard atomically and remember its entries."""
-        keep = [i for i, f in enumerate(failures) if f != ERROR]
+        keep = [i for i, f in enumerate(failures) if f not in (ERROR, MISSING_FILE)]   # retried next run
         if not keep:
             return
         keys = [keys[i] for i in keep]
@@ -199,11 +199,7 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
             stats.failures[f] = stats.failures.get(f, 0) + 1
         elif d:
             stats.notes[d] = stats.notes.get(d, 0) + 1
-    dim = next((len(v) for v in vectors if v is not None), 0)
-    mat = np.full((n, dim), np.nan, dtype=np.float32)
-    for i, v in enumerate(vectors):
-        if v is not None:
-            mat[i] = v
+    mat = stack_vectors(vectors)
     stats.seconds = time.perf_counter() - t0
     return EmbeddingResult(mat, failures, details, keys), stats, fingerprint
 

@@ -68,3 +68,17 @@ def test_interrupted_extraction_keeps_finished_work(paths, tmp_path, monkeypatch
     monkeypatch.setattr(DlibBackend, "embed", real)
     _, stats, _ = embeddings.extract(paths, "dlib", {}, tmp_path, workers=1, chunk_size=2, progress=False)
     assert stats.from_cache == 4 and stats.computed == 2
+
+
+def test_errors_and_missing_files_are_not_cached(tmp_path):
+    """Only real outcomes are cached: an unexpected error, or a file that vanished between hashing
+    and reading, is retried next run instead of being served from the cache."""
+    from evalkit.backends.base import ERROR, NO_FACE
+
+    cache = embeddings.EmbeddingCache(tmp_path, "fake", {"backend": "fake"})
+    vecs = np.array([[1.0, 2.0], [np.nan, np.nan], [np.nan, np.nan], [np.nan, np.nan]], np.float32)
+    cache.write(["k-ok", "k-err", "k-gone", "k-noface"], vecs, [None, ERROR, MISSING_FILE, NO_FACE], ["", "boom", "p", "d"])
+    reread = embeddings.EmbeddingCache(tmp_path, "fake", {"backend": "fake"})   # from the shard on disk
+    assert len(reread) == 2 and reread.get("k-err") is None and reread.get("k-gone") is None
+    np.testing.assert_array_equal(reread.get("k-ok")[0], [1.0, 2.0])
+    assert reread.get("k-noface")[0] is None and reread.get("k-noface")[1:] == (NO_FACE, "d")

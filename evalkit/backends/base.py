@@ -130,12 +130,17 @@ class Backend(ABC):
                 vectors.append(None)
                 failures.append(ERROR)
                 details.append(f"{type(exc).__name__}: {exc}")
-        dim = next((len(v) for v in vectors if v is not None), 0)
-        mat = np.full((len(paths), dim), np.nan, dtype=np.float32)
-        for i, v in enumerate(vectors):
-            if v is not None:
-                mat[i] = v
-        return EmbeddingResult(mat, failures, details)
+        return EmbeddingResult(stack_vectors(vectors), failures, details)
+
+
+def stack_vectors(vectors: list) -> np.ndarray:
+    """float32 (n, d) matrix of per-image vectors; rows of failed images (None) are NaN."""
+    dim = next((len(v) for v in vectors if v is not None), 0)
+    mat = np.full((len(vectors), dim), np.nan, dtype=np.float32)
+    for i, v in enumerate(vectors):
+        if v is not None:
+            mat[i] = v
+    return mat
 
 
 def fingerprint_key(fp: dict) -> str:

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import (ERROR, MULTIPLE_FACES, NO_FACE, Backend, EmbeddingResult, EnrolmentFailure, WeightsMissing,
+from .base import (MULTIPLE_FACES, NO_FACE, Backend, EmbeddingResult, EnrolmentFailure, WeightsMissing,
                    check_choice, read_image_bgr)
 from .weights import (
     ANY_ENGINE,
@@ -278,7 +278,7 @@ class DeepFaceBackend(Backend):
         except ValueError as exc:
             if "Face could not be detected" in str(exc) or type(exc).__name__ == "FaceNotDetected":
                 raise EnrolmentFailure(NO_FACE, f"{self.detector_backend} detector found no face") from exc
-            raise EnrolmentFailure(ERROR, f"{type(exc).__name__}: {exc}") from exc
+            raise   # any other error: Backend.embed records it as ERROR with its type and message
         if len(faces) > 1 and self.multiple_faces == "fail":
             raise EnrolmentFailure(MULTIPLE_FACES, f"{len(faces)} faces")
         best = max(faces, key=lambda f: f["facial_area"]["w"] * f["facial_area"]["h"])

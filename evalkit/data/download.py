@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
 
-from evalkit.hashing import file_sha256
+from evalkit.hashing import file_digest, file_sha256
 
 __all__ = [
     "DownloadError",
@@ -262,8 +262,9 @@ def _safe_members(tar: tarfile.TarFile, top: str, archive: Path) -> list[tarfile
     return members
 
 
-def _unpack(archive: Path, dest_root: Path, expected_digest: str | None, force: bool) -> None:
-    """Unpack ``archive`` (containing ``lfw-deepfunneled/``) into ``dest_root`` after verifying it."""
+def _unpack(archive: Path, dest_root: Path, expected_digest: str | None) -> None:
+    """Unpack ``archive`` (containing ``lfw-deepfunneled/``) into ``dest_root`` after verifying it,
+    replacing an existing ``lfw-deepfunneled/`` (the caller decides whether that is wanted)."""
     staging = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{LFW_IMAGES_DIR}.unpack-"))
     try:
         try:
@@ -285,8 +286,6 @@ def _unpack(archive: Path, dest_root: Path, expected_digest: str | None, force: 
                 )
         target = dest_root / LFW_IMAGES_DIR
         if target.exists():
-            if not force:  # pragma: no cover - guarded by the caller
-                raise DownloadError(f"{target} already exists")
             shutil.rmtree(target)
         os.replace(unpacked, target)
     finally:
@@ -382,24 +381,16 @@ def download_lfw(
                 status[LFW_IMAGES_DIR] = "present"
         else:
             archive = root / LFW_ARCHIVE.dest
-            have_archive = archive.is_file() and archive_md5 is not None and _md5(archive) == archive_md5
+            have_archive = archive.is_file() and archive_md5 is not None and file_digest(archive, "md5") == archive_md5
             if not have_archive or force:
                 url = _url_for(LFW_ARCHIVE, base_urls)
                 log.info("downloading %s -> %s", url, archive)
                 _fetch(url, archive, timeout, None, archive_md5, LFW_ARCHIVE.dest, help_text)
-            _unpack(archive, root, expected_tree_digest, force=True)
+            _unpack(archive, root, expected_tree_digest)
             if not keep_archive:
                 archive.unlink()
             status[LFW_IMAGES_DIR] = "downloaded"
     return status
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_lfw(

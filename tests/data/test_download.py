@@ -185,6 +185,26 @@ def test_force_replaces_images(mirror, lfw_root, tmp_path):
     assert (dest / "lfw-deepfunneled.tgz").is_file()
 
 
+def test_verified_archive_is_reused_offline(mirror, lfw_root, tmp_path):
+    """A kept archive whose MD5 matches is unpacked again without the network; a wrong one is not used."""
+    root, url = mirror
+    digest = _tiny_digest(lfw_root, tmp_path)
+    md5 = hashlib.md5((root / "lfw-deepfunneled.tgz").read_bytes()).hexdigest()
+    dest = tmp_path / "lfw"
+    download_lfw(dest, base_urls=url, timeout=5, files=["lfw-deepfunneled"], archive_md5=md5,
+                 expected_tree_digest=digest, keep_archive=True)
+    shutil.rmtree(dest / "lfw-deepfunneled")
+    status = download_lfw(dest, base_urls="http://127.0.0.1:9", timeout=1, files=["lfw-deepfunneled"],
+                          archive_md5=md5, expected_tree_digest=digest)
+    assert status == {"lfw-deepfunneled": "downloaded"} and tree_digest(dest / "lfw-deepfunneled") == digest
+    assert not (dest / "lfw-deepfunneled.tgz").exists()
+    (dest / "lfw-deepfunneled.tgz").write_bytes(b"not the archive")   # MD5 differs: fetched again
+    shutil.rmtree(dest / "lfw-deepfunneled")
+    with pytest.raises(DownloadError, match="could not download lfw-deepfunneled.tgz"):
+        download_lfw(dest, base_urls="http://127.0.0.1:9", timeout=1, files=["lfw-deepfunneled"],
+                     archive_md5=md5, expected_tree_digest=digest)
+
+
 def test_unsafe_archive_member_refused(tmp_path):
     root = tmp_path / "mirror"
     root.mkdir()
