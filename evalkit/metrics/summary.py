@@ -3,8 +3,8 @@
 metrics.json schema ("evalkit.metrics/2"). Rates are fractions in [0, 1]; ``null`` where a
 denominator is zero or a value is undefined. Every rate comes with the counts behind it and a
 ``confidence`` interval (Clopper-Pearson, exact binomial). When no errors are observed,
-``*_upper_bound`` holds the rule-of-three 95% upper bound (3/n): zero observed errors is not a
-zero rate.
+``*_upper_bound`` holds the exact one-sided upper bound ``1 - (1 - confidence) ** (1 / n)`` (about
+3/n at 95%, the rule of three): zero observed errors is not a zero rate.
 
     schema            "evalkit.metrics/2"
     experiment        experiment name
@@ -68,6 +68,7 @@ from . import groups as groups_mod
 from . import rates, uncertainty
 from . import stats as stats_mod
 from .bootstrap import errors_from_decision
+from .exhaustive import float32_threshold
 from . import thresholds as thresholds_mod
 
 SCHEMA = "evalkit.metrics/2"
@@ -350,7 +351,8 @@ def _exhaustive_operating_points(res, genuine_codes, impostor_codes, label_index
         else:
             t = float(np.nextafter(np.float64(imp[k]), -np.inf)) if k < len(imp) else rates.MAX_THRESHOLD
             out[repr(target)] = {"fnmr": float(np.mean(genuine > t)), "threshold": t,
-                                 "achieved_fmr": float(np.searchsorted(imp, np.float32(t), side="right") / n_impostor),
+                                 "achieved_fmr": float(np.searchsorted(imp, float32_threshold([t])[0], side="right")
+                                                       / n_impostor),
                                  "resolvable": True}
     return out
 

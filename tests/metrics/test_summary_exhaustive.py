@@ -48,8 +48,11 @@ def test_exhaustive_summary_equals_the_score_table_summary(policy):
         assert [ex["groups"]["sex"][g][k] for k in keys] == [ref["groups"]["sex"][g][k] for k in keys]
         assert ex["groups"]["sex"][g]["n_subjects"] == ref["groups"]["sex"][g]["n_subjects"]
         assert ex["groups"]["sex"][g]["small"] == ref["groups"]["sex"][g]["small"]
-        assert ex["groups"]["sex"][g]["fnmr_at_fmr"]["0.01"]["fnmr"] == pytest.approx(
-            ref["groups"]["sex"][g]["fnmr_at_fmr"]["0.01"]["fnmr"])
+        for target in ("0.1", "0.01"):   # each group's own operating points, from the kept top-k
+            got, want = ex["groups"]["sex"][g]["fnmr_at_fmr"][target], ref["groups"]["sex"][g]["fnmr_at_fmr"][target]
+            assert got["fnmr"] == pytest.approx(want["fnmr"])
+            assert got["achieved_fmr"] == pytest.approx(want["achieved_fmr"])
+            assert got["threshold"] == pytest.approx(want["threshold"], abs=1e-5)
     assert ex["cross_fmr"]["sex"]["n_impostor"] == ref["cross_fmr"]["sex"]["n_impostor"]
     assert ex["cross_fmr"]["sex"]["false_matches"] == ref["cross_fmr"]["sex"]["false_matches"]
     assert ex["failures"]["comparisons"] == ref["failures"]["comparisons"]
