@@ -47,7 +47,7 @@ def real_errors(samples, pairs) -> tuple[np.ndarray, str] | None:
     if len(rows) != len(ids_a) or any(r["sample_a"] != a or r["sample_b"] != b
                                       for r, a, b in zip(rows, ids_a, ids_b)):
         return None
-    score = np.array([float(r["score"]) for r in rows])   # failures are +inf already
+    score = np.array([np.inf if r["failed"] == "1" else float(r["score"]) for r in rows])   # a failure: empty score
     mated = pairs.mated
     t = rates.threshold_at_fmr(score[~mated], TARGET_FMR).threshold
     return bs.errors_from_decision(score - t, mated), f"REAL dlib distances from {path}, threshold at FMR {TARGET_FMR:g}"

@@ -20,6 +20,9 @@ ROWS = [
     ("dlib, HOG; centre box; 10 jitters (slow: ~30 min)", ["backend=dlib", "backend.no_face=center_box",
                                                          "backend.num_jitters=10"], "99.3% (dlib, 10 jitters)"),
     ("deepface-dlib, opencv detector, cosine", ["backend=deepface-dlib"], "96.8% (DeepFace table)"),
+    ("facenet, MTCNN box + 32 px margin, euclidean", ["backend=facenet"],
+     "99.05% (davidsandberg/facenet, 20180408-102900)"),
+    ("lbph, Haar box, chi-square", ["backend=lbph"], "about 72-73% for LBP on LFW in the literature"),
 ]
 
 

@@ -33,6 +33,11 @@ def _check_distance(distance: str) -> None:
         raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
 
 
+def _check_failure_policy(policy: str) -> None:
+    if policy not in FAILURE_POLICIES:
+        raise ValueError(f"failure policy must be one of {FAILURE_POLICIES}, got {policy!r}")
+
+
 def _chi2_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Row-wise chi-square distance between equally shaped ``x`` and ``y`` (2-D)."""
     num = (x - y) ** 2
@@ -149,7 +154,6 @@ def distance_matrix(X: np.ndarray, Y: np.ndarray, distance: str, dtype=np.float6
     euclidean_l2 and cosine, chunked direct sums for chi2. The temporaries stay within about
     ``memory_budget_mb`` (the ``(n, m)`` result itself is the caller's). NaN rows give NaN.
     """
-    _check_distance(distance)
     bd = BlockDistance(X, Y, distance, dtype=dtype, chunk_bytes=int(memory_budget_mb * 2 ** 20))
     n, m = len(bd.X), len(bd.Y)
     out = np.empty((n, m), dtype=bd.dtype)
@@ -169,8 +173,7 @@ def apply_failure_policy(scores: np.ndarray, failed: np.ndarray, policy: str) ->
         failure to acquire/enrol in the generalised FMR/FNMR: it raises FNMR, never FMR.
     exclude: failed comparisons are left out (and counted in the report as excluded).
     """
-    if policy not in FAILURE_POLICIES:
-        raise ValueError(f"failure policy must be one of {FAILURE_POLICIES}, got {policy!r}")
+    _check_failure_policy(policy)
     scores = np.where(failed, np.inf, scores)
     keep = np.ones(len(scores), dtype=bool) if policy == "nonmatch" else ~failed
     return scores, keep

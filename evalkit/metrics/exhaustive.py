@@ -59,13 +59,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..scoring import DISTANCES, FAILURE_POLICIES, BlockDistance
+from ..scoring import BlockDistance, _check_distance, _check_failure_policy
 from .rates import check_labels as _labels
 from .rates import MAX_THRESHOLD, ThresholdChoice, _check_target, check_threshold
 
@@ -73,9 +73,8 @@ __all__ = ["Counts", "CrossCounts", "ExhaustiveResult", "exhaustive_counts", "ex
            "float32_threshold"]
 
 _MB = 2 ** 20
-#: bytes kept per impostor score in the kept list: float32 distance + two int32 indices
-_BYTES_PER_KEPT = 12
-#: ... and at the peak, while the list is sorted (a permutation and one re-ordered copy)
+#: bytes per impostor score in the kept list at its peak: 12 kept (float32 distance + two int32
+#: indices), doubled while the list is sorted (a permutation and one re-ordered copy)
 _BYTES_PER_KEPT_PEAK = 24
 #: working bytes per comparison in a block: float32 scores, a bool mask, and room for the
 #: index arrays of the matches / kept scores found in it (few at audit thresholds)
@@ -381,17 +380,16 @@ def exhaustive_counts(
             bytes per comparison in a block), the full impostor list, when kept under ``"auto"``,
             at most a half.
         keep_scores: ``True`` keep every impostor score; ``False`` keep the ``topk`` smallest;
-            ``"auto"`` keep all when ``12 * n_impostor`` bytes fit in half the budget.
+            ``"auto"`` keep all when ``24 * n_impostor`` bytes (12 kept per score, doubled while
+            sorted) fit in half the budget.
         topk: how many of the smallest impostor scores to keep when not keeping all.
 
     Returns:
         ``ExhaustiveResult``; counts at ``thresholds`` are exact (for the float32 scores).
     """
     t_start = time.perf_counter()
-    if distance not in DISTANCES:
-        raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
-    if failure_policy not in FAILURE_POLICIES:
-        raise ValueError(f"failure policy must be one of {FAILURE_POLICIES}, got {failure_policy!r}")
+    _check_distance(distance)
+    _check_failure_policy(failure_policy)
     if keep_scores not in (True, False, "auto") or isinstance(keep_scores, (int, float)) and not isinstance(keep_scores, bool):
         raise ValueError(f"keep_scores must be True, False or 'auto', got {keep_scores!r}")
     if int(topk) < 1:
@@ -624,10 +622,8 @@ def exhaustive_protocol(samples, emb: np.ndarray, ok: np.ndarray, max_images_per
     labels = {a: (lab, _expand(codes, kept, len(samples))) for a, (lab, codes) in res._labels.items()}
     ok_full = np.zeros(len(samples), dtype=bool)
     ok_full[kept] = res._ok
-    import dataclasses
-
     kept32 = kept.astype(np.int32)   # the impostor list can be long: int32 indices, as in the result
-    res = dataclasses.replace(
+    res = replace(
         res, genuine_a=kept[res.genuine_a], genuine_b=kept[res.genuine_b],
         impostor_a=kept32[res.impostor_a], impostor_b=kept32[res.impostor_b], _labels=labels, _ok=ok_full)
     return kept, res

@@ -127,9 +127,8 @@ def subject_split(subjects_a: np.ndarray, subjects_b: np.ndarray, fraction: floa
     names = np.unique(np.concatenate([sa, sb]))
     rng = np.random.default_rng(seed)
     n_cal = int(round(fraction * len(names)))
-    cal_names = set(names[rng.permutation(len(names))[:n_cal]].tolist())
-    in_a = np.fromiter((x in cal_names for x in sa), bool, len(sa))
-    in_b = np.fromiter((x in cal_names for x in sb), bool, len(sb))
+    cal_names = names[rng.permutation(len(names))[:n_cal]]
+    in_a, in_b = np.isin(sa, cal_names), np.isin(sb, cal_names)
     cal, ev = in_a & in_b, ~in_a & ~in_b
     return {"calibration": cal, "evaluation": ev, "n_subjects_calibration": n_cal,
             "n_subjects_evaluation": int(len(names) - n_cal), "n_dropped": int((~cal & ~ev).sum())}

@@ -38,7 +38,7 @@ def _brute(X, ok, subjects, groups, thresholds, distance, policy):
     D = distance_matrix(X, X, distance, dtype=np.float32).astype(np.float64)
     out = {}
 
-    def bump(key, k_thr=None):
+    def bump(key):
         out[key] = out.get(key, 0) + 1
 
     for i in range(n):
