@@ -336,12 +336,11 @@ def validate(cfg: Any) -> None:
     attrs = list(cfg.dataset.attributes or [])
     if cfg.threshold.policy == "per_group_fmr" and cfg.threshold.attribute and attrs:
         one_of(cfg.threshold.attribute, attrs, "threshold.attribute")
-    for combo in (cfg.intersections or []):
-        for name in combo:
-            if attrs:
+    if attrs:   # no attribute list: every attribute of the dataset, known only once it is loaded
+        for combo in (cfg.intersections or []):
+            for name in combo:
                 one_of(name, attrs, "intersections (an attribute)")
-    for name in (cfg.reference or {}):
-        if attrs:
+        for name in (cfg.reference or {}):
             one_of(name, attrs, "reference (an attribute)")
     if not 0 < cfg.threshold.calibration_fraction < 1:
         raise ConfigError("threshold.calibration_fraction must be in (0, 1)")

@@ -233,16 +233,6 @@ def _kind_text(kind: str) -> str:
             else "a 1:1 verification run (FMR/FNMR)")
 
 
-def _peek_kind(path) -> str | None:
-    """The kind of the run at ``path``, or None when it cannot be read (load_metrics then says why)."""
-    try:
-        p = Path(path)
-        m = json.loads((p / "metrics.json" if p.is_dir() else p).read_text())
-        return run_kind(m) if isinstance(m, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
 def check_kinds(run: dict, baseline: dict, cfg: CheckConfig) -> str:
     """The run and the baseline are of one kind, and every rule's metric is a rate of that kind;
     returns the kind, or raises CheckError saying what does not fit."""
@@ -394,13 +384,14 @@ def max_min_ratio(groups: dict, metric: str, exclude: list[str], min_subjects: i
         if g in exclude:
             left[g] = "label-less group (exclude_groups)"
             continue
+        v = rate_view(f, metric)
         why = _too_small(f, metric, min_subjects, min_comparisons)
-        if why is None and rate_view(f, metric)["rate"] is None:
-            why = f"no {name} (no {rate_view(f, metric)['noun']})"
+        if why is None and v["rate"] is None:
+            why = f"no {name} (no {v['noun']})"
         if why:
             left[g] = why
         else:
-            used[g] = rate_view(f, metric)["rate"]
+            used[g] = v["rate"]
     out = {"value": None, "reason": None, "groups": sorted(used), "left_out": left, "rates": used}
     if len(used) < 2:
         out["reason"] = f"fewer than 2 groups with enough data (eligible: {sorted(used) or 'none'})"
@@ -467,9 +458,7 @@ def _rule_within_ci(name, rule, run, base, cfg) -> list[Row]:
     ms = rule.min_subjects if rule.min_subjects is not None else cfg.min_count.subjects
     mc = rule.min_comparisons if rule.min_comparisons is not None else cfg.min_count.comparisons
     metric, boot = rule.metric, rule.interval == "bootstrap"
-    ci_key = f"{metric}_ci" + ("_boot" if boot else "")
-    if metric in SEARCH_METRICS:
-        ci_key = f"{metric}.ci" + ("_boot" if boot else "")
+    ci_key = f"{metric}{'.' if metric in SEARCH_METRICS else '_'}ci" + ("_boot" if boot else "")
     pairs = []
     if rule.include_overall:
         pairs.append(("overall", "all", _root(base).get("overall"), _root(run).get("overall")))
@@ -583,8 +572,12 @@ def evaluate(run: dict, baseline: dict, cfg: CheckConfig) -> list[Row]:
     return rows
 
 
+def _is_failure(r: Row, fail_on_skip: bool) -> bool:
+    return r.status == "FAIL" or (fail_on_skip and r.status == "SKIP")
+
+
 def failed(rows: list[Row], cfg: CheckConfig) -> bool:
-    return any(r.status == "FAIL" or (cfg.fail_on_skip and r.status == "SKIP") for r in rows)
+    return any(_is_failure(r, cfg.fail_on_skip) for r in rows)
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -629,7 +622,7 @@ def render_table(rows: list[Row], run: dict, baseline: dict, run_path, base_path
 
 def write_junit(rows: list[Row], path: str | Path, suite: str = "evalkit check", fail_on_skip: bool = False) -> Path:
     """JUnit XML: one testcase per rule x group (classname = rule, name = attribute/group)."""
-    n_fail = sum(r.status == "FAIL" or (fail_on_skip and r.status == "SKIP") for r in rows)
+    n_fail = sum(_is_failure(r, fail_on_skip) for r in rows)
     n_skip = 0 if fail_on_skip else sum(r.status == "SKIP" for r in rows)
     root = ET.Element("testsuites", name=suite, tests=str(len(rows)), failures=str(n_fail), errors="0",
                       skipped=str(n_skip))
@@ -639,7 +632,7 @@ def write_junit(rows: list[Row], path: str | Path, suite: str = "evalkit check",
         tc = ET.SubElement(ts, "testcase", classname=f"evalkit.check.{r.rule}", name=f"{r.attribute}/{r.group}")
         detail = (f"baseline={_fmt(r.baseline, r.kind)} run={_fmt(r.run, r.kind)} "
                   f"limit={_fmt(r.limit, r.kind)}: {r.message}")
-        if r.status == "FAIL" or (fail_on_skip and r.status == "SKIP"):
+        if _is_failure(r, fail_on_skip):
             f = ET.SubElement(tc, "failure", message=r.message, type=r.type)
             f.text = detail
         elif r.status == "SKIP":
@@ -678,9 +671,8 @@ def main(args: list[str]) -> int:
         bad = [o for o in ns.overrides if "=" not in o]
         if bad:
             raise CheckError(f"overrides must look like key=value, got {bad}")
-        rules = ns.rules or (search_rules_path() if _peek_kind(ns.run) == "search" else None)
-        cfg = load_rules(rules, ns.overrides)
         run, run_dir = load_metrics(ns.run, "run")
+        cfg = load_rules(ns.rules or (search_rules_path() if run_kind(run) == "search" else None), ns.overrides)
         base, base_dir = load_metrics(ns.baseline, "baseline")
         rows = evaluate(run, base, cfg)
     except CheckError as exc:

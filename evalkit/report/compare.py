@@ -30,6 +30,8 @@ import re
 import time
 from pathlib import Path
 
+from .check import _pct, run_kind   # one percentage format for the gate and the comparison
+
 CSV_COLUMNS = [
     "run", "backend", "experiment", "path", "dataset", "protocol", "threshold_policy", "threshold_value",
     "threshold_label", "group_threshold", "attribute", "group", "small", "small_fnmr", "small_fmr", "n_subjects",
@@ -127,11 +129,6 @@ def load_runs(run_dirs: list[Path]) -> list[dict]:
     return loaded
 
 
-def run_kind(m: dict) -> str:
-    """The kind of run: "search" for one-to-many search (``protocol.kind``), else "verification" (1:1)."""
-    return "search" if (m.get("protocol") or {}).get("kind") == "search" else "verification"
-
-
 def _threshold(m: dict) -> dict:
     return m.get("threshold") or {}
 
@@ -139,6 +136,20 @@ def _threshold(m: dict) -> dict:
 def _group_threshold(m: dict, attr: str, group: str):
     per = _threshold(m).get("per_group") or {}
     return ((per.get(attr) or {}).get(group) or {}).get("value")
+
+
+def _items(m: dict, root: dict) -> list[tuple[str, str, dict, dict]]:
+    """(attribute, group, entry, failure-to-enrol entry): overall first, then every group of every
+    attribute and intersection (sorted), the entries read from ``root``: metrics.json itself for a
+    1:1 run, its ``search`` block for a search run (a group is then the probe's group)."""
+    fails = m.get("failures") or {}
+    img = fails.get("images") or {}
+    items = [("overall", "all", root.get("overall") or {},
+              {"n_images": img.get("n"), "failed": img.get("failed"), "rate": img.get("rate")})]
+    for attr, groups in [*(root.get("groups") or {}).items(), *(root.get("intersections") or {}).items()]:
+        for g in sorted(groups):
+            items.append((attr, g, groups[g], ((fails.get("by_group") or {}).get(attr) or {}).get(g) or {}))
+    return items
 
 
 def rows_for(run: dict) -> list[dict]:
@@ -150,16 +161,8 @@ def rows_for(run: dict) -> list[dict]:
             "protocol": m.get("protocol", {}).get("name"), "threshold_policy": th.get("policy"),
             "threshold_value": th.get("value"), "threshold_label": th.get("label"),
             "run_eer": m.get("eer"), "lfw_accuracy": acc.get("mean"), "lfw_accuracy_sem": acc.get("sem")}
-    fails = m.get("failures") or {}
-    items = [("overall", "all", m.get("overall") or {},
-              {"n_images": (fails.get("images") or {}).get("n"), "failed": (fails.get("images") or {}).get("failed"),
-               "rate": (fails.get("images") or {}).get("rate")})]
-    blocks = list((m.get("groups") or {}).items()) + list((m.get("intersections") or {}).items())
-    for attr, groups in blocks:
-        for g in sorted(groups):
-            items.append((attr, g, groups[g], ((fails.get("by_group") or {}).get(attr) or {}).get(g) or {}))
     out = []
-    for attr, g, f, fte in items:
+    for attr, g, f, fte in _items(m, m):
         fnmr_ci, fmr_ci = f.get("fnmr_ci") or [None, None], f.get("fmr_ci") or [None, None]
         row = dict(base)
         row.update({"attribute": attr, "group": g, "small": f.get("small"), "accuracy": f.get("accuracy"),
@@ -183,10 +186,6 @@ def write_csv(rows: list[dict], path: Path, columns: list[str] = CSV_COLUMNS) ->
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
     return path
-
-
-def _pct(x, digits=3) -> str:
-    return "n/a" if x is None else f"{100 * x:.{digits}g}%"
 
 
 def _rate_cell(r: dict, rate: str) -> str:
@@ -229,11 +228,7 @@ def render_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> s
                   f"({sorted(map(str, keys))}); their rates are not measured on the same comparisons."]
     if figure:
         lines += ["", f"![FNMR and FMR per group, one colour per run]({figure}.png)"]
-    attrs = []
-    for r in rows:
-        if r["attribute"] not in attrs:
-            attrs.append(r["attribute"])
-    for attr in attrs:
+    for attr in dict.fromkeys(r["attribute"] for r in rows):   # in row order
         lines += ["", f"## {attr}" if attr != "overall" else "## overall", "",
                   "| group | run | subjects | FNMR (errors/genuine) [95% CI] | FMR (errors/impostor) [95% CI] | "
                   "failure to enrol |", "|---|---|---:|---|---|---:|"]
@@ -249,19 +244,6 @@ def render_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> s
 # --------------------------------------------------------------------------- one-to-many search runs
 
 
-def _search_items(m: dict) -> list[tuple[str, str, dict, dict]]:
-    """(attribute, group, search entry, failure-to-enrol entry): overall first, then every probe
-    group of every attribute and intersection (sorted)."""
-    s, fails = m.get("search") or {}, m.get("failures") or {}
-    img = fails.get("images") or {}
-    items = [("overall", "all", s.get("overall") or {},
-              {"n_images": img.get("n"), "failed": img.get("failed"), "rate": img.get("rate")})]
-    for attr, groups in list((s.get("groups") or {}).items()) + list((s.get("intersections") or {}).items()):
-        for g in sorted(groups):
-            items.append((attr, g, groups[g], ((fails.get("by_group") or {}).get(attr) or {}).get(g) or {}))
-    return items
-
-
 def search_rows_for(run: dict) -> list[dict]:
     """The CSV rows (``SEARCH_CSV_COLUMNS``) of one search run: overall first, then every probe
     group; every number as metrics.json holds it."""
@@ -275,7 +257,7 @@ def search_rows_for(run: dict) -> list[dict]:
             "candidates": s.get("candidates"), "n_mated_probes": pr.get("n_mated_probes"),
             "n_nonmated_probes": pr.get("n_nonmated_probes")}
     out = []
-    for attr, g, f, fte in _search_items(m):
+    for attr, g, f, fte in _items(m, s):
         row = dict(base)
         row.update({"attribute": attr, "group": g, "small_fpir": f.get("small_fpir"), "small_fnir": f.get("small_fnir"),
                     "fte_n_images": fte.get("n_images"), "fte_failed": fte.get("failed"), "fte_rate": fte.get("rate")})
@@ -388,12 +370,9 @@ def render_search_markdown(runs: list[dict], rows: list[dict], figure: str | Non
             d = ((r["metrics"].get("search") or {}).get("disparity") or {}).get(a) or {}
             lines.append(f"| {a} | {r['label']} | {_ratio_cell(d.get('fpir_max_min_ratio'))} | "
                          f"{_ratio_cell(d.get('fnir_max_min_ratio'))} |")
-    entries = {(str(r["path"]), a, g): (f, fte) for r in runs for a, g, f, fte in _search_items(r["metrics"])}
-    order = []
-    for row in rows:
-        if row["attribute"] not in order:
-            order.append(row["attribute"])
-    for attr in order:
+    entries = {(str(r["path"]), a, g): (f, fte) for r in runs
+               for a, g, f, fte in _items(r["metrics"], r["metrics"].get("search") or {})}
+    for attr in dict.fromkeys(row["attribute"] for row in rows):   # in row order
         lines += ["", "## overall" if attr == "overall" else f"## By probe {attr}", "",
                   "| probe group | run | probe subjects (non-mated / mated) | FPIR (errors/non-mated) [95% CI] | "
                   "FNIR (errors/mated) [95% CI] | FNIR at rank 1 [95% CI] | failure to enrol |",

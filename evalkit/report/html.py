@@ -175,7 +175,7 @@ def _threshold_for(m: dict, attr: str):
     return th.get("value")
 
 
-def _is_small(m: dict, e: dict) -> str | None:
+def _is_small(e: dict) -> str | None:
     if "small" in e:
         return e.get("small_reason") or ("flagged small" if e["small"] else None)
     why = []
@@ -203,7 +203,7 @@ def _rate_cells(key: str, e: dict, rate: str, errors: str, n: str) -> str:
     return cell + f'<td class="ci">{txt}</td>'
 
 
-def _group_table(m: dict, base: str, groups: dict, caption: str, fte: dict | None = None,
+def _group_table(base: str, groups: dict, caption: str, fte: dict | None = None,
                  mixed: dict | None = None, mixed_label: str = "", overall: dict | None = None,
                  thresholds: dict | None = None) -> str:
     has_boot = any("fnmr_ci_boot" in e for e in groups.values())
@@ -237,7 +237,7 @@ def _group_table(m: dict, base: str, groups: dict, caption: str, fte: dict | Non
         row("all comparisons", "overall", overall, "overall")
     attr = base.split(".", 1)[-1]
     for g, e in groups.items():
-        small = _is_small(m, e)
+        small = _is_small(e)
         badge = f' <span class="badge" title="{esc(small)}">small</span>' if small else ""
         row(g, f"{base}.{g}", e, "small" if small else "",
             fte_key=f"failures.by_group.{attr}.{g}" if fte is not None else None, badge=badge)
@@ -424,7 +424,7 @@ def _intersections_section(m: dict) -> str:
     for name, why in (m.get("intersections_skipped") or {}).items():
         out.append(f'<p class="absent">Not computed: {esc(name)}: {esc(why)}.</p>')
     for name, groups in (inter or {}).items():
-        out.append(_group_table(m, f"intersections.{name}", groups,
+        out.append(_group_table(f"intersections.{name}", groups,
                                 f"By {esc(name)}: FNMR and FMR at the operating threshold"))
     out.append("</section>")
     return "".join(out)
@@ -637,11 +637,11 @@ def _provenance_section(m: dict, rec: dict) -> str:
     return "".join(out)
 
 
-def _caveats_section(m: dict, rec: dict) -> str:
+def _caveats_section(m: dict) -> str:
     items = []
     mc = m.get("min_count")
     for attr, groups in m.get("groups", {}).items():
-        small = [(g, _is_small(m, e)) for g, e in groups.items()]
+        small = [(g, _is_small(e)) for g, e in groups.items()]
         small = [(g, r) for g, r in small if r]
         if small:
             rule = (f"fewer than {mc['subjects']} subjects or {mc['comparisons']} comparisons of a kind" if mc
@@ -838,7 +838,7 @@ def render_report(run_dir: str | Path) -> str:
     body.append(_key_readings(m, conf))
     for attr, groups in m.get("groups", {}).items():
         body.append(_group_table(
-            m, f"groups.{attr}", groups, f"By {esc(attr)}: FNMR and FMR at the operating threshold",
+            f"groups.{attr}", groups, f"By {esc(attr)}: FNMR and FMR at the operating threshold",
             fte=_get(m, "failures", "by_group", attr) or {}, mixed=_get(m, "mixed", attr),
             mixed_label=f"mixed ({attr} differs)", overall=m.get("overall"),
             thresholds={g: v.get("value") for g, v in (_get(m, "threshold", "per_group", attr) or {}).items()} or None))
@@ -850,7 +850,7 @@ def render_report(run_dir: str | Path) -> str:
     body.append(_figures_section(m, run_dir, scores, figs))
     body.append(f'<section id="fte"><h2>Failure to enrol</h2>{_fte_table(m)}{_fte_figure(m, run_dir, figs)}</section>')
     body.append(_provenance_section(m, rec))
-    body.append(_caveats_section(m, rec))
+    body.append(_caveats_section(m))
     body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, the figures '
                 "the run wrote, scores.csv where a figure is missing). Self-contained: no scripts, fonts or images are loaded from anywhere.</footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

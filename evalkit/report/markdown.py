@@ -31,6 +31,14 @@ def _num(x, digits=3) -> str:
     return "n/a" if x is None else f"{x:.{digits}g}"
 
 
+def _group_head(boot: bool) -> list[str]:
+    """The header and alignment row of a group table (with the bootstrap interval columns or not)."""
+    if boot:
+        return ["| group | subjects | genuine | FNMR | impostor | FMR | FNMR CI (subjects) | FMR CI (subjects) | failed images |",
+                "|---|---:|---:|---|---:|---|---|---|---:|"]
+    return ["| group | subjects | genuine | FNMR | impostor | FMR | failed images |", "|---|---:|---:|---|---:|---|---:|"]
+
+
 def _group_rows(groups: dict, fails: dict) -> list[str]:
     rows = []
     for g, v in groups.items():
@@ -72,10 +80,7 @@ def _detail_sections(m: dict) -> list[str]:
     fails = m["failures"]["by_group"]
     for name, groups in (m.get("intersections") or {}).items():
         has_boot = any("fnmr_ci_boot" in e for e in groups.values())
-        hdr = ("| group | subjects | genuine | FNMR | impostor | FMR | FNMR CI (subjects) | FMR CI (subjects) | failed images |"
-               if has_boot else "| group | subjects | genuine | FNMR | impostor | FMR | failed images |")
-        rule = "|---|---:|---:|---|---:|---|---|---|---:|" if has_boot else "|---|---:|---:|---|---:|---|---:|"
-        lines += [f"## By {name}", "", hdr, rule, *_group_rows(groups, fails.get(name, {})), ""]
+        lines += [f"## By {name}", "", *_group_head(has_boot), *_group_rows(groups, fails.get(name, {})), ""]
     for name, why in (m.get("intersections_skipped") or {}).items():
         lines += [f"Intersection {name} not computed: {why}.", ""]
     disp = m.get("disparity") or {}
@@ -169,22 +174,18 @@ def render_summary(m: dict) -> str:
         lines.append(f"- Equal error rate: {_pct(m['eer'])}.")
     lines += ["", "Rates are at the threshold above, with exact (Clopper-Pearson) 95% intervals.", ""]
     boot = any("fnmr_ci_boot" in v for g in m["groups"].values() for v in g.values())
-    header = "| group | subjects | genuine | FNMR | impostor | FMR | failed images |"
-    rule = "|---|---:|---:|---|---:|---|---:|"
     o = m["overall"]
-    lines += ["## Overall", "", header, rule,
+    lines += ["## Overall", "", *_group_head(False),
               f"| all | {o['n_subjects']} | {o['n_genuine']} | {_rate(o, 'fnmr')} | {o['n_impostor']} | {_rate(o, 'fmr')} | "
               f"{f['images']['failed']}/{f['images']['n']} |", ""]
     if boot:
         b = m.get("bootstrap") or {}
-        header = "| group | subjects | genuine | FNMR | impostor | FMR | FNMR CI (subjects) | FMR CI (subjects) | failed images |"
-        rule = "|---|---:|---:|---|---:|---|---|---|---:|"
         lines += [f"Per group, the last interval columns come from a subject-clustered bootstrap "
                   f"({b.get('replicates', '?')} replicates, seed {b.get('seed', '?')}): pairs sharing a person are not "
                   "independent, so these are the honest ones.", ""]
     for attr, groups in m["groups"].items():
         src = ds["label_sources"].get(attr, "")
-        lines += [f"## By {attr}", "", f"Labels: {src}", "", header, rule]
+        lines += [f"## By {attr}", "", f"Labels: {src}", "", *_group_head(boot)]
         lines += _group_rows(groups, f["by_group"].get(attr, {}))
         mx = m["mixed"][attr]
         lines.append(f"| mixed ({attr} differs) | {mx['n_subjects']} | {mx['n_genuine']} | {_rate(mx, 'fnmr')} | "

@@ -425,14 +425,13 @@ def compare_runs_figure(runs: dict, attrs=None, scale: str = "log", title: str |
             for a in [*(m.get("dataset") or {}).get("attributes", []), *m.get("groups", {})]:
                 if a not in attrs:
                     attrs.append(a)
-    attrs = [a for a in attrs if _groups_of(runs, a)]
-    if not attrs:
+    groups_of = {a: g for a in attrs if (g := _groups_of(runs, a))}
+    if not groups_of:
         raise ValueError("the runs have no groups to compare")
-    heights = [len(_groups_of(runs, a)) * max(1, len(runs) / 2) * 0.45 + 1.6 for a in attrs]
-    fig, axes = _new_figure(len(attrs), len(rates), figsize=(6.4 * len(rates), sum(heights) + 1.2), squeeze=False,
+    heights = [len(groups) * max(1, len(runs) / 2) * 0.45 + 1.6 for groups in groups_of.values()]
+    fig, axes = _new_figure(len(groups_of), len(rates), figsize=(6.4 * len(rates), sum(heights) + 1.2), squeeze=False,
                             gridspec_kw={"height_ratios": heights})
-    for i, attr in enumerate(attrs):
-        groups = _groups_of(runs, attr)
+    for i, (attr, groups) in enumerate(groups_of.items()):
         for j, rate in enumerate(rates):
             ax = axes[i][j]
             _compare_panel(ax, runs, attr, rate, scale, groups)

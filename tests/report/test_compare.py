@@ -110,6 +110,7 @@ def test_compare_errors_exit_2(tmp_path, capsys):
     assert cli_main(["compare", str(tmp_path)]) == 2
     assert "neither a run folder" in capsys.readouterr().err
     assert cli_main(["compare", str(tmp_path / "missing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "metrics.json").write_text("{not json")
     assert cli_main(["compare", str(tmp_path / "bad")]) == 2
