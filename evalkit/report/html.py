@@ -853,6 +853,11 @@ def render_report(run_dir: str | Path) -> str:
     body.append(_caveats_section(m))
     body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, the figures '
                 "the run wrote, scores.csv where a figure is missing). Self-contained: no scripts, fonts or images are loaded from anywhere.</footer>")
+    return page(title, body)
+
+
+def page(title: str, body: list[str]) -> str:
+    """One self-contained HTML page: the report style inline, ``body`` sections in <main>."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"

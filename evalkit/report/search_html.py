@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..data.samples import SPECIAL_LABELS
 from . import plots
-from .html import (CSS, _Figures, _fte_figure, _fte_table, _get, _pipeline_svg, _provenance_section,
-                   _threshold_text, ci_text, esc, num, pct)
+from .html import (_Figures, _fte_figure, _fte_table, _get, _pipeline_svg, _provenance_section,
+                   _threshold_text, ci_text, esc, num, page, pct)
 
 RATES = {"fpir": "FPIR", "fnir": "FNIR", "fnir_rank1": "FNIR rank 1"}
 RATE_LONG = {"fpir": "FPIR (false positives / non-mated searches)",
@@ -504,7 +504,4 @@ def render_search_report(run_dir: Path, m: dict, rec: dict) -> str:
     body.append(_caveats_section(m))
     body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, the figures the run '
                 "wrote). Self-contained: no scripts, fonts or images are loaded from anywhere.</footer>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
-            + "\n".join(body) + "</main></body></html>\n")
+    return page(title, body)
