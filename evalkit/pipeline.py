@@ -78,7 +78,8 @@ def run(cfg, out_dir: str | Path) -> dict:
         table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
         threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header,
-        image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=calibration,
+        image_notes=emb.details, image_subjects=used_samples.subjects, threshold_attribute=cfg.threshold.attribute,
+        calibration=calibration,
         reference=dict(cfg.reference), **_statistics_options(cfg))
     timings["metrics"] = time.perf_counter() - t
 
@@ -225,7 +226,7 @@ def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
         threshold_policy=cfg.threshold.policy, target_fpir=cfg.threshold.target_fpir,
         threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header, image_notes=emb.details,
-        audit=audit, **_statistics_options(cfg))
+        image_subjects=used_samples.subjects, audit=audit, **_statistics_options(cfg))
     timings["metrics"] = time.perf_counter() - t
     t = time.perf_counter()
     _write_search_table(out / "search.csv", samples, split, res)
