@@ -54,7 +54,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
 
-from ..data.samples import SPECIAL_LABELS
+from ..labels import SPECIAL_LABELS
 from ..metrics import disparity as disp
 from ..metrics import results
 

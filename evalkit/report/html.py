@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.samples import SPECIAL_LABELS as LABEL_GROUPS
+from ..labels import SPECIAL_LABELS as LABEL_GROUPS
 from ..metrics import results
 from ..metrics.results import RATE_LABELS, RATE_UNITS
 from . import plots, search_html
