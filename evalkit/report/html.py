@@ -90,7 +90,7 @@ def cross_counts(scores: dict, attr: str, threshold: float) -> dict:
     """The cross-group impostor table (same shape as metrics.json ``cross_fmr[attr]``) counted from
     scores.csv at one threshold: cell [i][j] = impostor comparisons with one subject in labels[i]
     and the other in labels[j] (symmetric), and the false matches (score <= threshold) among them.
-    Used only when metrics.json has no ``cross_fmr`` block (schema v1); counted by the metrics'
+    Used only when metrics.json has no ``cross_fmr`` block (a hand-made file); counted by the metrics'
     own ``summary.cross_fmr`` (empty cells: None, as in metrics.json)."""
     from ..metrics.summary import cross_fmr
 
