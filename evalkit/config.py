@@ -170,6 +170,8 @@ class OnnxBackendConfig(BackendConfig):
     no_face: str = "fail"                    # fail | center_box | whole_image
     l2_normalise: bool = True
     distance: str = "cosine"
+    batch_size: int = 32                     # faces per onnxruntime session.run
+    provider: str = "auto"                   # auto (CUDA if onnxruntime-gpu and a GPU, else CPU) | cuda | cpu
 
 
 @dataclass

@@ -369,6 +369,8 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
     backend.check_ready()
     fingerprint = backend.fingerprint()
     cache = EmbeddingCache(cache_root, family, fingerprint)
+    # a chunk goes to the backend's batch method (Backend.embed) whole: at least one model batch
+    chunk_size = max(int(chunk_size), int(getattr(backend, "batch_size", 1)))
 
     n = len(paths)
     keys = [image_key(p) for p in paths]
