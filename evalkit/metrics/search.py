@@ -41,17 +41,17 @@ a subject's probes together) within each group. A gallery subject that attracts 
 
 from __future__ import annotations
 
+import hashlib
 import time
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..scoring import BlockDistance
 from .bootstrap import percentile_interval
 from .rates import MAX_THRESHOLD, check_threshold
 
-__all__ = ["SearchResult", "search", "probe_validity", "mated_misses", "nonmated_false_positives", "cmc_hits",
+__all__ = ["SearchResult", "search", "search_shard", "search_merge", "probe_validity", "mated_misses", "nonmated_false_positives", "cmc_hits",
            "false_candidate_matrix", "cluster_bootstrap_rates", "NO_RANK"]
 
 #: Rank given to a mate that can never be returned (failed probe, failed enrolment).
@@ -113,7 +113,7 @@ def _check_vectors(v, name: str) -> np.ndarray:
 
 def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=None, candidates: int = 50,
            distance: str = "euclidean", probe_ok=None, gallery_ok=None, memory_budget_mb: float = 256.0,
-           dtype=np.float32) -> SearchResult:
+           dtype=np.float32, device: str = "cpu") -> SearchResult:
     """Search every probe against the gallery; see the module docstring for what is kept.
 
     Args:
@@ -127,11 +127,62 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
         probe_ok, gallery_ok: embedding present (default: rows without NaN).
         memory_budget_mb: bound on the score block and its temporaries.
         dtype: float32 (one GEMM per block, as the exhaustive protocol) or float64.
+        device: "cpu" or "cuda" (the block products through CuPy, ``evalkit.accel``; the rest
+            of the work is the same code on the CPU).
+
+    The same work split into jobs: :func:`search_shard` searches one contiguous range of the
+    probe blocks (the same blocks as here, so the same products bit for bit) and
+    :func:`search_merge` puts the partials together into exactly this function's result.
 
     Raises:
         ValueError: shapes or columns that do not fit, sizes not ascending or not ending at C.
     """
     t0 = time.perf_counter()
+    prep = _search_prep(probe_vectors, gallery_vectors, gallery_column, probe_mate, sizes, candidates, distance,
+                        probe_ok, gallery_ok, memory_budget_mb, dtype)
+    part = _search_blocks(prep, 0, len(prep["blocks"]), device)
+    return _search_result([part], prep, time.perf_counter() - t0)
+
+
+SEARCH_PARTIAL_FORMAT = "evalkit.search-partial/1"
+
+
+def search_shard(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, shard_index: int,
+                 shard_count: int, device: str = "cpu", **kwargs) -> dict:
+    """Search shard ``shard_index`` of ``shard_count`` of the probes (arguments as :func:`search`):
+    a contiguous range of the probe blocks, balanced by probe count. Returns a partial (plain
+    arrays: the range's mate scores, ranks, best non-mate scores and candidate lists) for
+    :func:`search_merge`; ``evalkit.metrics.exhaustive.save_partial`` writes it."""
+    from .exhaustive import shard_range
+
+    prep = _search_prep(probe_vectors, gallery_vectors, gallery_column, probe_mate, **_search_kwargs(kwargs))
+    rows = np.array([r1 - r0 for r0, r1 in prep["blocks"]], dtype=np.float64)
+    b0, b1 = shard_range(rows, shard_index, shard_count)
+    part = _search_blocks(prep, b0, b1, device)
+    part["shard"] = np.array([int(shard_index), int(shard_count)], dtype=np.int64)
+    return part
+
+
+def search_merge(partials, probe_vectors, gallery_vectors, gallery_column, probe_mate, **kwargs) -> SearchResult:
+    """The :func:`search` result from the partials of every shard, exactly (byte for byte). The
+    arguments must be those the shards had (checked against each partial's signature)."""
+    t0 = time.perf_counter()
+    kwargs.pop("device", None)
+    prep = _search_prep(probe_vectors, gallery_vectors, gallery_column, probe_mate, **_search_kwargs(kwargs))
+    return _search_result(list(partials), prep, time.perf_counter() - t0)
+
+
+def _search_kwargs(kwargs: dict) -> dict:
+    allowed = {"sizes": None, "candidates": 50, "distance": "euclidean", "probe_ok": None, "gallery_ok": None,
+               "memory_budget_mb": 256.0, "dtype": np.float32}
+    unknown = set(kwargs) - set(allowed)
+    if unknown:
+        raise TypeError(f"unknown arguments {sorted(unknown)}")
+    return {**allowed, **kwargs}
+
+
+def _search_prep(probe_vectors, gallery_vectors, gallery_column, probe_mate, sizes, candidates, distance,
+                 probe_ok, gallery_ok, memory_budget_mb, dtype) -> dict:
     P = _check_vectors(probe_vectors, "probe_vectors")
     G = _check_vectors(gallery_vectors, "gallery_vectors")
     if P.shape[1] != G.shape[1]:
@@ -157,22 +208,40 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
     g_ok = ~np.isnan(G).any(axis=1) if gallery_ok is None else np.asarray(gallery_ok, bool) & ~np.isnan(G).any(axis=1)
     column_ok = np.zeros(n_col, dtype=bool)
     column_ok[col[g_ok]] = True
+    item = np.dtype(dtype).itemsize
+    # bytes per block entry: the image block, its subject reduction, argpartition's copy of it and
+    # its int64 indices, and a bool mask
+    rows = int(max(1, min(len(P), memory_budget_mb * 2 ** 20 // max(1, (3 * item + 9) * len(G)))))
+    blocks = [(r0, min(len(P), r0 + rows)) for r0 in range(0, len(P), rows)]
+    h = hashlib.sha256()
+    for part in (repr((len(P), len(G), n_col, L, distance, np.dtype(dtype).str, blocks, sizes.tolist())).encode(),
+                 col.tobytes(), mate.tobytes(), p_ok.tobytes(), g_ok.tobytes()):
+        h.update(part)
+    return {"P": P, "G": G, "col": col, "mate": mate, "n_col": n_col, "sizes": sizes, "L": L, "p_ok": p_ok,
+            "g_ok": g_ok, "column_ok": column_ok, "rows": rows, "blocks": blocks, "distance": distance,
+            "dtype": dtype, "signature": h.hexdigest()}
 
+
+def _search_blocks(prep: dict, b0: int, b1: int, device: str = "cpu") -> dict:
+    """Search the probe rows of blocks ``b0:b1``: the partial of one shard."""
+    from ..accel import block_distance
+
+    P, G, col, mate, n_col, sizes, L = (prep[k] for k in ("P", "G", "col", "mate", "n_col", "sizes", "L"))
+    p_ok, g_ok, distance = prep["p_ok"], prep["g_ok"], prep["distance"]
+    blocks = prep["blocks"][b0:b1]
+    lo = blocks[0][0] if blocks else 0
+    hi = blocks[-1][1] if blocks else 0
     # gallery images sorted by column, so a subject's images are one contiguous run of columns
     order = np.argsort(col, kind="stable")
     col_sorted = col[order]
     multi = len(col) != n_col
     run_starts = np.flatnonzero(np.r_[True, col_sorted[1:] != col_sorted[:-1]])
     seg = np.r_[0, sizes[:-1]]          # column segments [sizes[j-1], sizes[j])
-    Pz = np.where(p_ok[:, None], P, 0)  # NaN rows would poison the GEMM; failed rows are set to inf below
+    Pz = np.where(p_ok[lo:hi, None], P[lo:hi], 0)   # NaN rows would poison the GEMM; failed rows are set to inf below
     Gz = np.where(g_ok[:, None], G, 0)[order]
-    bd = BlockDistance(Pz, Gz, distance, dtype=dtype)
-    item = np.dtype(dtype).itemsize
-    # bytes per block entry: the image block, its subject reduction, argpartition's copy of it and
-    # its int64 indices, and a bool mask
-    rows = int(max(1, min(len(P), memory_budget_mb * 2 ** 20 // max(1, (3 * item + 9) * len(G)))))
+    bd = block_distance(Pz, Gz, distance, dtype=prep["dtype"], device=device)
 
-    n_p, n_s = len(P), len(sizes)
+    n_p, n_s = hi - lo, len(sizes)
     mate_score = np.full(n_p, np.inf)
     rank = np.zeros((n_p, n_s), dtype=np.int64)
     best_nonmate = np.full((n_p, n_s), np.inf)
@@ -180,18 +249,18 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
     top_score = np.full((n_p, L), np.inf)
     bad_cols = ~g_ok[order]
     normalised = distance in ("cosine", "euclidean_l2")
-    for r0 in range(0, n_p, rows):
-        r1 = min(n_p, r0 + rows)
+    for a0, a1 in blocks:
+        r0, r1 = a0 - lo, a1 - lo       # rows of this shard's arrays
         D = bd.block(r0, r1, 0, len(G))
         if normalised:
             D[np.isnan(D)] = np.inf     # a zero vector has no direction, so no score
         if bad_cols.any():
             D[:, bad_cols] = np.inf
-        D[~p_ok[r0:r1]] = np.inf
+        D[~p_ok[a0:a1]] = np.inf
         # (rows, C) per subject; a subject whose every image failed is +inf already
         S = np.minimum.reduceat(D, run_starts, axis=1) if multi else D
         del D
-        m = mate[r0:r1]
+        m = mate[a0:a1]
         mated = np.flatnonzero(m >= 0)
         ms = np.full(r1 - r0, np.inf)
         ms[mated] = S[mated, m[mated]]
@@ -226,9 +295,33 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
             rank[r0 + mated] = rk
         del S
     top_column[~np.isfinite(top_score)] = -1   # an infinite "candidate" is no candidate
-    return SearchResult(sizes=sizes, candidates=L, probe_mate=mate, probe_ok=p_ok, column_ok=column_ok,
-                        mate_score=mate_score, rank=rank, best_nonmate=best_nonmate, top_column=top_column,
-                        top_score=top_score, distance=distance, seconds=time.perf_counter() - t0, block_rows=rows)
+    return {"format": np.array(SEARCH_PARTIAL_FORMAT), "signature": np.array(prep["signature"]),
+            "blocks": np.array([b0, b1], dtype=np.int64), "rows": np.array([lo, hi], dtype=np.int64),
+            "mate_score": mate_score, "rank": rank, "best_nonmate": best_nonmate, "top_column": top_column,
+            "top_score": top_score}
+
+
+def _search_result(partials: list, prep: dict, seconds: float) -> SearchResult:
+    for p in partials:
+        if str(p.get("format", "")) != SEARCH_PARTIAL_FORMAT:
+            raise ValueError(f"not a search partial (format {p.get('format')!r})")
+        if str(p["signature"]) != prep["signature"]:
+            raise ValueError("a partial was computed for other inputs or settings (signature mismatch): "
+                             "merge with the same probes, gallery and protocol settings as the shards")
+    partials = sorted(partials, key=lambda p: int(p["blocks"][0]))
+    at = 0
+    for p in partials:
+        b0, b1 = (int(x) for x in p["blocks"])
+        if b1 > b0 and b0 != at:
+            raise ValueError(f"shards do not cover the probe blocks once (block {min(at, b0)} missing or twice)")
+        at = max(at, b1)
+    if at != len(prep["blocks"]):
+        raise ValueError(f"shards cover probe blocks 0..{at - 1} of {len(prep['blocks'])}: a shard is missing")
+    keys = ("mate_score", "rank", "best_nonmate", "top_column", "top_score")
+    full = {k: (partials[0][k] if len(partials) == 1 else np.concatenate([p[k] for p in partials])) for k in keys}
+    return SearchResult(sizes=prep["sizes"], candidates=prep["L"], probe_mate=prep["mate"], probe_ok=prep["p_ok"],
+                        column_ok=prep["column_ok"], distance=prep["distance"], seconds=seconds,
+                        block_rows=prep["rows"], **full)
 
 
 # --------------------------------------------------------------------------- metrics at a threshold
