@@ -240,6 +240,14 @@ class BootstrapConfig:
 
 # -- the whole run ----------------------------------------------------------------------------
 @dataclass
+class ShardConfig:
+    """Which piece of a run this job is (README "Running on a cluster"; evalkit/shard.py)."""
+    index: int = 0                           # this job's shard, 0..count-1
+    count: int = 1                           # how many shards the work is split into
+    dir: Optional[str] = None                # manifests and partial files (None: <cache_dir>/shards)
+
+
+@dataclass
 class Config:
     dataset: DatasetConfig = MISSING
     backend: BackendConfig = MISSING
@@ -258,6 +266,9 @@ class Config:
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     intersections: list[list[str]] = field(default_factory=lambda: [["sex", "race"]])
     reference: dict[str, str] = field(default_factory=dict)   # attribute -> reference group for ratios
+    stage: str = "run"                       # run | embed | score | merge (evalkit/shard.py)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    embed_missing: Optional[bool] = None     # embed images missing from the cache (None: unless a sharded embed ran)
 
 
 def register() -> None:
@@ -330,6 +341,14 @@ def validate(cfg: Any) -> None:
 
     one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
            "threshold.policy")
+    if "stage" in cfg:   # sharded runs (evalkit/shard.py)
+        one_of(cfg.stage, ("run", "embed", "score", "merge"), "stage")
+        if int(cfg.shard.count) < 1 or not 0 <= int(cfg.shard.index) < int(cfg.shard.count):
+            raise ConfigError(f"shard.index must be in 0..shard.count-1 and shard.count >= 1, got "
+                              f"shard.index={cfg.shard.index} shard.count={cfg.shard.count}")
+        if cfg.stage in ("score", "merge") and cfg.protocol.kind not in ("exhaustive", "search"):
+            raise ConfigError(f"stage={cfg.stage}: only protocol=exhaustive and protocol=search are scored in "
+                              f"shards (protocol.kind is {cfg.protocol.kind!r}); use stage=embed + stage=run")
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
         raise ConfigError("threshold.policy=fixed needs threshold.value (a distance) or threshold.deepface_default=true")
     one_of(cfg.threshold.calibration, ("lfw_view1_train", "subject_split"), "threshold.calibration")

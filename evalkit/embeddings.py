@@ -356,13 +356,24 @@ def cache_main(args: list[str]) -> int:
     return status
 
 
+class MissingEmbeddings(RuntimeError):
+    """Images a run needs are not in the cache and it was told not to embed them
+    (``embed_missing=false``, or after a sharded ``evalkit embed``). ``paths`` lists them."""
+
+    def __init__(self, message: str, paths: list[str]):
+        super().__init__(message)
+        self.paths = paths
+
+
 def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | os.PathLike,
             workers: int = 2, chunk_size: int = 16, flush_every: int = 256,
-            progress: bool = True) -> tuple[EmbeddingResult, ExtractionStats, dict]:
+            progress: bool = True, embed_missing: bool = True) -> tuple[EmbeddingResult, ExtractionStats, dict]:
     """Embed ``paths`` with backend ``family(**options)``, reusing and filling the cache.
 
     Returns the embeddings in input order, statistics, and the backend fingerprint.
-    Raises before any work if the backend is not ready (e.g. weights missing).
+    Raises before any work if the backend is not ready (e.g. weights missing). With
+    ``embed_missing=False`` nothing is embedded: images not in the cache raise
+    ``MissingEmbeddings`` listing them (missing files are still recorded failures, not raised).
     """
     t0 = time.perf_counter()
     backend = build_backend(family, options)
@@ -391,6 +402,16 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
         else:
             todo_by_key.setdefault(k, []).append(i)
 
+    if todo_by_key and not embed_missing:
+        cache.refresh()    # other jobs may have written since this process first looked
+        for k in [k for k in todo_by_key if k in cache]:
+            for i in todo_by_key.pop(k):
+                vectors[i], failures[i], details[i] = cache.get(k)
+                stats.from_cache += 1
+        if todo_by_key:
+            missing = [paths[i] for idx in todo_by_key.values() for i in idx]
+            raise MissingEmbeddings(f"{len(missing)} of {n} images are not in the embedding cache {cache.dir} "
+                                    f"(first: {missing[0]})", missing)
     todo_keys = list(todo_by_key)  # identical images (same bytes) are embedded once
     todo_paths = [paths[todo_by_key[k][0]] for k in todo_keys]
     stats.computed = len(todo_keys)
