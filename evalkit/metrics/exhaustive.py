@@ -603,12 +603,13 @@ def _score_blocks(plan: _Plan, emb, b0: int, b1: int, device: str = "cpu") -> di
     dropped = False
     cutoff_finite = False
     cutoff = np.float32(np.inf)              # every impostor score < cutoff is kept
-    buf = None
+    buf = mask = None
     for r0, r1 in blocks:
         m = n - r0
         b = r1 - r0
         if buf is None or buf.size < b * m:
             buf = np.empty(b * m, dtype=np.float32)
+            mask = np.empty(b * m, dtype=bool)      # reused: a fresh mask per block costs page faults
         D = bd.block(r0, r1, r0, n, out=buf[: b * m].reshape(b, m))
         flat_d = D.reshape(-1)
         # not comparisons: the diagonal and below in the leading square (j <= i)
@@ -621,7 +622,7 @@ def _score_blocks(plan: _Plan, emb, b0: int, b1: int, device: str = "cpu") -> di
         D[grow, gcol] = np.inf
         # impostor matches at the largest threshold (NaN = failed, +inf = not an impostor: never)
         if T:
-            sel = np.flatnonzero(flat_d <= t_max)
+            sel = _true_positions(np.less_equal(flat_d, t_max, out=mask[: flat_d.size]))
             if len(sel):
                 m_rows.append(sel // m + r0)
                 m_cols.append(sel % m + r0)
@@ -640,7 +641,7 @@ def _score_blocks(plan: _Plan, emb, b0: int, b1: int, device: str = "cpu") -> di
                 if np.isfinite(kth):
                     cutoff = np.nextafter(kth, np.float32(np.inf))
                     cutoff_finite = True
-            sel = np.flatnonzero(flat_d < cutoff)
+            sel = _true_positions(np.less(flat_d, cutoff, out=mask[: flat_d.size]))
             if len(sel):
                 q, rem = np.divmod(sel, m)
                 kept_d.append(flat_d[sel])
@@ -651,7 +652,7 @@ def _score_blocks(plan: _Plan, emb, b0: int, b1: int, device: str = "cpu") -> di
                     d, r, c = _smallest_k(np.concatenate(kept_d), np.concatenate(kept_r), np.concatenate(kept_c), K)
                     kept_d[:], kept_r[:], kept_c[:] = [d], [r], [c]
                     cutoff, n_kept, dropped, cutoff_finite = d.max(), len(d), True, True
-    del buf
+    del buf, mask
     d = _cat(kept_d, np.float32)
     del kept_d
     r, c = _cat(kept_r, np.int32), _cat(kept_c, np.int32)
@@ -664,6 +665,16 @@ def _score_blocks(plan: _Plan, emb, b0: int, b1: int, device: str = "cpu") -> di
             "g_scores": g_scores, "m_rows": _cat(m_rows, np.int64), "m_cols": _cat(m_cols, np.int64),
             "m_bins": _cat(m_bins, np.int16), "kept_d": d, "kept_r": r, "kept_c": c,
             "dropped": np.array(dropped), "cutoff_finite": np.array(cutoff_finite)}
+
+
+def _true_positions(mask: np.ndarray) -> np.ndarray:
+    """Positions of the True entries of a 1-D bool array, ascending; sparse masks are scanned a
+    machine word (8 entries) at a time."""
+    if mask.size % 8:
+        return np.flatnonzero(mask)
+    words = np.flatnonzero(mask.view(np.uint64))
+    pos = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    return pos[mask[pos]]
 
 
 def _cat(parts: list, dtype) -> np.ndarray:

@@ -248,37 +248,63 @@ def _search_blocks(prep: dict, b0: int, b1: int, device: str = "cpu") -> dict:
     top_column = np.full((n_p, L), -1, dtype=np.int64)
     top_score = np.full((n_p, L), np.inf)
     bad_cols = ~g_ok[order]
+    any_bad = bool(bad_cols.any())
     normalised = distance in ("cosine", "euclidean_l2")
+    bounds = np.r_[seg, n_col]
+    # buffers reused by every block (fresh arrays of this size cost page faults on each block):
+    # the image block, the per-subject block, the partition copy, one mask
+    rows = prep["rows"]
+    d_buf = np.empty(rows * len(G), dtype=prep["dtype"])
+    s_buf = np.empty(rows * n_col, dtype=prep["dtype"]) if multi else None
+    p_buf = np.empty(rows * n_col, dtype=prep["dtype"]) if L < n_col else None
+    m_buf = np.empty(rows * max(n_col, len(G)), dtype=bool)
     for a0, a1 in blocks:
         r0, r1 = a0 - lo, a1 - lo       # rows of this shard's arrays
-        D = bd.block(r0, r1, 0, len(G))
+        b = r1 - r0
+        D = bd.block(r0, r1, 0, len(G), out=d_buf[: b * len(G)].reshape(b, len(G)))
         if normalised:
-            D[np.isnan(D)] = np.inf     # a zero vector has no direction, so no score
-        if bad_cols.any():
+            nan = np.isnan(D, out=m_buf[: D.size].reshape(D.shape))
+            D[nan] = np.inf             # a zero vector has no direction, so no score
+        if any_bad:
             D[:, bad_cols] = np.inf
         D[~p_ok[a0:a1]] = np.inf
         # (rows, C) per subject; a subject whose every image failed is +inf already
-        S = np.minimum.reduceat(D, run_starts, axis=1) if multi else D
-        del D
+        S = np.minimum.reduceat(D, run_starts, axis=1, out=s_buf[: b * n_col].reshape(b, n_col)) if multi else D
         m = mate[a0:a1]
         mated = np.flatnonzero(m >= 0)
-        ms = np.full(r1 - r0, np.inf)
+        ms = np.full(b, np.inf)
         ms[mated] = S[mated, m[mated]]
         mate_score[r0:r1] = ms
-        # candidate list (full gallery): L smallest by argpartition, then sorted (ties: lower column)
+        mask = m_buf[: b * n_col].reshape(b, n_col)
+        # candidate list (full gallery): the L smallest, ties broken by lower column. The L-th
+        # smallest score per row from an in-place partition of a copy; the list is then every
+        # column scoring <= it, in column order (where more than L do, i.e. a tie straddles the
+        # list's end, those < it and the lowest-column ties), sorted by score (stable).
         if L < n_col:
-            part = np.argpartition(S, L - 1, axis=1)   # one kth: a second one costs 4x here
-            idx = part[:, :L]
-            # argpartition picks arbitrarily among subjects tied with the L-th score: where such a
-            # tie straddles the list's end (more than L scores <= the L-th; rare with real scores),
-            # keep the lowest columns
-            kth = np.take_along_axis(S, part[:, L - 1:L], axis=1)[:, 0]
-            for i in np.flatnonzero(((S <= kth[:, None]).sum(axis=1) > L) & np.isfinite(kth)):
-                below = np.flatnonzero(S[i] < kth[i])
-                idx[i] = np.r_[below, np.flatnonzero(S[i] == kth[i])[:L - len(below)]]
-            idx.sort(axis=1)
+            P_ = p_buf[: b * n_col].reshape(b, n_col)
+            np.copyto(P_, S)
+            P_.partition(L - 1, axis=1)
+            kth = P_[:, L - 1].copy()
+            np.less_equal(S, kth[:, None], out=mask)
+            pos = _true_positions(mask)
+            counts = np.bincount(pos // n_col, minlength=b)
+            if (counts == L).all():
+                idx = (pos % n_col).reshape(b, L)
+            else:
+                idx = np.empty((b, L), dtype=np.int64)
+                starts = np.r_[0, np.cumsum(counts)]
+                cols = pos % n_col
+                for i in range(b):
+                    c = cols[starts[i]:starts[i + 1]]
+                    if len(c) > L:
+                        sc = S[i, c]
+                        below = c[sc < kth[i]]
+                        c = np.r_[below, c[sc == kth[i]][:L - len(below)]] if np.isfinite(kth[i]) else \
+                            np.r_[below, c[~(sc < kth[i])][:L - len(below)]]
+                        c.sort()
+                    idx[i] = c
         else:
-            idx = np.broadcast_to(np.arange(n_col), (r1 - r0, n_col)).copy()
+            idx = np.broadcast_to(np.arange(n_col), (b, n_col)).copy()
         vals = np.take_along_axis(S, idx, axis=1)
         o = np.argsort(vals, axis=1, kind="stable")
         top_column[r0:r1] = np.take_along_axis(idx, o, axis=1)
@@ -287,18 +313,31 @@ def _search_blocks(prep: dict, b0: int, b1: int, device: str = "cpu") -> dict:
         S[mated, m[mated]] = np.inf
         best_nonmate[r0:r1] = np.minimum.accumulate(np.minimum.reduceat(S, seg, axis=1), axis=1)
         if len(mated):
-            le = S[mated] <= ms[mated, None]
-            ahead = np.cumsum(np.add.reduceat(le, seg, axis=1, dtype=np.int64), axis=1)
+            le = np.less_equal(S, ms[:, None], out=mask)
+            ahead = np.cumsum(np.stack([np.count_nonzero(le[mated, s0:s1] if len(mated) < b else le[:, s0:s1], axis=1)
+                                        for s0, s1 in zip(bounds[:-1], bounds[1:])], axis=1), axis=1)
             rk = 1 + ahead
             rk[~np.isfinite(ms[mated])] = NO_RANK
             rk[m[mated, None] >= sizes[None, :]] = 0          # mate not enrolled in that gallery
             rank[r0 + mated] = rk
-        del S
+        del S, D
     top_column[~np.isfinite(top_score)] = -1   # an infinite "candidate" is no candidate
     return {"format": np.array(SEARCH_PARTIAL_FORMAT), "signature": np.array(prep["signature"]),
             "blocks": np.array([b0, b1], dtype=np.int64), "rows": np.array([lo, hi], dtype=np.int64),
             "mate_score": mate_score, "rank": rank, "best_nonmate": best_nonmate, "top_column": top_column,
             "top_score": top_score}
+
+
+def _true_positions(mask: np.ndarray) -> np.ndarray:
+    """Flat positions of the True entries of a C-contiguous bool array, ascending. Sparse masks
+    (a candidate list per row of a wide block) are found a machine word at a time: 8 bytes are
+    tested at once and only the words holding a True are looked into."""
+    flat = mask.reshape(-1)
+    if flat.size % 8:
+        return np.flatnonzero(flat)
+    words = np.flatnonzero(flat.view(np.uint64))
+    pos = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    return pos[flat[pos]]
 
 
 def _search_result(partials: list, prep: dict, seconds: float) -> SearchResult:
