@@ -304,14 +304,19 @@ def validate(cfg: Any, backend_class: type | None = None) -> None:
 
     one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
            "threshold.policy")
+    if cfg.protocol.get("device") is not None:   # GPU block products (evalkit.accel)
+        one_of(cfg.protocol.device, ("cpu", "cuda"), "protocol.device")
+        if cfg.protocol.device == "cuda":
+            from .accel import gpu_unavailable_reason
+
+            why = gpu_unavailable_reason()
+            if why:
+                raise ConfigError(f"protocol.device=cuda: {why}; use protocol.device=cpu")
     if "stage" in cfg:   # sharded runs (evalkit/shard.py)
         one_of(cfg.stage, ("run", "embed", "score", "merge"), "stage")
         if int(cfg.shard.count) < 1 or not 0 <= int(cfg.shard.index) < int(cfg.shard.count):
             raise ConfigError(f"shard.index must be in 0..shard.count-1 and shard.count >= 1, got "
                               f"shard.index={cfg.shard.index} shard.count={cfg.shard.count}")
-        if cfg.stage in ("score", "merge") and cfg.protocol.kind not in ("exhaustive", "search"):
-            raise ConfigError(f"stage={cfg.stage}: only protocol=exhaustive and protocol=search are scored in "
-                              f"shards (protocol.kind is {cfg.protocol.kind!r}); use stage=embed + stage=run")
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
         raise ConfigError("threshold.policy=fixed needs threshold.value (a distance) or threshold.deepface_default=true")
     one_of(cfg.threshold.calibration, ("lfw_view1_train", "subject_split"), "threshold.calibration")

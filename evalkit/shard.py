@@ -82,7 +82,10 @@ def _container(node):
 def embed_key(cfg, paths) -> str:
     """Names one run's set of planned images under one backend configuration: the folder of
     its embed manifests (the same for every shard job and for the run that follows)."""
-    return _digest({"backend": _container(cfg.backend), "paths": list(paths)})
+    from .config import backend_options
+
+    return _digest({"family": cfg.backend.get("target") or cfg.backend.family,
+                    "backend": backend_options(cfg.backend), "paths": list(paths)})   # not workers / chunk_size
 
 
 def manifests_dir(cfg, kind: str, key: str) -> Path:
@@ -208,8 +211,12 @@ def run_embeddings(cfg, paths, out_dir: Path | None, extract_kwargs: dict):
 
 def score_key(cfg) -> str:
     """Names the partial files of one sharded scoring: everything the scores depend on."""
+    from .config import backend_options
+
     c = _container(cfg)
-    return _digest({k: c.get(k) for k in ("dataset", "protocol", "backend", "threshold", "failure_policy", "seed")})
+    prot = {k: v for k, v in (c.get("protocol") or {}).items() if k != "device"}   # a GPU shard merges with CPU ones
+    return _digest({"dataset": c.get("dataset"), "protocol": prot, "backend": backend_options(cfg.backend),
+                    "threshold": c.get("threshold"), "failure_policy": c.get("failure_policy"), "seed": c.get("seed")})
 
 
 def score_stage(cfg, protocol, plan, embedded, out_dir: Path) -> dict:
@@ -256,3 +263,11 @@ def load_partials(cfg) -> list[dict]:
         with np.load(p, allow_pickle=False) as z:
             with_arrays.append({k: z[k] for k in z.files})
     return with_arrays
+
+
+def merge_stage(cfg, protocol, plan, embedded):
+    """``stage=merge``: the protocol's output from the ``shard.count`` partials, exactly the
+    one-process ``protocol.score`` output (the run folder and metrics.json follow as usual)."""
+    if not hasattr(protocol, "merge_shards"):
+        raise ValueError(f"protocol {protocol.name!r} cannot be scored in shards (exhaustive and search can)")
+    return protocol.merge_shards(cfg, plan, embedded, load_partials(cfg))
