@@ -35,6 +35,7 @@ def run(cfg, out_dir: str | Path) -> dict:
     config_mod.validate(cfg)
     bcls = backend_class(cfg.backend)
     protocol = build_protocol(cfg.protocol, backend_class=bcls)
+    shard.check_stage(cfg, protocol)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}

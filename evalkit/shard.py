@@ -148,6 +148,13 @@ def describe_status(st: dict) -> str:
     return "; ".join(parts)
 
 
+def check_stage(cfg, protocol) -> None:
+    """Before any work: a protocol that cannot be scored in shards refuses stage=score/merge."""
+    if cfg.get("stage", "run") in ("score", "merge") and not hasattr(protocol, "score_shard"):
+        raise ValueError(f"stage={cfg.stage}: protocol {protocol.name!r} cannot be scored in shards (exhaustive "
+                         "and search can); use stage=embed to fill the cache, then one stage=run")
+
+
 def embed_stage(cfg, samples, plan, out_dir: Path, extract_kwargs: dict) -> dict:
     """``stage=embed``: embed shard ``shard.index`` of ``shard.count`` of the plan's images into
     the cache. Shards are contiguous runs of the planned rows of (nearly) equal image counts, a

@@ -237,8 +237,12 @@ def _search_blocks(prep: dict, b0: int, b1: int, device: str = "cpu") -> dict:
     multi = len(col) != n_col
     run_starts = np.flatnonzero(np.r_[True, col_sorted[1:] != col_sorted[:-1]])
     seg = np.r_[0, sizes[:-1]]          # column segments [sizes[j-1], sizes[j])
-    Pz = np.where(p_ok[lo:hi, None], P[lo:hi], 0)   # NaN rows would poison the GEMM; failed rows are set to inf below
-    Gz = np.where(g_ok[:, None], G, 0)[order]
+    # NaN rows would poison the GEMM (failed rows are set to inf below); copies only where needed:
+    # a 300,000 x 512 gallery is 600 MB
+    Pz = P[lo:hi] if p_ok[lo:hi].all() else np.where(p_ok[lo:hi, None], P[lo:hi], 0)
+    Gz = G if g_ok.all() else np.where(g_ok[:, None], G, 0)
+    if (order != np.arange(len(order))).any():
+        Gz = Gz[order]
     bd = block_distance(Pz, Gz, distance, dtype=prep["dtype"], device=device)
 
     n_p, n_s = hi - lo, len(sizes)
