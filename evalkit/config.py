@@ -211,9 +211,12 @@ class ShardConfig:
 
 @dataclass
 class Config:
-    dataset: DatasetConfig = MISSING
-    backend: BackendConfig = MISSING
-    protocol: ProtocolConfig = MISSING
+    # Typed by the group option's own schema (its yaml's ``base_<name>`` default); ``Any`` here so
+    # that a third-party plug-in's yaml (``target: package.module:Class``, its own keys) composes
+    # too: evalkit.config.validate then checks it against the class's ``config_schema``.
+    dataset: Any = MISSING
+    backend: Any = MISSING
+    protocol: Any = MISSING
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     experiment: str = "${dataset.name}-${protocol.name}-${backend.name}"
     seed: int = 0
@@ -291,17 +294,52 @@ def _registered(registry, node: Any, key: str, what: str) -> None:
         except RegistryError as exc:
             raise ConfigError(f"{what}.target: {exc}") from None
         return
+    if node.get(key) is None:
+        raise ConfigError(f"{what}.{key} is missing: name a registered {registry.kind} "
+                          f"({', '.join(registry.names())}) or give {what}.target=package.module:Class")
     one_of(node[key], registry.names(), f"{what}.{key}")
+
+
+def complete_plugin_nodes(cfg: Any) -> None:
+    """A dataset, protocol or backend node composed from a yaml without a ``base_<name>`` schema
+    default (a third-party plug-in's yaml naming its class with ``target:``) is checked against,
+    and completed with the defaults of, that class's ``config_schema``; a wrong key or type
+    raises ConfigError naming it. Nodes already typed by their yaml's schema are left alone."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .registry import BACKENDS, DATASETS, PROTOCOLS, RegistryError, load_target
+
+    for group, registry, key in (("dataset", DATASETS, "kind"), ("protocol", PROTOCOLS, "kind"),
+                                 ("backend", BACKENDS, "family")):
+        node = cfg.get(group)
+        if node is None or OmegaConf.get_type(node) is not dict:
+            continue
+        target = node.get("target")
+        try:
+            schema = (getattr(load_target(target), "config_schema", None) if target
+                      else registry.schema(node.get(key)) if node.get(key) in registry else None)
+        except RegistryError as exc:
+            raise ConfigError(f"{group}.target: {exc}") from None
+        if schema is None:
+            continue
+        try:
+            cfg[group] = OmegaConf.merge(OmegaConf.structured(schema), node)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{group} does not match the schema {schema.__module__}.{schema.__qualname__} of "
+                              f"{target or node.get(key)}: {exc}") from None
 
 
 def validate(cfg: Any, backend_class: type | None = None) -> None:
     """Checks the schema cannot express (allowed values), with clear messages. Dataset, protocol
     and backend names are looked up in evalkit.registry (built-in and entry points); the
     protocol's and the backend's own checks are theirs (``Protocol.validate``,
-    ``Backend.validate_config``). ``backend_class``: the run's backend class when it is not the
-    registered ``backend.family`` (a user's Backend instance, see evalkit.api)."""
+    ``Backend.validate_config``). A plug-in node without a schema of its own is first completed
+    from its class's ``config_schema`` (:func:`complete_plugin_nodes`, which changes ``cfg``).
+    ``backend_class``: the run's backend class when it is not the registered ``backend.family``
+    (a user's Backend instance, see evalkit.api)."""
     from .registry import BACKENDS, DATASETS, PROTOCOLS
 
+    complete_plugin_nodes(cfg)
     one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
            "threshold.policy")
     if cfg.protocol.get("device") is not None:   # GPU block products (evalkit.accel)
