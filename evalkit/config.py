@@ -236,6 +236,13 @@ class BootstrapConfig:
     seed: int = "${seed}"  # type: ignore[assignment]
 
 
+@dataclass
+class ScoringConfig:
+    """Pair scoring (evalkit.scoring.pair_distances): its temporaries stay within this many MiB,
+    whatever the embedding width (a 16,384-d LBPH histogram is 128 times a 128-d vector)."""
+    memory_budget_mb: float = 256.0
+
+
 # -- the whole run ----------------------------------------------------------------------------
 @dataclass
 class Config:
@@ -254,6 +261,7 @@ class Config:
     progress: bool = True
     min_count: MinCountConfig = field(default_factory=MinCountConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     intersections: list[list[str]] = field(default_factory=lambda: [["sex", "race"]])
     reference: dict[str, str] = field(default_factory=dict)   # attribute -> reference group for ratios
 

@@ -57,15 +57,20 @@ def run(cfg, out_dir: str | Path) -> dict:
 
     # scores: one row per comparison
     t = time.perf_counter()
-    dim = emb.vectors.shape[1]
-    full = np.full((len(samples), max(dim, 1)), np.nan, dtype=np.float32)
-    if dim:
-        full[used] = emb.vectors
+    # pairs index the embedded rows directly (no samples-sized copy of the matrix: 867 MB for
+    # LBPH's 16,384-d histograms over all of LFW); pair_distances works within a byte budget
+    vec = emb.vectors if emb.vectors.shape[1] else np.full((len(used), 1), np.nan, np.float32)
+    pos = np.full(len(samples), -1, dtype=np.int64)
+    pos[used] = np.arange(len(used))
     ok = np.zeros(len(samples), dtype=bool)
     ok[used] = emb.ok
-    dist = pair_distances(full, pairs.a, pairs.b, cfg.backend.distance)
-    table = ScoreTable.build(samples, pairs, dist, ok)
-    table, calibration = _calibration(cfg, samples, table, cal_pairs, full, ok)
+
+    def score(p):
+        return pair_distances(vec, pos[p.a], pos[p.b], cfg.backend.distance,
+                              memory_budget_bytes=int(cfg.scoring.memory_budget_mb * 2 ** 20))
+
+    table = ScoreTable.build(samples, pairs, score(pairs), ok)
+    table, calibration = _calibration(cfg, samples, table, cal_pairs, score, ok)
     timings["score"] = time.perf_counter() - t
 
     # metrics: pure functions on the score table
@@ -297,12 +302,12 @@ def _threshold_value(cfg):
     return cfg.threshold.value
 
 
-def _calibration(cfg, samples, table: ScoreTable, cal_pairs, full, ok):
+def _calibration(cfg, samples, table: ScoreTable, cal_pairs, score, ok):
     """(evaluation table, calibration split) for threshold.policy=calibrated; else (table, None)."""
     if cfg.threshold.policy != "calibrated":
         return table, None
     if cal_pairs is not None:   # LFW View 1 DevTrain -> the run's protocol
-        cal = ScoreTable.build(samples, cal_pairs, pair_distances(full, cal_pairs.a, cal_pairs.b, cfg.backend.distance), ok)
+        cal = ScoreTable.build(samples, cal_pairs, score(cal_pairs), ok)
         source = "LFW View 1 DevTrain (pairsDevTrain.txt)"
         extra = {"shared_subjects_with_run": int(len(np.intersect1d(
             np.concatenate([cal.subject_a, cal.subject_b]), np.concatenate([table.subject_a, table.subject_b]))))}
