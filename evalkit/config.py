@@ -119,6 +119,9 @@ class BackendConfig:
     workers: int = 2                         # worker processes for embedding
     chunk_size: int = 16                     # images per task sent to a worker
     distance: str = "euclidean"              # euclidean | euclidean_l2 | cosine
+    # caps on one image: a bigger file or picture is a recorded too_large failure (null: no cap)
+    max_image_bytes: Optional[int] = 52428800     # 50 MiB on disk
+    max_image_pixels: Optional[int] = 25000000    # 25 megapixels decoded (5,000 x 5,000), read from the header
 
 
 @dataclass

@@ -15,5 +15,10 @@ BACKENDS.register("lbph", "evalkit.backends.lbph:LBPHBackend")
 
 def build_backend(family: str, options: dict):
     """Instantiate a backend of the given family with its options (no model loaded yet)."""
-    cls = BACKENDS.get(family)
-    return cls(**options)
+    from .base import ImageLimits
+
+    options = dict(options)
+    limits = ImageLimits.from_options(options)   # backend.max_image_bytes / max_image_pixels: every family
+    backend = BACKENDS.get(family)(**options)
+    backend.image_limits = limits
+    return backend
