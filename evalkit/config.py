@@ -56,6 +56,8 @@ class CSVDatasetConfig(DatasetConfig):
     kind: str = "csv"
     path: str = MISSING                      # CSV with columns path, subject, <attributes...>
     numeric_bands: dict[str, list[float]] = field(default_factory=dict)   # e.g. {age: [18, 30, 45, 60]}
+    encoding: str = "utf-8"                  # the CSV's text encoding (latin-1, cp1252, utf-16, ...)
+    allow_outside_root: Optional[str] = None   # a reason to allow image paths outside the CSV's folder
 
 
 # -- protocols --------------------------------------------------------------------------------

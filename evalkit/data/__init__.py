@@ -20,7 +20,9 @@ def load_dataset(cfg) -> Samples:
         from .csv_table import load_csv_dataset
 
         samples = load_csv_dataset(cfg.path, name=cfg.name, attributes=list(cfg.attributes) or None,
-                                   numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()})
+                                   numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()},
+                                   encoding=cfg.get("encoding") or "utf-8",
+                                   allow_outside_root=cfg.get("allow_outside_root"))
     else:
         raise DatasetError(f"unknown dataset kind {cfg.kind!r}")
     wanted = list(cfg.attributes)
@@ -30,7 +32,7 @@ def load_dataset(cfg) -> Samples:
     if wanted:
         samples = Samples(samples.name, samples.ids, samples.paths, samples.subjects,
                           {a: samples.attributes[a] for a in wanted},
-                          {a: samples.label_sources.get(a, "") for a in wanted})
+                          {a: samples.label_sources.get(a, "") for a in wanted}, banded=samples.banded)
     return samples
 
 
