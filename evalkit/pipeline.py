@@ -78,7 +78,8 @@ def run(cfg, out_dir: str | Path) -> dict:
     used_samples = samples.subset(used)
     header = _header(cfg, samples, used_samples, fingerprint, {
         "name": pairs.name, "n_comparisons": len(table), "n_genuine": int(table.mated.sum()),
-        "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0])))})
+        "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0]))),
+        **({"notes": list(pairs.notes)} if pairs.notes else {})})
     metrics = summary.summarise(
         table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
         threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,

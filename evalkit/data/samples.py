@@ -213,6 +213,7 @@ class Pairs:
     mated: np.ndarray
     fold: np.ndarray
     name: str
+    notes: tuple = ()      # what the protocol changed from what was asked (said in the run and metrics)
 
     def __post_init__(self) -> None:
         a = np.asarray(self.a, dtype=np.int64)
@@ -251,4 +252,4 @@ class Pairs:
 
     def subset(self, index) -> "Pairs":
         index = np.asarray(index)
-        return Pairs(self.a[index], self.b[index], self.mated[index], self.fold[index], self.name)
+        return Pairs(self.a[index], self.b[index], self.mated[index], self.fold[index], self.name, self.notes)
