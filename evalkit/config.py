@@ -248,6 +248,14 @@ class ScoringConfig:
     memory_budget_mb: float = 256.0
 
 
+@dataclass
+class ReportConfig:
+    """Figures: SVG is always written (the HTML report inlines it); ``formats`` adds png and/or
+    pdf (each costs one more render of every figure: a warm LFW View 2 rerun spent most of its
+    time drawing PNG, SVG and PDF of each)."""
+    formats: list[str] = field(default_factory=list)   # e.g. [png, pdf]
+
+
 # -- the whole run ----------------------------------------------------------------------------
 @dataclass
 class Config:
@@ -267,7 +275,10 @@ class Config:
     min_count: MinCountConfig = field(default_factory=MinCountConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    intersections: list[list[str]] = field(default_factory=lambda: [["sex", "race"]])
+    report: ReportConfig = field(default_factory=ReportConfig)
+    # attributes to cross; null (default): every pair of the dataset's categorical attributes
+    # (LFW: sex x race; a CSV with sex and ethnicity: sex x ethnicity), see evalkit.preflight
+    intersections: Optional[list[list[str]]] = None
     reference: dict[str, str] = field(default_factory=dict)   # attribute -> reference group for ratios
 
 

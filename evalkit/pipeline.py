@@ -13,6 +13,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from . import config as config_mod
+from . import preflight, runfolder
 from .data import build_pairs, dataset_files, load_dataset
 from .embeddings import extract
 from .metrics import summary
@@ -24,9 +25,11 @@ log = logging.getLogger("evalkit")
 logging.getLogger("fontTools").setLevel(logging.WARNING)   # PDF font subsetting chatter
 
 
+@runfolder.marks_failures   # a run that raises leaves FAILED.json with its error (evalkit.runfolder)
 def run(cfg, out_dir: str | Path) -> dict:
     """Execute one run described by a resolved config into ``out_dir``; returns metrics."""
     config_mod.validate(cfg)
+    preflight.check_config(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -45,6 +48,7 @@ def run(cfg, out_dir: str | Path) -> dict:
 
         cal_pairs = lfw_protocol(samples, cfg.dataset.root, "view1_train")
     used = np.unique(np.concatenate([pairs.used_samples()] + ([cal_pairs.used_samples()] if cal_pairs else [])))
+    preflight.check_data(cfg, samples, pairs)   # every data-shape check before the first image is embedded
     timings["load"] = time.perf_counter() - t
     log.info("%s: %d samples, protocol %s: %d pairs over %d images", samples.name, len(samples),
              pairs.name, len(pairs), len(used))
@@ -85,7 +89,7 @@ def run(cfg, out_dir: str | Path) -> dict:
         threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header,
         image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=calibration,
-        reference=dict(cfg.reference), **_statistics_options(cfg))
+        reference=dict(cfg.reference), **_statistics_options(cfg, samples))
     timings["metrics"] = time.perf_counter() - t
 
     # run folder
@@ -97,10 +101,10 @@ def run(cfg, out_dir: str | Path) -> dict:
     return metrics
 
 
-def _statistics_options(cfg) -> dict:
+def _statistics_options(cfg, samples) -> dict:
     """The keyword arguments every summary with groups and intervals takes from the config."""
     return {"min_count": (cfg.min_count.subjects, cfg.min_count.comparisons),
-            "intersections": [list(c) for c in cfg.intersections],
+            "intersections": preflight.intersections(cfg, samples),
             "bootstrap": ({"replicates": cfg.bootstrap.replicates, "seed": cfg.bootstrap.seed}
                           if cfg.bootstrap.replicates else None)}
 
@@ -132,7 +136,7 @@ def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint
     record.write_json(out / "metrics.json", metrics)
     _write_failures(out / "failures.csv", used_samples, emb)
     if cfg.det_plot:
-        _metric_plots(out, metrics)
+        _metric_plots(out, metrics, figure_formats(cfg))
     (out / "summary.md").write_text(markdown.render_summary(metrics))
     timings["report"] = time.perf_counter() - t
     rec = record.build_record(
@@ -156,6 +160,7 @@ def _run_exhaustive(cfg, samples, out: Path, timings: dict, t: float) -> dict:
     p = cfg.protocol
     kept = cap_images_per_subject(samples, p.max_images_per_subject, np.random.default_rng(int(p.seed)))
     used_samples = samples.subset(kept)
+    preflight.check_data(cfg, used_samples)
     timings["load"] = time.perf_counter() - t
     t = time.perf_counter()
     emb, stats, fingerprint = _embed(cfg, list(used_samples.paths))
@@ -199,6 +204,7 @@ def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
     used = split.used_samples()
     used_samples = samples.subset(used)
     audit = _audit_thresholds(cfg)   # before any embedding: a bad audit setting fails early
+    preflight.check_data(cfg, samples)
     timings["load"] = time.perf_counter() - t
     log.info("%s: search split: %d enrolled subjects (%d gallery images), %d mated + %d non-mated probes",
              samples.name, len(split.enrolled), len(split.gallery), split.n_mated_probes, split.n_nonmated_probes)
@@ -231,7 +237,7 @@ def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
         threshold_policy=cfg.threshold.policy, target_fpir=cfg.threshold.target_fpir,
         threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header, image_notes=emb.details,
-        audit=audit, **_statistics_options(cfg))
+        audit=audit, **_statistics_options(cfg, samples))
     timings["metrics"] = time.perf_counter() - t
     t = time.perf_counter()
     _write_search_table(out / "search.csv", samples, split, res)
@@ -304,11 +310,14 @@ def _threshold_value(cfg):
 
 
 def _calibration(cfg, samples, table: ScoreTable, cal_pairs, score, ok):
-    """(evaluation table, calibration split) for threshold.policy=calibrated; else (table, None)."""
+    """(evaluation table, calibration split) for threshold.policy=calibrated; else (table, None).
+    ``score``: pairs -> distances (or the embedding matrix the pairs index)."""
     if cfg.threshold.policy != "calibrated":
         return table, None
     if cal_pairs is not None:   # LFW View 1 DevTrain -> the run's protocol
-        cal = ScoreTable.build(samples, cal_pairs, score(cal_pairs), ok)
+        scores = score(cal_pairs) if callable(score) else pair_distances(score, cal_pairs.a, cal_pairs.b,
+                                                                          cfg.backend.distance)
+        cal = ScoreTable.build(samples, cal_pairs, scores, ok)
         source = "LFW View 1 DevTrain (pairsDevTrain.txt)"
         extra = {"shared_subjects_with_run": int(len(np.intersect1d(
             np.concatenate([cal.subject_a, cal.subject_b]), np.concatenate([table.subject_a, table.subject_b]))))}
@@ -341,17 +350,24 @@ def _write_failures(path: Path, samples, emb) -> None:
                             *[samples.attributes[a][i] for a in samples.attribute_names]])
 
 
-def _metric_plots(out: Path, metrics: dict) -> None:
+def figure_formats(cfg) -> tuple[str, ...]:
+    """The formats figures are written in: SVG always (the HTML report inlines it), plus
+    ``report.formats`` (png, pdf: on request, as each costs a render of every figure)."""
+    rep = cfg.get("report")
+    return tuple(dict.fromkeys(["svg", *((rep.formats if rep is not None else None) or [])]))
+
+
+def _metric_plots(out: Path, metrics: dict, formats=plots.FORMATS) -> None:
     """Publication figures drawn from metrics alone: cross-group FMR heatmaps, failure to enrol;
     for a search run, per attribute: CMC, FPIR/FNIR against gallery size, false candidates, audit."""
     for attr, cross in (metrics.get("cross_fmr") or {}).items():
         plots.save_figure(plots.cross_fmr_heatmap(cross, f"{metrics['experiment']}: impostor FMR by {attr}"),
-                          out / f"cross_fmr_{attr}")
+                          out / f"cross_fmr_{attr}", formats)
     if "search" in metrics:
         for stem, _, make in plots.search_figures(metrics):
-            plots.save_figure(make(), out / stem)
+            plots.save_figure(make(), out / stem, formats)
     plots.save_figure(plots.failure_to_enrol_plot(metrics["failures"]["by_group"],
-                                                  f"{metrics['experiment']}: failure to enrol"), out / "fte")
+                                                  f"{metrics['experiment']}: failure to enrol"), out / "fte", formats)
 
 
 def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
@@ -373,7 +389,8 @@ def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
             finite[str(g)] = (gen[np.isfinite(gen)], imp[np.isfinite(imp)])
             failed[str(g)] = int((m & table.failed).sum())
         plots.det_plot(curves, out / f"det_{attr}", f"{metrics['experiment']}: DET by {attr}",
-                       threshold=thr, min_count=2, formats=plots.FORMATS)
+                       threshold=thr, min_count=2, formats=figure_formats(cfg))
         plots.save_figure(plots.score_distribution_plot(
             finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=thr,
-            xlabel=f"{cfg.backend.distance} distance (lower = more alike; linear scale)", failed=failed), out / f"scores_{attr}")
+            xlabel=f"{cfg.backend.distance} distance (lower = more alike; linear scale)", failed=failed), out / f"scores_{attr}",
+            figure_formats(cfg))
