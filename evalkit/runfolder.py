@@ -192,7 +192,8 @@ def compare_out_dir(paths, run_dirs) -> Path:
 
 #: Config keys that say where things are, not what was measured: left out of the override hint.
 _WHERE_KEYS = ("data_dir", "cache_dir", "results_dir", "experiment", "progress", "dataset.root", "dataset.path",
-               "backend.workers", "backend.chunk_size", "det_plot", "report", "scoring")
+               "backend.workers", "backend.chunk_size", "det_plot", "report", "scoring",
+               "intersections")   # extra intersections add blocks, they change no rate
 
 
 def _flat(d, prefix=""):
