@@ -58,10 +58,10 @@ def check_config(cfg) -> None:
             raise ConfigError(f"report.formats: {f!r} is not a figure format; choose from png, svg, pdf"
                               + (f". Did you mean {hint[0]!r}?" if hint else ""))
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and cfg.threshold.deepface_default:
-        from .pipeline import _threshold_value
+        from .protocols.base import fixed_threshold
 
         try:
-            _threshold_value(cfg)
+            fixed_threshold(cfg)
         except ConfigError:
             raise
         except (ValueError, KeyError) as exc:

@@ -36,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples, confine_paths
 
 __all__ = ["REQUIRED_COLUMNS", "NA_VALUES", "load_csv_dataset", "band_labels", "band_label",
@@ -318,3 +319,19 @@ def _numeric_columns(csv_path: Path, values: dict[str, list[str]],
                 f"be its own group. Band it, e.g. at its quartiles: +dataset.numeric_bands.{c}=[{edges}] ; or leave it "
                 f"out: dataset.attributes=[{','.join(a for a in values if a != c)}]")
     return banded
+
+
+class CSVDataset(Dataset):
+    """``kind: csv`` (conf/dataset/csv.yaml, schema evalkit.config.CSVDatasetConfig): your own
+    CSV with columns path, subject and any attribute columns."""
+
+    name = "csv"
+
+    def load(self, cfg) -> Samples:
+        return load_csv_dataset(cfg.path, name=cfg.name, attributes=list(cfg.attributes) or None,
+                                numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()},
+                                encoding=cfg.get("encoding") or "utf-8",
+                                allow_outside_root=cfg.get("allow_outside_root"))
+
+    def files(self, cfg) -> list[Path]:
+        return [Path(cfg.path)]
