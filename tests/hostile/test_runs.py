@@ -188,7 +188,9 @@ def test_finished_embeddings_survive_a_later_failure(lfw_root, tmp_path, monkeyp
 
     def boom(*a, **k):
         raise MemoryError("scoring failed")
-    monkeypatch.setattr(pipeline, "pair_distances", boom)
+    import evalkit.protocols.pairs as pairs_protocol
+
+    monkeypatch.setattr(pairs_protocol, "pair_distances", boom)
     with pytest.raises(MemoryError):
         pipeline.run(cfg, tmp_path / "run1")
     assert json.loads((tmp_path / "run1" / "FAILED.json").read_text())["type"] == "MemoryError"
