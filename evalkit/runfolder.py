@@ -122,8 +122,9 @@ def _subjects(entry: dict) -> str:
 def console_summary(metrics: dict, out_dir, seconds: float | None = None, max_groups: int = 8) -> str:
     """A few lines for the console when a run ends: the threshold, the headline rates overall and
     per group (with the counts behind them), failures to enrol, notes, and where the run folder is."""
-    search = "search" in metrics
-    root = metrics["search"] if search else metrics
+    search = "search" in metrics or metrics.get("kind") == "search"
+    v3 = metrics.get("rates") is not None or str(metrics.get("schema", "")).endswith("/3")
+    root = metrics["search"] if search and not v3 else metrics   # schema 3: one layout for both kinds
     names = (("fpir", None, None), ("fnir", None, None)) if search else (
         ("fmr", "n_impostor", "false_matches"), ("fnmr", "n_genuine", "false_nonmatches"))
     took = f" in {seconds:.1f} s" if seconds is not None else ""
@@ -141,7 +142,7 @@ def console_summary(metrics: dict, out_dir, seconds: float | None = None, max_gr
         width = max([len(str(g)) for g, _ in items[:max_groups]] + [6])
         for k, (g, e) in enumerate(items[:max_groups]):
             label = f"  {attr}:" if k == 0 else ""
-            small = " (small)" if e.get("small") else ""
+            small = " (small)" if e.get("small") or any(isinstance(v, dict) and v.get("small") for v in e.values()) else ""
             lines.append(f"{label:<13}{g:<{width}}  " + "   ".join(_rate(e, *n) for n in names)
                          + (f"   {_subjects(e)}" if _subjects(e) else "") + small)
         if len(items) > max_groups:
@@ -149,7 +150,9 @@ def console_summary(metrics: dict, out_dir, seconds: float | None = None, max_gr
     f = (metrics.get("failures") or {}).get("images") or {}
     if f:
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted((f.get("by_reason") or {}).items()))
-        lines.append(f"  failures:  {f.get('failed', 0):,} of {f.get('n', 0):,} images could not be embedded"
+        fte = f.get("fte") if isinstance(f.get("fte"), dict) else {}        # schema 3: a RateEstimate
+        failed, n = f.get("failed", fte.get("errors", 0)), f.get("n", fte.get("n", 0))
+        lines.append(f"  failures:  {failed:,} of {n:,} images could not be embedded"
                      + (f" ({reasons})" if reasons else "") + f"; policy {metrics.get('failure_policy', '?')}")
     for note in (metrics.get("protocol") or {}).get("notes") or []:
         lines.append(f"  note:      {note}")
