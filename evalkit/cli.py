@@ -12,7 +12,9 @@
                                             (evalkit embed -m hydra/launcher=submitit_slurm shard.index='range(0,64)' shard.count=64)
     evalkit cache [--verify] [--clean]      embedding cache: entries, size, fingerprints; verify every shard
     evalkit check RUN --baseline DIR        CI gate: rules in conf/check/default.yaml (search runs: search.yaml);
-                                            exit 0 pass, 1 regression
+                                            exit 0 pass, 1 regression, 2 usage error, 3 not comparable
+
+    evalkit run --help                      config groups, their options and common overrides
 """
 
 from __future__ import annotations
@@ -21,25 +23,101 @@ import argparse
 import sys
 
 
+def group_options(group: str) -> list[str]:
+    """The options of a config group the user may pick: the yaml files of ``conf/<group>/``
+    (the internal ``base_*`` schemas are not options)."""
+    from . import config as config_mod
+
+    d = config_mod.conf_dir() / group
+    return sorted(p.stem for p in d.glob("*.yaml") if not p.stem.startswith("base_")) if d.is_dir() else []
+
+
+def config_groups() -> list[str]:
+    from . import config as config_mod
+
+    return sorted(p.name for p in config_mod.conf_dir().iterdir()
+                  if p.is_dir() and p.name != "check" and group_options(p.name))   # check/: evalkit check's rules
+
+
+def check_group_overrides(overrides: list[str]) -> str | None:
+    """A message for the first ``group=option`` override naming an option that does not exist
+    (with a did-you-mean and the options), or None. Sweeps (``backend=dlib,facenet``) are checked
+    option by option; other Hydra sweep syntax is left to Hydra."""
+    import difflib
+    import re
+
+    groups = set(config_groups())
+    for o in overrides:
+        m = re.fullmatch(r"([+~]{0,2})([A-Za-z_][\w]*)=(.*)", o)
+        if not m or m.group(2) not in groups or m.group(1).startswith("~"):
+            continue
+        group, value = m.group(2), m.group(3)
+        if not re.fullmatch(r"[\w.\-]+(,[\w.\-]+)*", value):
+            continue
+        options = group_options(group)
+        for v in value.split(","):
+            if v not in options:
+                hint = difflib.get_close_matches(v, options, n=1)
+                return (f"evalkit run: {group}={v!r} is not a {group} config."
+                        + (f" Did you mean {group}={hint[0]}?" if hint else "")
+                        + f" The {group} options are: {', '.join(options)} (conf/{group}/*.yaml).")
+    return None
+
+
+def run_help() -> str:
+    """``evalkit run --help``: what to override, without Hydra's banner or the internal schemas."""
+    lines = ["usage: evalkit run [-m] [GROUP=OPTION ...] [KEY=VALUE ...]", "",
+             "One evaluation run (or a sweep with -m) into results/<experiment>/<time>/.", "",
+             "Config groups (GROUP=OPTION; conf/<group>/<option>.yaml):"]
+    for g in config_groups():
+        name = f"+{g}" if g in ("experiment",) else g
+        lines.append(f"  {name:<12} " + ", ".join(group_options(g)))
+    lines += ["", "Common overrides:",
+              "  dataset=csv dataset.path=mine.csv dataset.name=mine protocol=generated   your own CSV",
+              "  dataset.encoding=latin-1            the CSV's encoding (default utf-8)",
+              "  dataset.allow_outside_root='<why>'  let CSV image paths leave the CSV's folder",
+              "  threshold.target_fmr=1e-4           threshold=fixed threshold.value=0.6",
+              "  protocol.pairs_per_fold=30          a smaller LFW View 2 (the committed baseline's)",
+              "  backend.max_image_pixels=50000000   raise the per-image caps (too_large failures)",
+              "  report.formats=[png,pdf]            figures as PNG and PDF too (default: SVG only, which report.html inlines)",
+              "  failure_policy=exclude  seed=1  bootstrap.replicates=0  progress=false",
+              "", "Every key and its default: evalkit run --cfg job    Hydra's own options: evalkit run --hydra-help"]
+    return "\n".join(lines) + "\n"
+
+
 def _run(overrides: list[str]) -> int:
+    if any(o in ("-h", "--help") for o in overrides):
+        print(run_help(), end="")
+        return 0
+    bad = check_group_overrides(overrides)
+    if bad:
+        print(bad, file=sys.stderr)
+        return 2
+    import time
+
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
     from . import config as config_mod
     from .pipeline import run
+    from .runfolder import console_summary
 
     config_mod.register()
     status = {"code": 0}
 
     @hydra.main(version_base="1.3", config_path=str(config_mod.conf_dir()), config_name="config")
     def _main(cfg) -> None:
+        out = HydraConfig.get().runtime.output_dir
+        t = time.perf_counter()
         try:
-            run(cfg, HydraConfig.get().runtime.output_dir)
+            metrics = run(cfg, out)
         except (config_mod.ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
-            print(f"evalkit: error: {exc}", file=sys.stderr)
+            print(f"evalkit: error: {exc}\n  (run folder marked failed: {out}/FAILED.json)", file=sys.stderr)
             status["code"] = 2
             if HydraConfig.get().mode.name == "MULTIRUN":
                 raise
+            return
+        print(console_summary(metrics, out, time.perf_counter() - t), end="", flush=True)
 
     saved = sys.argv
     sys.argv = ["evalkit run", *overrides]
@@ -209,8 +287,9 @@ def _weights(args: list[str]) -> int:
         else:
             show("default options", cls.required_files({}))
         print()
-    print(f"{counts['present']} present, {counts['missing']} missing. evalkit never downloads weights: "
-          "put a missing file at its expected path (from its source), then rerun.")
+    print(f"{counts['present']} present, {counts['missing']} missing. A run never downloads weights: put a "
+          "missing file at its expected path (from its source), or download DeepFace's explicitly with "
+          "`evalkit weights fetch NAME...`, then rerun.")
     return 0
 
 
@@ -220,8 +299,10 @@ def _report(args: list[str]) -> int:
     p.add_argument("run_dir", help="a run folder (holding metrics.json)")
     ns = p.parse_args(args)
     from .report.html import write_report
+    from .runfolder import require_finished
 
     try:
+        require_finished(ns.run_dir)
         print(write_report(ns.run_dir))
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"evalkit report: error: {exc}", file=sys.stderr)

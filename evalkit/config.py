@@ -59,6 +59,8 @@ class CSVDatasetConfig(DatasetConfig):
     kind: str = "csv"
     path: str = MISSING                      # CSV with columns path, subject, <attributes...>
     numeric_bands: dict[str, list[float]] = field(default_factory=dict)   # e.g. {age: [18, 30, 45, 60]}
+    encoding: str = "utf-8"                  # the CSV's text encoding (latin-1, cp1252, utf-16, ...)
+    allow_outside_root: Optional[str] = None   # a reason to allow image paths outside the CSV's folder
 
 
 # -- protocols --------------------------------------------------------------------------------
@@ -80,6 +82,9 @@ class BackendConfig:
     workers: int = 2                         # worker processes for embedding
     chunk_size: int = 16                     # images per task sent to a worker
     distance: str = "euclidean"              # euclidean | euclidean_l2 | cosine
+    # caps on one image: a bigger file or picture is a recorded too_large failure (null: no cap)
+    max_image_bytes: Optional[int] = 52428800     # 50 MiB on disk
+    max_image_pixels: Optional[int] = 25000000    # 25 megapixels decoded (5,000 x 5,000), read from the header
     target: Optional[str] = None             # package.module:Class of a third-party backend
 
 
@@ -200,6 +205,21 @@ class BootstrapConfig:
     seed: int = "${seed}"  # type: ignore[assignment]
 
 
+@dataclass
+class ScoringConfig:
+    """Pair scoring (evalkit.scoring.pair_distances): its temporaries stay within this many MiB,
+    whatever the embedding width (a 16,384-d LBPH histogram is 128 times a 128-d vector)."""
+    memory_budget_mb: float = 256.0
+
+
+@dataclass
+class ReportConfig:
+    """Figures: SVG is always written (the HTML report inlines it); ``formats`` adds png and/or
+    pdf (each costs one more render of every figure: a warm LFW View 2 rerun spent most of its
+    time drawing PNG, SVG and PDF of each)."""
+    formats: list[str] = field(default_factory=list)   # e.g. [png, pdf]
+
+
 # -- the whole run ----------------------------------------------------------------------------
 @dataclass
 class ShardConfig:
@@ -229,7 +249,11 @@ class Config:
     progress: bool = True
     min_count: MinCountConfig = field(default_factory=MinCountConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
-    intersections: list[list[str]] = field(default_factory=lambda: [["sex", "race"]])
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    # attributes to cross; null (default): every pair of the dataset's categorical attributes
+    # (LFW: sex x race; a CSV with sex and ethnicity: sex x ethnicity), see evalkit.preflight
+    intersections: Optional[list[list[str]]] = None
     reference: dict[str, str] = field(default_factory=dict)   # attribute -> reference group for ratios
     stage: str = "run"                       # run | embed | score | merge (evalkit/shard.py)
     shard: ShardConfig = field(default_factory=ShardConfig)

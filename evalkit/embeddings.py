@@ -36,8 +36,8 @@ from typing import Sequence
 import numpy as np
 
 from .backends import build_backend
-from .backends.base import ERROR, MISSING_FILE, EmbeddingResult, fingerprint_key, stack_vectors
-from .hashing import file_sha256
+from .backends.base import MISSING_FILE, UNCACHED_REASONS, EmbeddingResult, fingerprint_key, render_detail, stack_vectors
+from .hashing import NotARegularFile, file_sha256
 
 _WORKER_BACKEND = None
 
@@ -57,7 +57,7 @@ def image_key(path: str) -> str | None:
     """SHA-256 of the image bytes, or None when the file is missing."""
     try:
         return file_sha256(path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, NotARegularFile):
         return None
 
 
@@ -164,7 +164,7 @@ class EmbeddingCache:
 
     def write(self, keys: list[str], vectors: np.ndarray, failures: list, details: list) -> None:
         """Persist one shard atomically and remember its entries."""
-        keep = [i for i, f in enumerate(failures) if f not in (ERROR, MISSING_FILE)]   # retried next run
+        keep = [i for i, f in enumerate(failures) if f not in UNCACHED_REASONS]   # retried next run
         if not keep:
             return
         keys = [keys[i] for i in keep]
@@ -397,7 +397,7 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
             continue
         hit = cache.get(k)
         if hit is not None:
-            vectors[i], failures[i], details[i] = hit
+            vectors[i], failures[i], details[i] = hit[0], hit[1], render_detail(hit[2])
             stats.from_cache += 1
         else:
             todo_by_key.setdefault(k, []).append(i)

@@ -9,10 +9,22 @@ from pathlib import Path
 _CACHE: dict[tuple[str, int, int], str] = {}
 
 
+class NotARegularFile(OSError):
+    """The path is a device, pipe, socket or folder: it is never read (``/dev/zero`` never ends)."""
+
+
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    """Hex digest of a file's bytes by ``hashlib`` algorithm ``algorithm``, read in chunks."""
+    """Hex digest of a file's bytes by ``hashlib`` algorithm ``algorithm``, read in chunks.
+
+    Only a regular file is read: the file is opened non-blocking (a FIFO cannot stall the open)
+    and checked with ``fstat`` first; anything else raises :class:`NotARegularFile`."""
+    import stat
+
     h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(f"{path}: not a regular file (a device, pipe, socket or folder)")
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()

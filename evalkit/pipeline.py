@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from . import config as config_mod
+from . import preflight, runfolder
 from .data import dataset_files, load_dataset
 from . import shard
 from .protocols import build_protocol
@@ -24,6 +25,7 @@ log = logging.getLogger("evalkit")
 logging.getLogger("fontTools").setLevel(logging.WARNING)   # PDF font subsetting chatter
 
 
+@runfolder.marks_failures   # a run that raises leaves FAILED.json with its error (evalkit.runfolder)
 def run(cfg, out_dir: str | Path) -> dict:
     """Execute one run described by a resolved config into ``out_dir``; returns metrics.
 
@@ -33,6 +35,7 @@ def run(cfg, out_dir: str | Path) -> dict:
     from .backends import backend_class
 
     config_mod.validate(cfg)
+    preflight.check_config(cfg)
     bcls = backend_class(cfg.backend)
     protocol = build_protocol(cfg.protocol, backend_class=bcls)
     shard.check_stage(cfg, protocol)
@@ -45,6 +48,7 @@ def run(cfg, out_dir: str | Path) -> dict:
     samples = load_dataset(cfg.dataset)
     protocol.check(cfg, samples)
     plan = protocol.plan(cfg, samples)
+    preflight.check_data(cfg, plan.used_samples, getattr(plan, "pairs", None))   # data shape, before embedding
     timings["load"] = time.perf_counter() - t
     stage = cfg.get("stage", "run")    # a cluster job's piece of the run (evalkit/shard.py)
     if stage == "embed":
@@ -101,7 +105,7 @@ def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint
     record.write_json(out / "metrics.json", metrics)
     _write_failures(out / "failures.csv", used_samples, emb)
     if cfg.det_plot:
-        _metric_plots(out, metrics)
+        _metric_plots(out, metrics, figure_formats(cfg))
     (out / "summary.md").write_text(markdown.render_summary(metrics))
     timings["report"] = time.perf_counter() - t
     rec = record.build_record(
@@ -128,14 +132,21 @@ def _write_failures(path: Path, samples, emb) -> None:
                             *[samples.attributes[a][i] for a in samples.attribute_names]])
 
 
-def _metric_plots(out: Path, metrics: dict) -> None:
+def figure_formats(cfg) -> tuple[str, ...]:
+    """The formats figures are written in: SVG always (the HTML report inlines it), plus
+    ``report.formats`` (png, pdf: on request, as each costs a render of every figure)."""
+    rep = cfg.get("report")
+    return tuple(dict.fromkeys(["svg", *((rep.formats if rep is not None else None) or [])]))
+
+
+def _metric_plots(out: Path, metrics: dict, formats=plots.FORMATS) -> None:
     """Publication figures drawn from metrics alone: cross-group FMR heatmaps, failure to enrol;
     for a search run, per attribute: CMC, FPIR/FNIR against gallery size, false candidates, audit."""
     for attr, cross in (metrics.get("cross_fmr") or {}).items():
         plots.save_figure(plots.cross_fmr_heatmap(cross, f"{metrics['experiment']}: impostor FMR by {attr}"),
-                          out / f"cross_fmr_{attr}")
+                          out / f"cross_fmr_{attr}", formats)
     if "search" in metrics:
         for stem, _, make in plots.search_figures(metrics):
-            plots.save_figure(make(), out / stem)
+            plots.save_figure(make(), out / stem, formats)
     plots.save_figure(plots.failure_to_enrol_plot(metrics["failures"]["by_group"],
-                                                  f"{metrics['experiment']}: failure to enrol"), out / "fte")
+                                                  f"{metrics['experiment']}: failure to enrol"), out / "fte", formats)

@@ -39,40 +39,72 @@ def _check_failure_policy(policy: str) -> None:
 
 
 def _chi2_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Row-wise chi-square distance between equally shaped ``x`` and ``y`` (2-D)."""
-    num = (x - y) ** 2
-    den = x + y
-    with np.errstate(invalid="ignore", divide="ignore"):
-        terms = np.where(den != 0, num / np.where(den != 0, den, 1), 0.0)
-    # a NaN input (failed image) must stay NaN, not vanish with the zero-denominator rule
-    terms[np.isnan(den)] = np.nan
-    return terms.sum(axis=1)
+    """Row-wise chi-square distance between equally shaped ``x`` and ``y`` (2-D), in float64
+    whatever their dtype. A NaN input (failed image) stays NaN: ``NaN != 0`` keeps its term out of
+    the zero-denominator rule."""
+    den = np.add(x, y, dtype=np.float64)
+    num = np.subtract(x, y, dtype=np.float64)
+    np.square(num, out=num)
+    nonzero = den != 0
+    np.divide(num, den, out=num, where=nonzero)
+    num[~nonzero] = 0.0
+    return num.sum(axis=1)
+
+
+#: Matrix-sized float64 temporaries per pair in ``pair_distances`` (the two gathered rows, the
+#: difference or numerator and denominator, numpy's own temporary in ``norm``): the budget divides
+#: by this, a bound for every distance.
+_TEMPORARIES = 4
+DEFAULT_MEMORY_BUDGET_BYTES = 256 << 20
+
+
+def pair_chunk_rows(dim: int, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> int:
+    """Pairs per chunk of ``pair_distances`` so its temporaries stay within ``memory_budget_bytes``:
+    ``budget // (dim * 8 bytes * 4 temporaries)``, at least 1. At 128-d and 256 MiB that is 65,536
+    pairs (the fixed chunk of earlier versions); at 16,384-d (LBPH) 512."""
+    return max(1, int(memory_budget_bytes) // (max(1, int(dim)) * 8 * _TEMPORARIES))
 
 
 def pair_distances(emb: np.ndarray, a: np.ndarray, b: np.ndarray, distance: str,
-                   chunk: int = 65536) -> np.ndarray:
+                   chunk: int | None = None,
+                   memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> np.ndarray:
     """Distance between rows ``emb[a[i]]`` and ``emb[b[i]]`` for every i (NaN if either is NaN).
 
     euclidean: ||x - y||_2; euclidean_l2: the same on L2-normalised vectors;
     cosine: 1 - <x, y> / (||x|| ||y||)  (DeepFace's definitions, deepface/modules/verification.py);
     chi2: sum_k (x_k - y_k)^2 / (x_k + y_k), zero-denominator terms 0 (Ahonen et al. 2006).
-    Computed in float64.
+
+    Computed in float64 on the rows each chunk gathers (the matrix itself stays in its own dtype,
+    float32 for every backend: no float64 copy of it), so every value is the one a float64 copy of
+    the whole matrix would give, bit for bit. Memory is bounded in bytes, whatever the width: the
+    pairs go through in chunks of :func:`pair_chunk_rows` (``chunk``, if given, caps it further),
+    so the temporaries stay within ``memory_budget_bytes`` beside the ``(len(a),)`` result.
     """
     _check_distance(distance)
-    emb = np.asarray(emb, dtype=np.float64)
-    if distance in ("euclidean_l2", "cosine"):
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            emb = emb / norms
+    emb = np.asarray(emb)
+    if emb.ndim != 2:
+        raise ValueError(f"embedding matrix must be 2-D, got shape {emb.shape}")
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if len(a) != len(b):
+        raise ValueError(f"a has {len(a)} indices, b has {len(b)}")
+    rows = pair_chunk_rows(emb.shape[1], memory_budget_bytes)
+    if chunk is not None:
+        rows = max(1, min(rows, int(chunk)))
+    unit = distance in ("euclidean_l2", "cosine")
     out = np.empty(len(a), dtype=np.float64)
-    for s in range(0, len(a), chunk):
-        x, y = emb[a[s:s + chunk]], emb[b[s:s + chunk]]
+    for s in range(0, len(a), rows):
+        x, y = emb[a[s:s + rows]], emb[b[s:s + rows]]   # gathered in the matrix's own dtype
+        if unit:
+            x, y = x.astype(np.float64), y.astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x /= np.linalg.norm(x, axis=1, keepdims=True)
+                y /= np.linalg.norm(y, axis=1, keepdims=True)
         if distance == "cosine":
-            out[s:s + chunk] = 1.0 - np.einsum("ij,ij->i", x, y)
+            out[s:s + rows] = 1.0 - np.einsum("ij,ij->i", x, y)
         elif distance == "chi2":
-            out[s:s + chunk] = _chi2_rows(x, y)
-        else:
-            out[s:s + chunk] = np.linalg.norm(x - y, axis=1)
+            out[s:s + rows] = _chi2_rows(x, y)
+        else:   # the difference taken in float64: float64(x) - float64(y), as on a float64 copy
+            out[s:s + rows] = np.linalg.norm(np.subtract(x, y, dtype=np.float64), axis=1)
     return out
 
 

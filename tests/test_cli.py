@@ -41,8 +41,9 @@ def test_run_writes_the_run_folder(backend, tmp, lfw_root):
     evalkit(["run", f"backend={backend}", *SMALL], tmp)
     (run,) = run_dirs(tmp, f"lfw-lfw_view2-{backend}")
     for name in ("config.yaml", "record.json", "metrics.json", "scores.csv", "failures.csv", "summary.md",
-                 "det_sex.png", "det_sex.svg", "det_race.png", "det_race.svg"):
+                 "det_sex.svg", "det_race.svg", "scores_sex.svg", "fte.svg"):
         assert (run / name).is_file(), name
+    assert not list(run.glob("*.png")) and not list(run.glob("*.pdf"))   # raster and PDF: report.formats
     m = json.loads((run / "metrics.json").read_text())
     assert m["protocol"]["n_comparisons"] == 40 and m["protocol"]["n_folds"] == 10
     assert m["threshold"]["policy"] == "global_fmr" and m["threshold"]["target"] == 1e-3

@@ -116,7 +116,7 @@ def test_search_counts_unreadable_images_per_group(tmp_path, lfw_root, corrupt_i
     cfg = compose_config(["dataset=csv", f"dataset.path={tmp_path / 'table.csv'}", "dataset.name=mini",
                           "protocol=search", "threshold=global_fpir", "threshold.target_fpir=0.2",
                           "protocol.nonmated_fraction=0.4", "protocol.gallery_sizes=[null]", "bootstrap.replicates=50", "progress=false",
-                          "intersections=[]"])
+                          "intersections=[]", "dataset.allow_outside_root='test: real LFW images beside tmp files'"])
     m = run(cfg, tmp_path / "run")
     f = m["failures"]
     assert f["by_group"]["sex"]["female"]["fte"]["errors"] >= 2

@@ -20,6 +20,12 @@ def backend_class(backend_cfg: Any) -> type:
 
 def build_backend(family: str, options: dict, target: str | None = None):
     """Instantiate a backend of the given family with its options (no model loaded yet); ``target``
-    (or a family written as ``"package.module:Class"``) names the class directly."""
-    cls = BACKENDS.resolve(family, target)
-    return cls(**options)
+    (or a family written as ``"package.module:Class"``) names the class directly.
+    ``max_image_bytes`` / ``max_image_pixels`` (every family) set the backend's image caps."""
+    from .base import ImageLimits
+
+    options = dict(options)
+    limits = ImageLimits.from_options(options)
+    backend = BACKENDS.resolve(family, target)(**options)
+    backend.image_limits = limits
+    return backend

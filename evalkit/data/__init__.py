@@ -79,7 +79,7 @@ def load_dataset(cfg) -> Samples:
     if wanted:
         samples = Samples(samples.name, samples.ids, samples.paths, samples.subjects,
                           {a: samples.attributes[a] for a in wanted},
-                          {a: samples.label_sources.get(a, "") for a in wanted})
+                          {a: samples.label_sources.get(a, "") for a in wanted}, banded=samples.banded)
     return samples
 
 

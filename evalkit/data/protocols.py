@@ -138,9 +138,11 @@ def generated_pairs(
     Output order: mated pairs sorted by (a, b), then non-mated sorted by (a, b); ``a < b``
     always; fold ``-1``.
 
+    When ``nonmated`` exceeds the non-mated pairs available, all of them are used and
+    ``Pairs.notes`` says so (also logged as a warning).
+
     Raises:
-        DatasetError: ``nonmated`` larger than the number of non-mated pairs available, the
-        full enumeration too large, a bad argument, or no pairs at all.
+        DatasetError: the full enumeration too large, a bad argument, or no pairs at all.
     """
     rng = np.random.default_rng(seed)
     kept = cap_images_per_subject(samples, max_images_per_subject, rng)
@@ -152,6 +154,15 @@ def generated_pairs(
     o = np.lexsort((mb, ma))
     ma, mb = ma[o], mb[o]
 
+    notes: tuple[str, ...] = ()
+    if nonmated is not None and int(nonmated) > available:
+        # a default that works on any dataset: fewer non-mated pairs than asked means all of them
+        notes = (f"asked for {int(nonmated):,} non-mated pairs but {samples.name!r} has only {available:,} "
+                 f"(after capping at {max_images_per_subject} images per subject): all {available:,} are used",)
+        import logging
+
+        logging.getLogger("evalkit").warning("%s", notes[0])
+        nonmated = None
     if nonmated is None:
         if available > MAX_ENUMERATED_NONMATED:
             raise DatasetError(
@@ -164,11 +175,6 @@ def generated_pairs(
         m = int(nonmated)
         if m < 0:
             raise DatasetError(f"nonmated must be >= 0 or None, got {nonmated!r}")
-        if m > available:
-            raise DatasetError(
-                f"asked for {m:,} non-mated pairs but {samples.name!r} has only {available:,} "
-                f"(after capping at {max_images_per_subject} images per subject)"
-            )
         if m == 0:
             na = nb = np.empty(0, np.int64)
         elif 2 * m > available:
@@ -185,7 +191,7 @@ def generated_pairs(
     a = np.concatenate([ma, na]).astype(np.int64)
     b = np.concatenate([mb, nb]).astype(np.int64)
     mated = np.r_[np.ones(len(ma), bool), np.zeros(len(na), bool)]
-    pairs = Pairs(a=a, b=b, mated=mated, fold=np.full(len(a), -1, np.int64), name=name)
+    pairs = Pairs(a=a, b=b, mated=mated, fold=np.full(len(a), -1, np.int64), name=name, notes=notes)
     pairs.check_against(samples)
     return pairs
 

@@ -10,6 +10,8 @@ strings and never dropped rows.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -20,6 +22,72 @@ from ..labels import CONFLICT, MULTIPLE, SPECIAL_LABELS, UNLABELLED  # noqa: F40
 
 class DatasetError(ValueError):
     """A dataset that cannot be read as it stands: the message says what and where."""
+
+
+def _real_dir(d: str, memo: dict) -> str:
+    """``os.path.realpath`` of a folder, one ``lstat`` per component never seen before (memoised):
+    13,233 LFW paths in 5,749 folders resolve in milliseconds, not the seconds realpath takes."""
+    hit = memo.get(d)
+    if hit is not None:
+        return hit
+    parent, name = os.path.split(d)
+    if parent == d or not name:
+        out = d
+    else:
+        cand = os.path.join(_real_dir(parent, memo), name)
+        out = os.path.realpath(cand) if os.path.islink(cand) else cand
+    memo[d] = out
+    return out
+
+
+def confine_paths(paths, root, allow_outside: str | None = None, where=None) -> None:
+    """Every path must resolve (symlinks followed) inside ``root``, and each that exists must be a
+    regular file; else a DatasetError naming the first offending row, before any work.
+
+    ``allow_outside``: a reason (``dataset.allow_outside_root``) lets paths resolve outside the
+    root; the regular-file rule still holds (a device such as /dev/zero is never a sample).
+    ``where(i)``: how to name row i in the message (default ``"sample <i>"``).
+    """
+    where = where or (lambda i: f"sample {i}")
+    memo: dict[str, str] = {}
+    root_real = os.path.realpath(os.fspath(root))
+    prefix = root_real.rstrip(os.sep) + os.sep
+    outside = 0
+    first = None
+    for i, p in enumerate(paths):
+        p = os.path.abspath(os.fspath(p))
+        parent, name = os.path.split(p)
+        real = os.path.join(_real_dir(parent, memo), name)
+        try:
+            st = os.lstat(real)
+        except FileNotFoundError:
+            st = None   # a missing image: kept, recorded as missing_file when read
+        except (NotADirectoryError, OSError):
+            st = None
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(real)
+            try:
+                st = os.stat(real)
+            except OSError:
+                st = None
+        if not (real + os.sep).startswith(prefix) and real != root_real:
+            outside += 1
+            if not allow_outside:
+                shown = "" if real == p else f" (it resolves to {real})"
+                raise DatasetError(
+                    f"{where(i)}: path {p} is outside the dataset folder {root_real}{shown}. Sample paths must "
+                    "stay inside the dataset's folder (symlinks followed). If this is intended, say why: "
+                    "dataset.allow_outside_root='<why these images live elsewhere>'")
+            first = first or p
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
+            raise DatasetError(f"{where(i)}: path {p} is {kind}, not an image file; only regular files are read")
+    if outside:
+        import logging
+
+        logging.getLogger("evalkit").warning(
+            "%d sample path(s) resolve outside the dataset folder %s (allowed: dataset.allow_outside_root=%r); "
+            "first: %s", outside, root_real, allow_outside, first)
 
 
 def _str_array(values, what: str) -> np.ndarray:
@@ -41,6 +109,8 @@ class Samples:
         subjects: subject (identity) id per sample.
         attributes: attribute name -> per-sample label (strings; special states above).
         label_sources: attribute name -> where the labels came from (file, citation, rule).
+        banded: the attributes that are bands cut from a numeric column (e.g. age), as opposed to
+            categorical labels; default intersections cross only categorical ones.
     """
 
     name: str
@@ -49,6 +119,7 @@ class Samples:
     subjects: np.ndarray
     attributes: Mapping[str, np.ndarray] = field(default_factory=dict)
     label_sources: Mapping[str, str] = field(default_factory=dict)
+    banded: tuple = ()          # attributes that are bands of a numeric column (not categorical)
 
     def __post_init__(self) -> None:
         ids = _str_array(self.ids, "ids")
@@ -74,6 +145,7 @@ class Samples:
         object.__setattr__(self, "subjects", subjects)
         object.__setattr__(self, "attributes", attrs)
         object.__setattr__(self, "label_sources", dict(self.label_sources))
+        object.__setattr__(self, "banded", tuple(b for b in self.banded if b in attrs))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,6 +173,7 @@ class Samples:
             subjects=self.subjects[index],
             attributes={k: v[index] for k, v in self.attributes.items()},
             label_sources=self.label_sources,
+            banded=self.banded,
         )
 
     def label_coverage(self) -> dict[str, dict[str, dict[str, int]]]:
@@ -134,6 +207,7 @@ class Pairs:
     mated: np.ndarray
     fold: np.ndarray
     name: str
+    notes: tuple = ()      # what the protocol changed from what was asked (said in the run and metrics)
 
     def __post_init__(self) -> None:
         a = np.asarray(self.a, dtype=np.int64)
@@ -172,4 +246,4 @@ class Pairs:
 
     def subset(self, index) -> "Pairs":
         index = np.asarray(index)
-        return Pairs(self.a[index], self.b[index], self.mated[index], self.fold[index], self.name)
+        return Pairs(self.a[index], self.b[index], self.mated[index], self.fold[index], self.name, self.notes)

@@ -149,7 +149,7 @@ class RunContext:
         }
 
     def statistics_options(self) -> dict:
-        return statistics_options(self.cfg)
+        return statistics_options(self.cfg, self.samples)
 
 
 class Protocol:
@@ -207,10 +207,15 @@ def reject_search_policy(cfg) -> None:
                           "for 1:1 protocols use threshold=global_fmr")
 
 
-def statistics_options(cfg) -> dict:
-    """The keyword arguments every summary with groups and intervals takes from the config."""
+def statistics_options(cfg, samples: Samples | None = None) -> dict:
+    """The keyword arguments every summary with groups and intervals takes from the config
+    (intersections: ``cfg.intersections``, or by default every pair of the dataset's categorical
+    attributes, evalkit.preflight.intersections)."""
+    from ..preflight import intersections
+
     return {"min_count": (cfg.min_count.subjects, cfg.min_count.comparisons),
-            "intersections": [list(c) for c in cfg.intersections],
+            "intersections": (intersections(cfg, samples) if samples is not None
+                              else [list(c) for c in (cfg.get("intersections") or [])]),
             "bootstrap": ({"replicates": cfg.bootstrap.replicates, "seed": cfg.bootstrap.seed}
                           if cfg.bootstrap.replicates else None)}
 

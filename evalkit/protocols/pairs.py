@@ -61,11 +61,21 @@ class PairProtocol(Protocol):
         return PairPlan(samples, rows, pairs, cal)
 
     def score(self, cfg, plan: PairPlan, embedded: Embedded) -> PairOutput:
-        full, ok = embedded.full()
+        # pairs index the embedded rows directly (no samples-sized copy of the matrix: 867 MB for
+        # LBPH's 16,384-d histograms over all of LFW); pair_distances works within a byte budget
+        vec = embedded.matrix()
+        ok = np.zeros(embedded.n_samples, dtype=bool)
+        ok[embedded.rows] = embedded.ok
+        scoring = cfg.get("scoring")
+        budget = int(float(scoring.memory_budget_mb if scoring is not None else 256) * 2 ** 20)
+
+        def score(p: Pairs) -> np.ndarray:
+            return pair_distances(vec, embedded.positions(p.a), embedded.positions(p.b), cfg.backend.distance,
+                                  memory_budget_bytes=budget)
+
         pairs = plan.pairs
-        dist = pair_distances(full, pairs.a, pairs.b, cfg.backend.distance)
-        table = ScoreTable.build(plan.samples, pairs, dist, ok)
-        table, calibration = calibration_split(cfg, plan.samples, table, plan.calibration_pairs, full, ok)
+        table = ScoreTable.build(plan.samples, pairs, score(pairs), ok)
+        table, calibration = calibration_split(cfg, plan.samples, table, plan.calibration_pairs, score, ok)
         return PairOutput(table, calibration)
 
     def summarise(self, cfg, plan: PairPlan, output: PairOutput, context: RunContext) -> dict:
@@ -74,7 +84,8 @@ class PairProtocol(Protocol):
         table = output.table
         header = context.header({
             "name": plan.pairs.name, "n_comparisons": len(table), "n_genuine": int(table.mated.sum()),
-            "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0])))})
+            "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0]))),
+            **({"notes": list(plan.pairs.notes)} if plan.pairs.notes else {})})
         emb = context.embeddings
         return summary.summarise(
             table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
@@ -90,16 +101,19 @@ class PairProtocol(Protocol):
             det_plots(Path(out_dir), output.table, context.metrics, context.cfg)
 
 
-def calibration_split(cfg, samples: Samples, table: ScoreTable, cal_pairs: Pairs | None, full, ok):
+def calibration_split(cfg, samples: Samples, table: ScoreTable, cal_pairs: Pairs | None, score, ok):
     """(evaluation table, calibration split) for threshold.policy=calibrated; else (table, None).
 
     ``calibration=lfw_view1_train``: the View 1 DevTrain pairs calibrate and the run's table stays
     whole; ``subject_split``: a seeded subject-disjoint split of the run's own comparisons
-    (evalkit.metrics.thresholds.subject_split), the calibration half leaves the evaluated table."""
+    (evalkit.metrics.thresholds.subject_split), the calibration half leaves the evaluated table.
+    ``score``: pairs -> distances (or an embedding matrix over every sample row)."""
     if cfg.threshold.policy != "calibrated":
         return table, None
     if cal_pairs is not None:   # LFW View 1 DevTrain -> the run's protocol
-        cal = ScoreTable.build(samples, cal_pairs, pair_distances(full, cal_pairs.a, cal_pairs.b, cfg.backend.distance), ok)
+        dist = (score(cal_pairs) if callable(score)
+                else pair_distances(score, cal_pairs.a, cal_pairs.b, cfg.backend.distance))
+        cal = ScoreTable.build(samples, cal_pairs, dist, ok)
         source = "LFW View 1 DevTrain (pairsDevTrain.txt)"
         extra = {"shared_subjects_with_run": int(len(np.intersect1d(
             np.concatenate([cal.subject_a, cal.subject_b]), np.concatenate([table.subject_a, table.subject_b]))))}
@@ -122,6 +136,7 @@ def calibration_split(cfg, samples: Samples, table: ScoreTable, cal_pairs: Pairs
 
 def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
     """Per attribute: each group's DET curve and its genuine/impostor score distributions."""
+    from ..pipeline import figure_formats
     from ..report import plots
 
     scores, keep = apply_failure_policy(table.distance, table.failed, cfg.failure_policy)
@@ -141,7 +156,8 @@ def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
             finite[str(g)] = (gen[np.isfinite(gen)], imp[np.isfinite(imp)])
             failed[str(g)] = int((m & table.failed).sum())
         plots.det_plot(curves, out / f"det_{attr}", f"{metrics['experiment']}: DET by {attr}",
-                       threshold=thr, min_count=2, formats=plots.FORMATS)
+                       threshold=thr, min_count=2, formats=figure_formats(cfg))
         plots.save_figure(plots.score_distribution_plot(
             finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=thr,
-            xlabel=f"{cfg.backend.distance} distance (lower = more alike; linear scale)", failed=failed), out / f"scores_{attr}")
+            xlabel=f"{cfg.backend.distance} distance (lower = more alike; linear scale)", failed=failed), out / f"scores_{attr}",
+            figure_formats(cfg))

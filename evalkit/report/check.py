@@ -616,7 +616,8 @@ def main(args: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="evalkit check",
         description="CI gate: compare a run's metrics.json with a baseline's under the rules in a yaml file. "
-                    "Exit 0: pass; 1: a rule failed (regression); 2: usage or config error.")
+                    "Exit 0: pass; 1: a rule failed (regression); 2: usage or config error; 3: not comparable "
+                    "(the run and the baseline measure different things; the message says which run to make).")
     p.add_argument("run", help="run folder (or its metrics.json)")
     p.add_argument("--baseline", required=True, help="baseline folder, e.g. results/baselines/<name> (or its metrics.json)")
     p.add_argument("--rules", default=None, help=f"rules yaml (default: {default_rules_path()} for a 1:1 run, "
@@ -632,6 +633,13 @@ def main(args: list[str]) -> int:
         bad = [o for o in ns.overrides if "=" not in o]
         if bad:
             raise CheckError(f"overrides must look like key=value, got {bad}")
+        from ..runfolder import RunFolderError, require_finished
+
+        try:
+            require_finished(ns.run, "run")
+            require_finished(ns.baseline, "baseline")
+        except RunFolderError as exc:
+            raise CheckError(str(exc)) from None
         run, run_dir = load_metrics(ns.run, "run")
         cfg = load_rules(ns.rules or (search_rules_path() if run_kind(run) == "search" else None), ns.overrides)
         base, base_dir = load_metrics(ns.baseline, "baseline")
@@ -639,6 +647,13 @@ def main(args: list[str]) -> int:
     except CheckError as exc:
         print(f"evalkit check: error: {exc}", file=sys.stderr)
         return 2
+    from ..runfolder import not_comparable   # issue 13: "not comparable" is not a regression (exit 3)
+
+    nc = not_comparable(rows, run_dir, base_dir)
+    if nc:
+        print(f"run:      {run_dir}\nbaseline: {base_dir}\n\n{nc}", end="")
+        Path(ns.report or run_dir / "check.md").write_text(f"# evalkit check\n\n{nc}")
+        return 3
     print(render_table(rows, run, base, run_dir, base_dir), end="")
     junit = write_junit(rows, ns.junit or run_dir / "check-junit.xml", fail_on_skip=cfg.fail_on_skip)
     report = Path(ns.report or run_dir / "check.md")

@@ -3,7 +3,7 @@
 Inputs are run folders (or their metrics.json), or a folder that holds runs, such as a multirun
 sweep (``results/multirun/<time>/<num>-<experiment>/``) or ``results/<experiment>/``: it is
 expanded into its runs, in Hydra's job order. Outputs, in ``--out`` (default: the sweep folder
-when one sweep is given, else ``./compare-<time>``):
+when one sweep is given, else ``compare-<time>/`` in the folder holding the runs, never the cwd):
 
 - ``compare.csv``: one row per run x attribute x group (and intersection x group), plus one
   ``overall``/``all`` row per run first; for each rate of the runs (FNMR and FMR of 1:1 runs;
@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import time
 from pathlib import Path
 
 from ..metrics import results
@@ -323,12 +322,15 @@ def render_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> s
 
 def compare(paths, out: str | Path | None = None) -> dict:
     """Compare runs; returns {out, runs, rows, files, kind}."""
+    from ..runfolder import RunFolderError, compare_out_dir, require_finished_runs
+
+    try:
+        require_finished_runs(paths)   # a failed or unfinished run is refused, never silently dropped
+    except RunFolderError as exc:
+        raise CompareError(str(exc)) from None
     run_dirs = find_runs(paths)
     runs = load_runs(run_dirs)
-    if out is None:
-        sweeps = [Path(p) for p in paths if Path(p).is_dir() and not (Path(p) / "metrics.json").is_file()]
-        out = sweeps[0] if len(paths) == 1 and sweeps else Path(f"compare-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
-    out = Path(out)
+    out = Path(out) if out is not None else compare_out_dir(paths, run_dirs)   # beside the runs, not the cwd
     out.mkdir(parents=True, exist_ok=True)
     from . import plots
 
@@ -355,7 +357,8 @@ def main(args: list[str]) -> int:
                                 description="Per-group table (Markdown, CSV) and figure across runs. A folder of "
                                             "runs (a multirun sweep) is expanded into its runs.")
     p.add_argument("runs", nargs="+", help="run folders, metrics.json files, or sweep folders")
-    p.add_argument("--out", default=None, help="output folder (default: the sweep folder, or ./compare-<time>)")
+    p.add_argument("--out", default=None, help="output folder (default: the sweep folder, or compare-<time>/ in "
+                                               "the folder holding the runs)")
     try:
         ns = p.parse_args(args)
     except SystemExit as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,14 @@ IMAGES = [
 
 @pytest.fixture
 def table(lfw_root, tmp_path):
-    """A CSV in tmp_path over 8 real LFW images: relative paths for even rows, absolute for odd."""
+    """A CSV in tmp_path over 8 real LFW images copied beside it (paths must stay inside the CSV's
+    folder): relative paths for even rows, absolute for odd."""
     rows = ["path,subject,sex,ethnicity,age"]
     for k, (name, i, sex, eth, age) in enumerate(IMAGES):
-        img = lfw_root / "lfw-deepfunneled" / name / f"{name}_{i:04d}.jpg"
-        assert img.is_file(), img
+        src = lfw_root / "lfw-deepfunneled" / name / f"{name}_{i:04d}.jpg"
+        img = tmp_path / "lfw-deepfunneled" / name / src.name
+        img.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, img)
         path = os.path.relpath(img, tmp_path) if k % 2 == 0 else str(img.absolute())
         rows.append(f"{path},{name},{sex},{eth},{age}")
     csv = tmp_path / "faces.csv"
@@ -42,11 +46,13 @@ def test_load(table, lfw_root):
     assert len(s) == 8
     assert s.attribute_names == ["sex", "ethnicity", "age"]
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in s.paths)
-    assert Path(s.paths[0]).samefile(lfw_root / "lfw-deepfunneled/George_W_Bush/George_W_Bush_0001.jpg")
-    assert s.ids[1] == str((lfw_root / "lfw-deepfunneled/George_W_Bush/George_W_Bush_0002.jpg").absolute())
+    assert Path(s.paths[0]).samefile(table.parent / "lfw-deepfunneled/George_W_Bush/George_W_Bush_0001.jpg")
+    assert s.ids[1] == str((table.parent / "lfw-deepfunneled/George_W_Bush/George_W_Bush_0002.jpg").absolute())
     assert s.attributes["sex"].tolist()[6] == UNLABELLED
     assert s.attributes["ethnicity"].tolist()[3] == UNLABELLED
-    assert s.attributes["age"].tolist() == ["56", "56", "21", "21", UNLABELLED, "61", "17", UNLABELLED]
+    # a numeric age column without numeric_bands gets the stated default bands
+    assert s.attributes["age"].tolist() == ["45-59", "45-59", "18-29", "18-29", UNLABELLED, ">=60", "<18", UNLABELLED]
+    assert "default age bands" in s.label_sources["age"] and s.banded == ("age",)
     assert s.label_sources["sex"].startswith(f"column sex of {table.absolute()}")
     cov = s.label_coverage()["sex"]
     assert cov["male"] == {"subjects": 2, "samples": 4} and cov[UNLABELLED] == {"subjects": 1, "samples": 1}
@@ -73,7 +79,7 @@ def test_band_labels():
 def test_id_column_and_missing_file_kept(tmp_path):
     csv = tmp_path / "t.csv"
     csv.write_text("id,path,subject,sex\nx1,img/a.jpg,alice,female\nx2,/nowhere/b.jpg,bob,n/a\n")
-    s = load_csv_dataset(csv)
+    s = load_csv_dataset(csv, allow_outside_root="test: one image lives elsewhere")
     assert s.ids.tolist() == ["x1", "x2"]
     assert s.paths.tolist() == [str(tmp_path.absolute() / "img/a.jpg"), "/nowhere/b.jpg"]
     assert s.attributes["sex"].tolist() == ["female", UNLABELLED]

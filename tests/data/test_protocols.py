@@ -86,9 +86,15 @@ def test_sampling_is_uniform_enough(samples):
     assert max(seen.values()) < 3 * min(seen.values())
 
 
-def test_too_many_nonmated(samples):
-    with pytest.raises(DatasetError, match="asked for 19 non-mated pairs but 'tiny' has only 18"):
-        generated_pairs(samples, 2, 19, seed=0)
+def test_too_many_nonmated_uses_all_and_says_so(samples):
+    """Issue 13: a default (200,000) that works on any dataset: fewer non-mated pairs than asked
+    means all of them, with a note (logged, and in metrics.json's protocol block)."""
+    p = generated_pairs(samples, 2, 19, seed=0)
+    assert (~p.mated).sum() == 18
+    assert _pairset(p, False) == _pairset(generated_pairs(samples, 2, None, seed=0), False)
+    assert p.notes == ("asked for 19 non-mated pairs but 'tiny' has only 18 (after capping at 2 images per "
+                       "subject): all 18 are used",)
+    assert generated_pairs(samples, 2, 18, seed=0).notes == ()
 
 
 def test_enumeration_limit(samples, monkeypatch):
