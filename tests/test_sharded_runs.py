@@ -36,7 +36,9 @@ def faces(tmp_path_factory, lfw_root) -> Path:
 
 def _base(faces, cache, protocol="exhaustive"):
     common = ["dataset=csv", f"dataset.path={faces}", "dataset.name=shards", "progress=false", "det_plot=false",
-              f"cache_dir={cache}", "backend.workers=1"]
+              f"cache_dir={cache}", "backend.workers=1",
+              # the tests' CSVs sit beside each run, their images in one shared fixture folder
+              "dataset.allow_outside_root=images_shared_between_test_runs"]
     if protocol == "exhaustive":
         return common + ["protocol=exhaustive", "threshold=fixed", "threshold.value=0.6",
                          "protocol.memory_budget_mb=0.002"]        # 4-row blocks: many to split

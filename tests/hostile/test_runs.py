@@ -49,7 +49,7 @@ def no_embedding(monkeypatch):
     """Embedding is forbidden: a check that comes after it fails the test."""
     def refuse(*a, **k):
         raise AssertionError("an image was embedded before the check")
-    monkeypatch.setattr(pipeline, "extract", refuse)
+    monkeypatch.setattr("evalkit.embeddings.extract", refuse)   # every embedding goes through it
 
 
 def test_one_photo_per_person_is_refused_before_any_embedding(lfw_root, tmp_path, no_embedding):
