@@ -278,6 +278,12 @@ def register() -> None:
     cs.store(group="backend", name="base_onnx", node=OnnxBackendConfig)
     cs.store(group="backend", name="base_lbph", node=LBPHBackendConfig)
     cs.store(group="threshold", name="base_threshold", node=ThresholdConfig)
+    from .data.adapters import config_schemas, protocol_schemas   # named dataset adapters (evalkit/data/<name>.py)
+
+    for name, node in config_schemas().items():
+        cs.store(group="dataset", name=f"base_{name}", node=node)
+    for name, node in protocol_schemas().items():
+        cs.store(group="protocol", name=f"base_{name}", node=node)
 
 
 def backend_options(backend_cfg: Any) -> dict:
@@ -352,8 +358,12 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"threshold.target_fmr must be in (0, 1], got {cfg.threshold.target_fmr}")
     one_of(cfg.failure_policy, ("nonmatch", "exclude"), "failure_policy")
     one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
-    one_of(cfg.dataset.kind, ("lfw", "csv"), "dataset.kind")
-    one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive", "search"), "protocol.kind")
+    from .data.adapters import ADAPTERS, validate_dataset_protocol
+
+    one_of(cfg.dataset.kind, ("lfw", "csv", *ADAPTERS), "dataset.kind")
+    one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive", "search", "rfw", "bfw", "enrolment", "impostor"),
+           "protocol.kind")
+    validate_dataset_protocol(cfg)
     if cfg.protocol.kind == "search":
         _validate_search(cfg)
     elif cfg.threshold.policy == "global_fpir":

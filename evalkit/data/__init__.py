@@ -22,7 +22,9 @@ def load_dataset(cfg) -> Samples:
         samples = load_csv_dataset(cfg.path, name=cfg.name, attributes=list(cfg.attributes) or None,
                                    numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()})
     else:
-        raise DatasetError(f"unknown dataset kind {cfg.kind!r}")
+        from .adapters import adapter
+
+        samples = adapter(cfg.kind).load(cfg)
     wanted = list(cfg.attributes)
     missing = [a for a in wanted if a not in samples.attributes]
     if missing:
@@ -41,6 +43,10 @@ def dataset_files(cfg) -> list[Path]:
 
         root = Path(cfg.root)
         return [root / f.dest for f in LFW_FILES if (root / f.dest).is_file()]
+    if cfg.kind != "csv":
+        from .adapters import adapter
+
+        return adapter(cfg.kind).annotation_files(cfg)
     return [Path(cfg.path)]
 
 
@@ -63,6 +69,10 @@ def build_pairs(cfg, samples: Samples, dataset_cfg) -> Pairs:
         from .protocols import generated_pairs
 
         pairs = generated_pairs(samples, cfg.max_images_per_subject, cfg.nonmated, int(cfg.seed), name=cfg.name)
+    elif cfg.kind in ("rfw", "bfw"):   # a dataset's official pairs (evalkit/data/<dataset>.py)
+        from .adapters import adapter
+
+        pairs = adapter(cfg.kind).official_pairs(dataset_cfg, samples, cfg)
     else:
         raise DatasetError(f"unknown protocol kind {cfg.kind!r}")
     pairs.check_against(samples)

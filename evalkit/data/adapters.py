@@ -239,3 +239,33 @@ class Rows:
         self.subjects.append(subject)
         for k, v in labels.items():
             self.attributes.setdefault(k, []).append(v)
+
+
+def protocol_schemas() -> dict[str, type]:
+    """Official-protocol config dataclasses of the adapters that have one (``protocol/base_<name>``)."""
+    out = {}
+    for name in ADAPTERS:
+        node = getattr(adapter(name), "PROTOCOL_CONFIG", None)
+        if node is not None:
+            out[name] = node
+    return out
+
+
+#: protocols that need identities (pairs or searches); a dataset without identities runs only
+#: ``protocol=enrolment``
+PAIR_PROTOCOLS = ("lfw", "generated", "exhaustive", "search", "rfw", "bfw", "impostor")
+
+
+def validate_dataset_protocol(cfg) -> None:
+    """Config-time checks between a dataset and a protocol, before any work: an official protocol
+    needs its own dataset; a dataset without identities runs only ``protocol=enrolment``."""
+    from evalkit.config import ConfigError
+
+    kind, proto = cfg.dataset.kind, cfg.protocol.kind
+    if proto in ("rfw", "bfw") and kind != proto:
+        raise ConfigError(f"protocol={proto} is {proto.upper()}'s official protocol and needs dataset={proto} "
+                          f"(got dataset={kind}); use protocol=generated for other datasets")
+    if proto in PAIR_PROTOCOLS and not has_identities(kind):
+        raise ConfigError(f"dataset={kind} has no identities, so no comparison is mated or known to be non-mated: "
+                          f"protocol={proto} cannot be measured on it. Use protocol=enrolment (failure to detect / "
+                          "enrol per group), which is what this data can show")

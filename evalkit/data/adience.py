@@ -187,3 +187,8 @@ def inspect(root: Path) -> list[str]:
 
 
 __all__ = ["INFO", "AdienceDatasetConfig", "OFFICIAL_BANDS", "age_band", "read_fold", "load", "load_adience", "inspect"]
+
+
+def annotation_files(cfg) -> list[Path]:
+    root = resolve_root(cfg.root)
+    return [root / f"fold_{int(k)}_data.txt" for k in cfg.folds if (root / f"fold_{int(k)}_data.txt").is_file()]

@@ -272,3 +272,7 @@ def inspect(root: Path) -> list[str]:
 
 __all__ = ["INFO", "BFWDatasetConfig", "BFWProtocolConfig", "load", "load_bfw", "read_datatable", "official_pairs",
            "inspect", "datatable_path", "GENDER", "ETHNICITY", "SUBGROUPS"]
+
+
+def annotation_files(cfg) -> list[Path]:
+    return [datatable_path(resolve_root(cfg.root), cfg.datatable)]

@@ -199,3 +199,11 @@ def inspect(root: Path) -> list[str]:
 
 
 __all__ = ["INFO", "CelebADatasetConfig", "load", "load_celeba", "read_identities", "read_attributes", "inspect"]
+
+
+def annotation_files(cfg) -> list[Path]:
+    root = resolve_root(cfg.root)
+    out = [_find(root, ANNO_DIRS, "identity_CelebA.txt"), _find(root, ANNO_DIRS, "list_attr_celeba.txt")]
+    if cfg.partition is not None:
+        out.append(root / "Eval" / "list_eval_partition.txt")
+    return [p for p in out if p.is_file()]

@@ -132,3 +132,8 @@ def inspect(root: Path) -> list[str]:
 
 
 __all__ = ["INFO", "DiveFaceDatasetConfig", "CLASSES", "GROUPS", "read_list", "load", "load_diveface", "inspect"]
+
+
+def annotation_files(cfg) -> list[Path]:
+    root = resolve_root(cfg.root)
+    return [p for p in (list_file(root, c, cfg.balanced) for c in CLASSES) if p.is_file()]

@@ -176,3 +176,8 @@ def inspect(root: Path) -> list[str]:
 
 __all__ = ["INFO", "FairFaceDatasetConfig", "AGE_BINS", "MANGLED_AGES", "age_bin", "read_labels", "load",
            "load_fairface", "inspect"]
+
+
+def annotation_files(cfg) -> list[Path]:
+    root = resolve_root(cfg.root)
+    return [root / SPLITS[s] for s in cfg.splits if s in SPLITS and (root / SPLITS[s]).is_file()]

@@ -131,3 +131,8 @@ def inspect(root: Path) -> list[str]:
 
 
 __all__ = ["INFO", "MorphDatasetConfig", "load", "load_morph", "inspect"]
+
+
+def annotation_files(cfg) -> list[Path]:
+    p = resolve_root(cfg.root) / cfg.csv
+    return [p] if p.is_file() else []

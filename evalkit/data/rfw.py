@@ -279,3 +279,13 @@ def inspect(root: Path) -> list[str]:
 
 __all__ = ["RACES", "INFO", "RFWDatasetConfig", "RFWProtocolConfig", "load", "load_rfw", "read_pairs",
            "read_people", "official_pairs", "cross_race_impostors", "inspect", "pairs_file", "sample_id"]
+
+
+def annotation_files(cfg) -> list[Path]:
+    """The files a run depends on besides images (hashed into the run record)."""
+    root = resolve_root(cfg.root)
+    out = []
+    for race in _check_races(cfg.races):
+        base = pairs_file(root, race).parent
+        out += [base / f"{race}_{k}.txt" for k in ("pairs", "people")]
+    return [p for p in out if p.is_file()]

@@ -152,3 +152,7 @@ def inspect(root: Path) -> list[str]:
 
 
 __all__ = ["INFO", "VGGFace2DatasetConfig", "load", "load_vggface2", "read_meta", "inspect"]
+
+
+def annotation_files(cfg) -> list[Path]:
+    return [resolve_root(cfg.root) / META_FILE]
