@@ -56,6 +56,7 @@ class CSVDatasetConfig(DatasetConfig):
     kind: str = "csv"
     path: str = MISSING                      # CSV with columns path, subject, <attributes...>
     numeric_bands: dict[str, list[float]] = field(default_factory=dict)   # e.g. {age: [18, 30, 45, 60]}
+    per_subject: list[str] = field(default_factory=list)   # columns labelling the subject (sex, race), not the image
 
 
 # -- protocols --------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ def load_dataset(cfg) -> Samples:
         from .csv_table import load_csv_dataset
 
         samples = load_csv_dataset(cfg.path, name=cfg.name, attributes=list(cfg.attributes) or None,
-                                   numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()})
+                                   numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()},
+                                   per_subject=list(cfg.get("per_subject") or []))
     else:
         from .adapters import adapter
 

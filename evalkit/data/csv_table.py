@@ -88,6 +88,7 @@ def load_csv_dataset(
     name: str | None = None,
     attributes: list[str] | None = None,
     numeric_bands: dict[str, list[float]] | None = None,
+    per_subject: list[str] | None = None,
 ) -> Samples:
     """Read a CSV image table into :class:`Samples`.
 
@@ -98,6 +99,10 @@ def load_csv_dataset(
             ``subject`` and ``id``.
         numeric_bands: column -> ascending band edges; that column's numbers become band labels
             (see :func:`band_labels`), e.g. ``{"age": [18, 30, 45, 60]}``.
+        per_subject: attribute columns that describe the subject, not the image (sex, race):
+            every image of a subject carries the one value its rows give (empty cells filled),
+            and a subject whose rows disagree is ``conflict``. Other columns are per image (age
+            at capture): each row keeps its own value.
 
     Returns:
         Samples in file order; paths absolute; ``label_sources[c]`` is
@@ -196,13 +201,27 @@ def load_csv_dataset(
 
     if not ids:
         raise DatasetError(f"{csv_path} has a header but no rows")
+    subject_cols = list(dict.fromkeys(per_subject or []))
+    for c in subject_cols:
+        if c not in attr_cols:
+            raise _unknown_column("per-subject attribute", c, attr_cols, csv_path)
     sources = {}
     for c in attr_cols:
         src = f"column {c} of {csv_path.absolute()}"
         if c in bands:
             edges = ", ".join(_fmt(e) for e in bands[c][0])
             src += f", banded at edges [{edges}] (lower edge inclusive): {', '.join(bands[c][1])}"
-        sources[c] = src + "; empty/NA cells are 'unlabelled'"
+        src += "; empty/NA cells are 'unlabelled'"
+        if c in subject_cols:   # evalkit.data.adapters.per_subject: one value per subject, disagreement -> conflict
+            from evalkit.data.adapters import level_note
+            from evalkit.data.adapters import per_subject as _per_subject
+
+            resolved, conflicts = _per_subject(np.asarray(subjects, dtype=str), np.asarray(values[c], dtype=str))
+            values[c] = resolved.tolist()
+            src += "; " + level_note("subject", conflicts)
+        else:
+            src += "; per image"
+        sources[c] = src
     return Samples(
         name=name or csv_path.stem,
         ids=np.asarray(ids, dtype=object),
