@@ -221,6 +221,7 @@ class ThresholdConfig:
     calibration: str = "subject_split"       # calibrated: lfw_view1_train | subject_split
     calibration_fraction: float = 0.5        # subject_split: share of subjects used to calibrate
     deepface_default: bool = False           # fixed: take DeepFace's own per-model threshold as the value
+    run: Optional[str] = None                # from_run: the run folder whose threshold is applied unchanged
 
 
 @dataclass
@@ -285,6 +286,10 @@ def register() -> None:
         cs.store(group="dataset", name=f"base_{name}", node=node)
     for name, node in protocol_schemas().items():
         cs.store(group="protocol", name=f"base_{name}", node=node)
+    from .audits import PROTOCOL_CONFIGS   # protocol=impostor, protocol=enrolment
+
+    for name, node in PROTOCOL_CONFIGS.items():
+        cs.store(group="protocol", name=f"base_{name}", node=node)
 
 
 def backend_options(backend_cfg: Any) -> dict:
@@ -333,8 +338,19 @@ def validate(cfg: Any) -> None:
             extra = f" Did you mean {hint[0]!r}?" if hint else ""
             raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}.{extra}")
 
-    one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
+    one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir", "from_run"),
            "threshold.policy")
+    if cfg.threshold.policy == "from_run":   # the source run must exist and hold one threshold (checked again on use)
+        from .metrics.carried import CarriedThresholdError, read_source
+
+        if not cfg.threshold.run:
+            raise ConfigError("threshold=from_run needs threshold.run=RUN_DIR (a run folder holding metrics.json)")
+        try:
+            read_source(cfg.threshold.run)
+        except CarriedThresholdError as exc:
+            raise ConfigError(str(exc)) from None
+        if cfg.protocol.kind in ("search", "exhaustive"):
+            raise ConfigError(f"threshold=from_run is not available with protocol={cfg.protocol.kind}")
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
         raise ConfigError("threshold.policy=fixed needs threshold.value (a distance) or threshold.deepface_default=true")
     one_of(cfg.threshold.calibration, ("lfw_view1_train", "subject_split"), "threshold.calibration")
@@ -365,6 +381,9 @@ def validate(cfg: Any) -> None:
     one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive", "search", "rfw", "bfw", "enrolment", "impostor"),
            "protocol.kind")
     validate_dataset_protocol(cfg)
+    from . import audits
+
+    audits.validate(cfg)
     if cfg.protocol.kind == "search":
         _validate_search(cfg)
     elif cfg.threshold.policy == "global_fpir":

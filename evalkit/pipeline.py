@@ -38,6 +38,11 @@ def run(cfg, out_dir: str | Path) -> dict:
         return _run_exhaustive(cfg, samples, out, timings, t)
     if cfg.protocol.kind == "search":
         return _run_search(cfg, samples, out, timings, t)
+    if cfg.protocol.kind in ("impostor", "enrolment"):   # partial audits (evalkit/audits.py)
+        from . import audits
+
+        return audits.run(cfg, samples, out, timings, t, embed=_embed, header=_header, finish=_finish,
+                          carried_source=_carried_source)
     pairs = build_pairs(cfg.protocol, samples, cfg.dataset)
     cal_pairs = None
     if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train":
@@ -74,12 +79,19 @@ def run(cfg, out_dir: str | Path) -> dict:
     header = _header(cfg, samples, used_samples, fingerprint, {
         "name": pairs.name, "n_comparisons": len(table), "n_genuine": int(table.mated.sum()),
         "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0])))})
+    carried = _carried_source(cfg, fingerprint)   # threshold=from_run: another run's threshold, unchanged
     metrics = summary.summarise(
-        table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
-        threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
+        table, threshold_policy="fixed" if carried else cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
+        threshold_value=carried["value"] if carried else _threshold_value(cfg), failure_policy=cfg.failure_policy,
+        confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header,
         image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=calibration,
         reference=dict(cfg.reference), **_statistics_options(cfg))
+    if carried:
+        from .metrics.carried import carried_block
+
+        metrics["threshold"] = carried_block(carried, metrics["threshold"]["achieved_fmr"],
+                                             metrics["threshold"]["n_impostor"])
     timings["metrics"] = time.perf_counter() - t
 
     # run folder
@@ -89,6 +101,18 @@ def run(cfg, out_dir: str | Path) -> dict:
         _det_plots(out, table, metrics, cfg)
     _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
     return metrics
+
+
+def _carried_source(cfg, fingerprint: dict):
+    """threshold=from_run: the source run's threshold and provenance, refused when its backend
+    fingerprint or distance differs from this run's (evalkit.metrics.carried); else None."""
+    if cfg.threshold.policy != "from_run":
+        return None
+    from .metrics.carried import check_fingerprint, read_source
+
+    source = read_source(cfg.threshold.run)
+    check_fingerprint(source, fingerprint, cfg.backend.distance)
+    return source
 
 
 def _statistics_options(cfg) -> dict:

@@ -816,6 +816,10 @@ def render_report(run_dir: str | Path) -> str:
         from .search_html import render_search_report
 
         return render_search_report(run_dir, m, rec)
+    if (m.get("protocol") or {}).get("kind") == "enrolment":   # enrolment only (evalkit/report/audit.py)
+        from .audit import render_enrolment_report
+
+        return render_enrolment_report(run_dir, m, rec)
     m = _in_dataset_order(m)
     scores = functools.cache(lambda: read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch")))
     conf = _get(rec, "config", "confidence") or _get(m, "bootstrap", "confidence") or 0.95
@@ -849,6 +853,9 @@ def render_report(run_dir: str | Path) -> str:
     body.append(_intersections_section(m))
     body.append(_figures_section(m, run_dir, scores, figs))
     body.append(f'<section id="fte"><h2>Failure to enrol</h2>{_fte_table(m)}{_fte_figure(m, run_dir, figs)}</section>')
+    from .audit import scope_html   # impostor-only runs: what the data can and cannot show
+
+    body.append(scope_html(m))
     body.append(_provenance_section(m, rec))
     body.append(_caveats_section(m))
     body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, the figures '

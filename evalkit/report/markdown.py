@@ -126,6 +126,10 @@ def render_summary(m: dict) -> str:
     """summary.md of a run: 1:1 verification, or one-to-many search (``protocol.kind == "search"``)."""
     if (m.get("protocol") or {}).get("kind") == "search":
         return render_search_summary(m)
+    if (m.get("protocol") or {}).get("kind") == "enrolment":   # enrolment only (evalkit/report/audit.py)
+        from .audit import render_enrolment_summary
+
+        return render_enrolment_summary(m)
     ds, pr, be, th = m["dataset"], m["protocol"], m["backend"], m["threshold"]
     lines = [
         f"# {m['experiment']}",
@@ -202,6 +206,9 @@ def render_summary(m: dict) -> str:
         lines += ["† Small groups: reported, but their flagged rates are left out of the disparity summaries: "
                   + "; ".join(small) + ".", ""]
     lines.append("Groups with few subjects or comparisons give wide intervals: read the counts before the rates.")
+    from .audit import scope_lines   # impostor-only runs: what the data can and cannot show
+
+    lines += scope_lines(m)
     return "\n".join(lines) + "\n"
 
 
