@@ -175,3 +175,20 @@ def test_threshold_from_run(impostor_run, lfw_run, tmp_path):
 
     with pytest.raises(ConfigError, match="no metrics.json"):
         validate(compose_config(base[:-1] + [f"threshold.run={tmp_path / 'nowhere'}"]))
+
+
+def test_threshold_from_run_on_itself_gives_the_same_rates(lfw_run, lfw_root, tmp_path):
+    """Carrying a run's own threshold back onto the same comparisons reproduces its rates exactly."""
+    from evalkit.pipeline import run
+
+    src = json.loads((lfw_run / "metrics.json").read_text())
+    m = run(compose_config(["protocol.pairs_per_fold=10", "progress=false", "det_plot=false", f"data_dir={lfw_root.parent}",
+                            "threshold=from_run", f"threshold.run={lfw_run}"]), tmp_path / "again")
+    assert m["threshold"]["value"] == src["threshold"]["value"] and m["threshold"]["policy"] == "from_run"
+    for attr, groups in src["groups"].items():
+        for g, e in groups.items():
+            got = m["groups"][attr][g]
+            assert (got["false_matches"], got["false_nonmatches"]) == (e["false_matches"], e["false_nonmatches"])
+    assert (tmp_path / "again" / "report.html").is_file()
+    md = (tmp_path / "again" / "summary.md").read_text()
+    assert "carried unchanged from run" in md and m["threshold"]["source"]["metrics_sha256"][:16] in md

@@ -158,6 +158,11 @@ def render_summary(m: dict) -> str:
         lines.append(f"- Threshold: **{th['value']:.6g}** (distance), set at FMR {th['target_fmr']:g} on "
                      f"{c['source']} ({c['n_impostor']} impostors) and applied unchanged here "
                      f"(FMR over this run's impostors {th['achieved_fmr']:.3g}).")
+    elif th["policy"] == "from_run":   # threshold=from_run (evalkit.metrics.carried)
+        src = th["source"]
+        lines.append(f"- Threshold: **{th['value']:.6g}** (distance), {th['label']}; source metrics.json SHA-256 "
+                     f"{src['metrics_sha256'][:16]}..., same backend fingerprint (SHA-256 {src['fingerprint_sha256'][:16]}...); "
+                     f"FMR over this run's impostors {th['achieved_fmr']:.3g}.")
     else:
         lines.append(f"- Threshold: **{th['value']:.6g}** (fixed; FMR over all impostors {th['achieved_fmr']:.3g}).")
     f = m["failures"]
