@@ -192,3 +192,18 @@ __all__ = ["INFO", "AdienceDatasetConfig", "OFFICIAL_BANDS", "age_band", "read_f
 def annotation_files(cfg) -> list[Path]:
     root = resolve_root(cfg.root)
     return [root / f"fold_{int(k)}_data.txt" for k in cfg.folds if (root / f"fold_{int(k)}_data.txt").is_file()]
+
+
+class AdienceDataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: adience`` in conf/dataset/adience.yaml."""
+
+    name = "adience"
+    config_schema = AdienceDatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

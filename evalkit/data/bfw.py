@@ -276,3 +276,18 @@ __all__ = ["INFO", "BFWDatasetConfig", "BFWProtocolConfig", "load", "load_bfw", 
 
 def annotation_files(cfg) -> list[Path]:
     return [datatable_path(resolve_root(cfg.root), cfg.datatable)]
+
+
+class BFWDataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: bfw`` in conf/dataset/bfw.yaml."""
+
+    name = "bfw"
+    config_schema = BFWDatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

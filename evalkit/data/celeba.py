@@ -207,3 +207,18 @@ def annotation_files(cfg) -> list[Path]:
     if cfg.partition is not None:
         out.append(root / "Eval" / "list_eval_partition.txt")
     return [p for p in out if p.is_file()]
+
+
+class CelebADataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: celeba`` in conf/dataset/celeba.yaml."""
+
+    name = "celeba"
+    config_schema = CelebADatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

@@ -137,3 +137,18 @@ __all__ = ["INFO", "DiveFaceDatasetConfig", "CLASSES", "GROUPS", "read_list", "l
 def annotation_files(cfg) -> list[Path]:
     root = resolve_root(cfg.root)
     return [p for p in (list_file(root, c, cfg.balanced) for c in CLASSES) if p.is_file()]
+
+
+class DiveFaceDataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: diveface`` in conf/dataset/diveface.yaml."""
+
+    name = "diveface"
+    config_schema = DiveFaceDatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

@@ -181,3 +181,18 @@ __all__ = ["INFO", "FairFaceDatasetConfig", "AGE_BINS", "MANGLED_AGES", "age_bin
 def annotation_files(cfg) -> list[Path]:
     root = resolve_root(cfg.root)
     return [root / SPLITS[s] for s in cfg.splits if s in SPLITS and (root / SPLITS[s]).is_file()]
+
+
+class FairFaceDataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: fairface`` in conf/dataset/fairface.yaml."""
+
+    name = "fairface"
+    config_schema = FairFaceDatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

@@ -136,3 +136,18 @@ __all__ = ["INFO", "MorphDatasetConfig", "load", "load_morph", "inspect"]
 def annotation_files(cfg) -> list[Path]:
     p = resolve_root(cfg.root) / cfg.csv
     return [p] if p.is_file() else []
+
+
+class MorphDataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: morph`` in conf/dataset/morph.yaml."""
+
+    name = "morph"
+    config_schema = MorphDatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

@@ -289,3 +289,18 @@ def annotation_files(cfg) -> list[Path]:
         base = pairs_file(root, race).parent
         out += [base / f"{race}_{k}.txt" for k in ("pairs", "people")]
     return [p for p in out if p.is_file()]
+
+
+class RFWDataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: rfw`` in conf/dataset/rfw.yaml."""
+
+    name = "rfw"
+    config_schema = RFWDatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

@@ -165,3 +165,18 @@ __all__ = ["INFO", "UTKFaceDatasetConfig", "parse_name", "labels_of", "load", "l
 
 def annotation_files(cfg) -> list[Path]:
     return []   # the labels are the image file names, covered by the run's images digest
+
+
+class UTKFaceDataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: utkface`` in conf/dataset/utkface.yaml."""
+
+    name = "utkface"
+    config_schema = UTKFaceDatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

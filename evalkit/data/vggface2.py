@@ -156,3 +156,18 @@ __all__ = ["INFO", "VGGFace2DatasetConfig", "load", "load_vggface2", "read_meta"
 
 def annotation_files(cfg) -> list[Path]:
     return [resolve_root(cfg.root) / META_FILE]
+
+
+class VGGFace2Dataset:
+    """The adapter as a registrable class (the dataset plug-in contract: ``name``,
+    ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: vggface2`` in conf/dataset/vggface2.yaml."""
+
+    name = "vggface2"
+    config_schema = VGGFace2DatasetConfig
+    identities = INFO.identities
+
+    def load(self, cfg) -> Samples:
+        return load(cfg)
+
+    def files(self, cfg) -> list[Path]:
+        return annotation_files(cfg)

@@ -57,6 +57,15 @@ def test_adapter_reads_its_layout_with_lfw_labels(name, people, lfw_samples, tmp
     # identities: one subject per LFW person, or (no identities) one per image
     assert len(np.unique(s.subjects)) == (len(s) if name in NO_IDENTITIES else n_subjects)
     assert all(s.label_sources[a] for a in s.attribute_names)
+    # the registrable class (dataset plug-in contract) gives the same table and its annotation files
+    from evalkit.data.adapters import adapter
+
+    mod = adapter(name)
+    cls = next(v for k, v in vars(mod).items() if k.endswith("Dataset") and isinstance(v, type) and hasattr(v, "files"))
+    cfg = compose_config(_overrides(name, fx.root)).dataset
+    assert cls.name == name and cls.config_schema is mod.CONFIG and cls.identities == (name not in NO_IDENTITIES)
+    assert cls().load(cfg).ids.tolist() == load_dataset(cfg).ids.tolist()
+    assert all(p.is_file() for p in cls().files(cfg)) and (name == "utkface" or cls().files(cfg))
 
 
 def _rows(path):
