@@ -399,3 +399,13 @@ def test_data_info_text(name, tmp_path):
         assert part in text
     assert info.documented_from.split(":")[0] in ("official", "secondary")
     assert "not found" in info_text(name, tmp_path / "absent")
+
+
+def test_cli_data_info(tmp_path, capsys):
+    from evalkit.cli import main
+
+    (tmp_path / "fairface_label_val.csv").write_text("file,age,gender,race,service_test\nval/1.jpg,03-Sep,Male,White,True\n")
+    assert main(["data", "info", "fairface", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Where to request it" in out and "val: 1 labelled images, 0 present on disk, 1 spreadsheet-mangled" in out
+    assert "fairface_label_train.csv: MISSING" in out
