@@ -1,7 +1,8 @@
 """The two partial audits, end to end (``protocol=impostor`` and ``protocol=enrolment``): what is
 measured is in evalkit.metrics.impostor_only; this module plans the images, scores the pairs,
-chooses or carries the threshold and assembles metrics.json, for the pipeline to write the run
-folder as for any run.
+chooses or carries the threshold and assembles metrics.json; the protocol plug-ins
+(evalkit/protocols/impostor.py, enrolment.py) call these, and the pipeline writes the run folder
+as for any run.
 
 metrics.json of these runs: the 1:1 header, ``failures``, ``threshold``, ``min_count`` blocks;
 ``protocol.kind`` ``"impostor"`` or ``"enrolment"``; ``scope`` ({can_show, cannot_show}: what the
@@ -143,7 +144,7 @@ def summarise_enrolment(cfg, samples: Samples, *, header: dict, image_failures, 
     return summary._clean(out)
 
 
-# -- configs and the run (called by evalkit.pipeline.run for these two kinds) --------------------
+# -- configs (the protocol plug-ins evalkit.protocols.impostor / .enrolment use them) ------------
 
 from dataclasses import dataclass  # noqa: E402
 from typing import Optional  # noqa: E402
@@ -169,7 +170,6 @@ class EnrolmentProtocolConfig(ProtocolConfig):
     seed: int = "${seed}"  # type: ignore[assignment]
 
 
-PROTOCOL_CONFIGS = {"impostor": ImpostorProtocolConfig, "enrolment": EnrolmentProtocolConfig}
 
 
 def validate(cfg) -> None:
@@ -182,51 +182,3 @@ def validate(cfg) -> None:
     if cfg.protocol.kind == "enrolment" and cfg.threshold.policy == "from_run":
         raise ConfigError("protocol=enrolment compares nothing, so a carried threshold has nothing to apply to")
 
-
-def run(cfg, samples: Samples, out, timings: dict, t: float, *, embed, header, finish, carried_source) -> dict:
-    """One impostor-only or enrolment-only run into ``out`` (the pipeline's helpers passed in)."""
-    import time
-
-    if cfg.protocol.kind == "impostor":
-        from .scores import ScoreTable
-        from .scoring import pair_distances
-
-        pairs = plan_impostor(cfg, samples)
-        used = pairs.used_samples()
-    else:
-        pairs, used = None, plan_enrolment(cfg, samples)
-    used_samples = samples.subset(used)
-    timings["load"] = time.perf_counter() - t
-    t = time.perf_counter()
-    emb, stats, fingerprint = embed(cfg, list(used_samples.paths))
-    timings["embed"] = time.perf_counter() - t
-    t = time.perf_counter()
-    protocol = {"name": cfg.protocol.name, "kind": cfg.protocol.kind, "seed": int(cfg.protocol.seed), "n_folds": 0}
-    if pairs is None:
-        protocol.update(n_comparisons=0, n_genuine=0, n_impostor=0, n_images=len(used),
-                        max_images=cfg.protocol.max_images)
-        metrics = summarise_enrolment(cfg, used_samples, header=header(cfg, samples, used_samples, fingerprint, protocol),
-                                      image_failures=emb.failures, image_notes=emb.details)
-        table = None
-    else:
-        dim = emb.vectors.shape[1]
-        full = np.full((len(samples), max(dim, 1)), np.nan, dtype=np.float32)
-        ok = np.zeros(len(samples), dtype=bool)
-        if dim:
-            full[used] = emb.vectors
-        ok[used] = emb.ok
-        table = ScoreTable.build(samples, pairs, pair_distances(full, pairs.a, pairs.b, cfg.backend.distance), ok)
-        _, counts = np.unique(samples.subjects, return_counts=True)
-        protocol.update(n_comparisons=len(table), n_genuine=0, n_impostor=len(table), images_per_subject=1,
-                        nonmated=cfg.protocol.nonmated)
-        carried = carried_source(cfg, fingerprint)
-        metrics = summarise_impostor(cfg, table, header=header(cfg, samples, used_samples, fingerprint, protocol),
-                                     image_failures=emb.failures, image_notes=emb.details,
-                                     image_groups=used_samples.attributes, carried=carried,
-                                     threshold_value=cfg.threshold.value, n_multi=int((counts > 1).sum()))
-    timings["score"] = timings["metrics"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if table is not None:
-        table.write_csv(out / "scores.csv")
-    finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
-    return metrics

@@ -33,8 +33,8 @@ import numpy as np
 from evalkit.data.samples import CONFLICT, SPECIAL_LABELS, UNLABELLED, DatasetError
 
 __all__ = ["DatasetInfo", "ADAPTERS", "adapter", "adapter_names", "info_text", "read_lines", "where",
-           "map_code", "per_subject", "level_note", "found_files", "resolve_root", "config_schemas",
-           "has_identities"]
+           "map_code", "per_subject", "level_note", "found_files", "resolve_root", "has_identities",
+           "validate_dataset_protocol"]
 
 #: adapter name -> module (imported only when that dataset is used)
 ADAPTERS = {
@@ -93,17 +93,16 @@ def adapter_names() -> list[str]:
 
 
 def has_identities(kind: str) -> bool:
-    """False for datasets whose images carry no identity (UTKFace, FairFace)."""
-    return kind not in ADAPTERS or adapter(kind).INFO.identities
+    """False for datasets whose images carry no identity (UTKFace, FairFace): the registered
+    adapter class says so with ``identities = False``."""
+    from evalkit.registry import DATASETS
+
+    try:
+        return bool(getattr(DATASETS.get(kind), "identities", True))
+    except Exception:   # an unknown kind is reported by the registry check
+        return True
 
 
-def config_schemas() -> dict[str, type]:
-    """adapter name -> its config dataclass (stored as ``dataset/base_<name>``)."""
-    out = {}
-    for name in ADAPTERS:
-        mod = adapter(name)
-        out[name] = mod.CONFIG
-    return out
 
 
 def resolve_root(root: str | os.PathLike) -> Path:
@@ -241,19 +240,9 @@ class Rows:
             self.attributes.setdefault(k, []).append(v)
 
 
-def protocol_schemas() -> dict[str, type]:
-    """Official-protocol config dataclasses of the adapters that have one (``protocol/base_<name>``)."""
-    out = {}
-    for name in ADAPTERS:
-        node = getattr(adapter(name), "PROTOCOL_CONFIG", None)
-        if node is not None:
-            out[name] = node
-    return out
 
-
-#: protocols that need identities (pairs or searches); a dataset without identities runs only
-#: ``protocol=enrolment``
-PAIR_PROTOCOLS = ("lfw", "generated", "exhaustive", "search", "rfw", "bfw", "impostor")
+#: the one protocol a dataset without identities can run
+IDENTITY_FREE_PROTOCOLS = ("enrolment",)
 
 
 def validate_dataset_protocol(cfg) -> None:
@@ -262,10 +251,7 @@ def validate_dataset_protocol(cfg) -> None:
     from evalkit.config import ConfigError
 
     kind, proto = cfg.dataset.kind, cfg.protocol.kind
-    if proto in ("rfw", "bfw") and kind != proto:
-        raise ConfigError(f"protocol={proto} is {proto.upper()}'s official protocol and needs dataset={proto} "
-                          f"(got dataset={kind}); use protocol=generated for other datasets")
-    if proto in PAIR_PROTOCOLS and not has_identities(kind):
+    if proto not in IDENTITY_FREE_PROTOCOLS and not has_identities(kind):
         raise ConfigError(f"dataset={kind} has no identities, so no comparison is mated or known to be non-mated: "
                           f"protocol={proto} cannot be measured on it. Use protocol=enrolment (failure to detect / "
                           "enrol per group), which is what this data can show")

@@ -27,6 +27,7 @@ import numpy as np
 
 from evalkit.config import DatasetConfig
 from evalkit.data.adapters import DatasetInfo, found_files, level_note, map_code, per_subject, read_lines, resolve_root, where
+from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples
 
 COLUMNS = ("user_id", "original_image", "face_id", "age", "gender")
@@ -194,7 +195,7 @@ def annotation_files(cfg) -> list[Path]:
     return [root / f"fold_{int(k)}_data.txt" for k in cfg.folds if (root / f"fold_{int(k)}_data.txt").is_file()]
 
 
-class AdienceDataset:
+class AdienceDataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: adience`` in conf/dataset/adience.yaml."""
 

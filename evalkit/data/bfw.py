@@ -29,6 +29,7 @@ import numpy as np
 
 from evalkit.config import DatasetConfig, ProtocolConfig
 from evalkit.data.adapters import DatasetInfo, map_code, resolve_root, where
+from evalkit.data.base import Dataset
 from evalkit.data.samples import DatasetError, Pairs, Samples
 
 REQUIRED = ("fold", "p1", "p2", "label", "id1", "id2", "a1", "a2", "g1", "g2", "e1", "e2")
@@ -278,7 +279,7 @@ def annotation_files(cfg) -> list[Path]:
     return [datatable_path(resolve_root(cfg.root), cfg.datatable)]
 
 
-class BFWDataset:
+class BFWDataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: bfw`` in conf/dataset/bfw.yaml."""
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from evalkit.config import DatasetConfig
 from evalkit.data.adapters import DatasetInfo, found_files, level_note, per_subject, read_lines, resolve_root, where
+from evalkit.data.base import Dataset
 from evalkit.data.samples import DatasetError, Samples
 
 IMAGE_DIRS = ("Img/img_align_celeba", "img_align_celeba")
@@ -209,7 +210,7 @@ def annotation_files(cfg) -> list[Path]:
     return [p for p in out if p.is_file()]
 
 
-class CelebADataset:
+class CelebADataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: celeba`` in conf/dataset/celeba.yaml."""
 

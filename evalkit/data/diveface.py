@@ -25,6 +25,7 @@ import numpy as np
 
 from evalkit.config import DatasetConfig
 from evalkit.data.adapters import DatasetInfo, found_files, read_lines, resolve_root, where
+from evalkit.data.base import Dataset
 from evalkit.data.samples import DatasetError, Samples
 
 GROUPS = {"Group1": "east_asian", "Group2": "subsaharan_southindian", "Group3": "caucasian"}
@@ -139,7 +140,7 @@ def annotation_files(cfg) -> list[Path]:
     return [p for p in (list_file(root, c, cfg.balanced) for c in CLASSES) if p.is_file()]
 
 
-class DiveFaceDataset:
+class DiveFaceDataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: diveface`` in conf/dataset/diveface.yaml."""
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from evalkit.config import DatasetConfig
 from evalkit.data.adapters import DatasetInfo, found_files, map_code, resolve_root, where
+from evalkit.data.base import Dataset
 from evalkit.data.samples import DatasetError, Samples
 
 COLUMNS = ("file", "age", "gender", "race")
@@ -183,7 +184,7 @@ def annotation_files(cfg) -> list[Path]:
     return [root / SPLITS[s] for s in cfg.splits if s in SPLITS and (root / SPLITS[s]).is_file()]
 
 
-class FairFaceDataset:
+class FairFaceDataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: fairface`` in conf/dataset/fairface.yaml."""
 

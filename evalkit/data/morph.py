@@ -24,6 +24,7 @@ import numpy as np
 from evalkit.config import DatasetConfig
 from evalkit.data.adapters import DatasetInfo, found_files, level_note, map_code, per_subject, resolve_root, where
 from evalkit.data.csv_table import _check_edges, band_label, band_labels
+from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples
 
 CSV_FILE = "morph_2008_nonCommercial.csv"
@@ -138,7 +139,7 @@ def annotation_files(cfg) -> list[Path]:
     return [p] if p.is_file() else []
 
 
-class MorphDataset:
+class MorphDataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: morph`` in conf/dataset/morph.yaml."""
 

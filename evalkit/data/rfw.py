@@ -29,6 +29,7 @@ import numpy as np
 
 from evalkit.config import DatasetConfig, ProtocolConfig
 from evalkit.data.adapters import DatasetInfo, read_lines, resolve_root, where
+from evalkit.data.base import Dataset
 from evalkit.data.samples import DatasetError, Pairs, Samples
 
 RACES = ("African", "Asian", "Caucasian", "Indian")
@@ -291,7 +292,7 @@ def annotation_files(cfg) -> list[Path]:
     return [p for p in out if p.is_file()]
 
 
-class RFWDataset:
+class RFWDataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: rfw`` in conf/dataset/rfw.yaml."""
 

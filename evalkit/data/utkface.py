@@ -28,6 +28,7 @@ import numpy as np
 from evalkit.config import DatasetConfig
 from evalkit.data.adapters import DatasetInfo, resolve_root
 from evalkit.data.csv_table import band_label, band_labels
+from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples
 
 GENDER = {"0": "male", "1": "female"}
@@ -167,7 +168,7 @@ def annotation_files(cfg) -> list[Path]:
     return []   # the labels are the image file names, covered by the run's images digest
 
 
-class UTKFaceDataset:
+class UTKFaceDataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: utkface`` in conf/dataset/utkface.yaml."""
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from evalkit.config import DatasetConfig
 from evalkit.data.adapters import DatasetInfo, found_files, map_code, resolve_root, where
+from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples
 
 META_FILE = "identity_meta.csv"
@@ -158,7 +159,7 @@ def annotation_files(cfg) -> list[Path]:
     return [resolve_root(cfg.root) / META_FILE]
 
 
-class VGGFace2Dataset:
+class VGGFace2Dataset(Dataset):
     """The adapter as a registrable class (the dataset plug-in contract: ``name``,
     ``config_schema``, ``load(cfg)``, ``files(cfg)``); ``kind: vggface2`` in conf/dataset/vggface2.yaml."""
 

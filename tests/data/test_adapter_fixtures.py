@@ -109,8 +109,12 @@ def test_rfw_official_protocol_end_to_end(rfw_run):
 
 
 def test_rfw_cross_race_impostors(people, tmp_path):
-    from evalkit.data import build_pairs
+    from evalkit.protocols.rfw import RFWProtocol
 
+    def build_pairs(protocol_cfg, samples, dataset_cfg):
+        return RFWProtocol().pairs(compose_config(_overrides("rfw", fx.root) + ["protocol=rfw"] + extra), samples)
+
+    extra = ["protocol.cross_race_impostors=30"]
     fx = BUILDERS["rfw"](people, tmp_path / "rfw")
     cfg = compose_config(_overrides("rfw", fx.root) + ["protocol=rfw", "protocol.cross_race_impostors=30"])
     s = load_dataset(cfg.dataset)
@@ -122,7 +126,8 @@ def test_rfw_cross_race_impostors(people, tmp_path):
     assert len({(a, b) for a, b in zip(p.a[cross], p.b[cross])}) == 30
     again = build_pairs(cfg.protocol, s, cfg.dataset)
     assert (again.a == p.a).all() and (again.b == p.b).all()          # seeded
-    official = build_pairs(compose_config(_overrides("rfw", fx.root) + ["protocol=rfw"]).protocol, s, cfg.dataset)
+    extra = []
+    official = build_pairs(None, s, cfg.dataset)
     assert len(official) == 80 and (official.fold >= 0).all()
 
 
