@@ -61,7 +61,10 @@ def test_adapter_reads_its_layout_with_lfw_labels(name, people, lfw_samples, tmp
     from evalkit.data.adapters import adapter
 
     mod = adapter(name)
-    cls = next(v for k, v in vars(mod).items() if k.endswith("Dataset") and isinstance(v, type) and hasattr(v, "files"))
+    from evalkit.registry import DATASETS
+
+    cls = DATASETS.get(name)                 # registered in evalkit.registry
+    assert DATASETS.schema(name) is mod.CONFIG
     cfg = compose_config(_overrides(name, fx.root)).dataset
     assert cls.name == name and cls.config_schema is mod.CONFIG and cls.identities == (name not in NO_IDENTITIES)
     assert cls().load(cfg).ids.tolist() == load_dataset(cfg).ids.tolist()
