@@ -46,28 +46,27 @@ def plan_enrolment(cfg, samples: Samples) -> np.ndarray:
     return rows
 
 
-def _flat(e: dict, rate: str) -> dict:
-    """A RateEstimate-shaped FMR or FNMR estimate as the flat fields of a 1:1 group entry."""
-    count, n = {"fmr": ("false_matches", "n_impostor"), "fnmr": ("false_nonmatches", "n_genuine")}[rate]
-    out = {rate: e["rate"], f"{rate}_ci": e["ci"], f"{rate}_upper_bound": e["upper"], count: e["errors"], n: e["n"],
-           f"small_{rate}": e["small"], f"small_{rate}_reason": e["small_reason"]}
-    if not e["estimable"]:
-        out[f"{rate}_reason"] = e["reason"]
-    return out
+def _fte_by_group(image_failures, image_notes, groups: dict, subjects, cfg, intersections) -> dict:
+    """metrics.json ``failures`` with failure to enrol per group and per intersection (schema 3)."""
+    from .metrics import summary
 
-
-def _entry(both: dict) -> dict:
-    e = {**_flat(both["fmr"], "fmr"), **_flat(both["fnmr"], "fnmr"), "n_subjects": both["fmr"]["subjects"]}
-    e["small_fnmr"], e["small_fnmr_reason"] = False, None     # not small: not measurable at all
-    e["small"], e["small_reason"] = e["small_fmr"], e["small_fmr_reason"]
-    e["accuracy"], e["eer"], e["fnmr_at_fmr"] = None, None, {}
-    return e
+    mc = (cfg.min_count.subjects, cfg.min_count.comparisons)
+    fails = summary.failures_block(image_failures, image_notes, groups, cfg.confidence, genuine=0, impostor=0,
+                                   excluded=0, image_subjects=subjects, min_count=mc)
+    for combo in intersections:
+        if all(c in groups for c in combo) and len(combo) > 1:
+            name = " x ".join(combo)
+            combined = np.array([" x ".join(t) for t in zip(*(np.asarray(groups[c]).astype(str) for c in combo))])
+            fails["by_group"][name] = summary.failures_by_group(image_failures, {name: combined}, cfg.confidence,
+                                                                image_notes, subjects, mc)[name]
+    return fails
 
 
 def summarise_impostor(cfg, table, *, header: dict, image_failures, image_notes, image_groups, carried=None,
-                       threshold_value=None, n_multi: int = 0) -> dict:
-    """metrics.json of an impostor-only run from its score table (no genuine comparison)."""
-    from .metrics import summary, thresholds
+                       threshold_value=None, n_multi: int = 0, image_subjects=None) -> dict:
+    """metrics.json (schema 3) of an impostor-only run from its score table (no genuine comparison):
+    every group entry is ``{"fmr": RateEstimate, "fnmr": not measurable}``."""
+    from .metrics import results, summary, thresholds
     from .metrics.carried import carried_block
     from .metrics.impostor_only import IMPOSTOR_SCOPE, impostor_only_summary
     from .scoring import apply_failure_policy
@@ -78,68 +77,68 @@ def summarise_impostor(cfg, table, *, header: dict, image_failures, image_notes,
     if carried is not None:
         policy, value = "fixed", carried["value"]
     t, block = thresholds.choose(s, table.mated[keep], policy=policy, target_fmr=cfg.threshold.target_fmr, value=value)
+    record = results.ThresholdRecord.from_choice(block).to_dict()
     if carried is not None:
-        block = carried_block(carried, block["achieved_fmr"], block["n_impostor"])
+        record = carried_block(carried, record)
     match = s <= t
     groups = {a: (ga[keep], gb[keep]) for a, (ga, gb) in table.groups.items()}
     mc = (cfg.min_count.subjects, cfg.min_count.comparisons)
     combos = [list(c) for c in cfg.intersections]
     r = impostor_only_summary(match, table.subject_a[keep], table.subject_b[keep], groups, cfg.confidence,
                               min_count=mc, intersections=combos)
-    out = dict(header)
-    out["schema"] = summary.SCHEMA
-    out["failure_policy"] = cfg.failure_policy
-    out["failures"] = summary.failures_block(image_failures, image_notes, image_groups, cfg.confidence, genuine=0,
-                                             impostor=int(table.failed.sum()), excluded=int((~keep).sum()))
-    out["threshold"] = block
-    out["min_count"] = {"subjects": mc[0], "comparisons": mc[1]}
-    out["overall"] = _entry(r["overall"])
-    out["groups"] = {a: {g: _entry(e) for g, e in per.items()} for a, per in r["groups"].items()}
-    out["mixed"] = {a: _entry(e) for a, e in r["mixed"].items()}
-    out["intersections"] = {a: {g: _entry(e) for g, e in per.items()} for a, per in r["intersections"].items()}
+    fails = _fte_by_group(image_failures, image_notes, image_groups, image_subjects, cfg, combos)
+    fails["comparisons"]["impostor"] = int(table.failed.sum())
+    fails["excluded_comparisons"] = int((~keep).sum())
+    out = results.header_block(header, kind=results.VERIFICATION, rates=results.VERIFICATION_RATES,
+                               failure_policy=cfg.failure_policy, failures=fails, threshold=record, min_count=mc,
+                               bootstrap=None)
+    for k in ("overall", "groups", "mixed", "intersections", "cross_fmr", "disparity"):
+        out[k] = r[k]
+    for block in ("groups", "intersections"):   # no genuine comparison: no accuracy, EER or DET points
+        for per in out[block].values():
+            for e in per.values():
+                e.update(accuracy=None, eer=None, fnmr_at_fmr={})
     if "intersections_skipped" in r:
         out["intersections_skipped"] = r["intersections_skipped"]
-    out["cross_fmr"] = r["cross_fmr"]
-    out["disparity"] = r["disparity"]
-    out["tests"], out["bootstrap"], out["eer"] = {}, None, None
+    out["tests"], out["eer"] = {}, None
     scope = dict(IMPOSTOR_SCOPE)
     if n_multi:
         scope["note"] = (f"{n_multi} subject(s) have more than one image; this protocol uses one each (seeded); "
                          "protocol=generated would measure FNMR on them too")
     out["scope"] = scope
-    out["estimates"] = {"overall": r["overall"], "groups": r["groups"], "mixed": r["mixed"],
-                        "intersections": r["intersections"]}
     return summary._clean(out)
 
 
 def summarise_enrolment(cfg, samples: Samples, *, header: dict, image_failures, image_notes) -> dict:
-    """metrics.json of an enrolment-only run: failure to enrol per group, intersection, reason."""
-    from .metrics import summary
+    """metrics.json (schema 3; FNMR and FMR present as not measurable) of an enrolment-only run: failure to enrol per
+    group, intersection and reason; nothing compared, so no threshold value."""
+    from .metrics import results, summary
     from .metrics.impostor_only import ENROLMENT_SCOPE, enrolment_summary
 
     mc = (cfg.min_count.subjects, cfg.min_count.comparisons)
     combos = [list(c) for c in cfg.intersections]
     r = enrolment_summary(image_failures, samples.subjects, samples.attributes, cfg.confidence, min_count=mc,
                           intersections=combos)
-    out = dict(header)
-    out["schema"] = summary.SCHEMA
-    out["failure_policy"] = cfg.failure_policy
-    out["failures"] = summary.failures_block(image_failures, image_notes, samples.attributes, cfg.confidence,
-                                             genuine=0, impostor=0, excluded=0)
-    for name, per in r["intersections"].items():   # the FTE figure reads failures.by_group
-        combined = np.array([" x ".join(t) for t in zip(*(samples.attributes[a] for a in name.split(" x ")))])
-        out["failures"]["by_group"][name] = summary.failures_by_group(image_failures, {name: combined},
-                                                                      cfg.confidence, image_notes)[name]
-    out["threshold"] = {"policy": "none", "value": None, "label": "no threshold: nothing is compared",
-                        "target_fmr": None, "achieved_fmr": None, "resolvable": False, "n_impostor": 0,
-                        "per_group": None, "calibration": None}
-    out["min_count"] = {"subjects": mc[0], "comparisons": mc[1]}
+    fails = _fte_by_group(image_failures, image_notes, samples.attributes, samples.subjects, cfg, combos)
+    threshold = results.ThresholdRecord(policy="none", value=None, rate="fmr", target=None, achieved=None, n=0,
+                                        resolvable=False, label="no threshold: nothing is compared")
+    out = results.header_block(header, kind=results.VERIFICATION, rates=results.VERIFICATION_RATES,
+                               failure_policy=cfg.failure_policy,
+                               failures=fails, threshold=threshold, min_count=mc, bootstrap=None)
+    from .metrics.impostor_only import not_measurable
+
+    nm = not_measurable("not measurable: the data has no identities, so no comparison is known to be mated or "
+                        "non-mated")
+
+    def entry(e):   # the verification group shape, FNMR and FMR not measurable
+        return {"fnmr": nm, "fmr": nm, "accuracy": None, "eer": None, "fnmr_at_fmr": {}}   # FTE: ``enrolment``
+
     out["enrolment"] = r
-    nm = "not measurable: the data has no identities, so no comparison is known to be mated or non-mated"
-    out["groups"] = {a: {g: {"fnmr": None, "fnmr_reason": nm, "fmr": None, "fmr_reason": nm, "n_genuine": 0,
-                             "n_impostor": 0, "false_matches": 0, "false_nonmatches": 0,
-                             "n_subjects": e["fte"]["subjects"], "small": False}
-                         for g, e in per.items()} for a, per in r["groups"].items()}
+    out["overall"] = {"fnmr": nm, "fmr": nm}
+    out["groups"] = {a: {g: entry(e) for g, e in per.items()} for a, per in r["groups"].items()}
+    out["intersections"] = {a: {g: entry(e) for g, e in per.items()} for a, per in r["intersections"].items()}
+    out["disparity"] = r["disparity"]
+    out["mixed"], out["cross_fmr"], out["tests"], out["eer"] = {}, {}, {}, None
     out["scope"] = dict(ENROLMENT_SCOPE)
     return summary._clean(out)
 

@@ -73,8 +73,10 @@ def read_source(run_dir: str | Path) -> dict:
     fp = backend.get("fingerprint") or rec.get("backend_fingerprint")
     if not fp:
         raise CarriedThresholdError(f"{mpath} records no backend fingerprint: it cannot be checked, so it is refused")
-    return {"value": float(value), "policy": th.get("policy"), "target_fmr": th.get("target_fmr"),
-            "achieved_fmr": th.get("achieved_fmr"), "n_impostor": th.get("n_impostor"), "label": th.get("label"),
+    pick = lambda *keys: next((th[k] for k in keys if th.get(k) is not None), None)  # noqa: E731  (schema 2 or 3)
+    return {"value": float(value), "policy": th.get("policy"), "target_fmr": pick("target", "target_fmr"),
+            "achieved_fmr": pick("achieved", "achieved_fmr"), "n_impostor": pick("n", "n_impostor"),
+            "label": th.get("label"),
             "distance": backend.get("distance"), "backend": backend.get("name"), "fingerprint": fp,
             "fingerprint_sha256": fingerprint_sha256(fp), "run_dir": str(run.resolve()),
             "run_id": f"{m.get('experiment', '?')}/{run.resolve().name}", "metrics_sha256": hashlib.sha256(raw).hexdigest(),
@@ -100,15 +102,18 @@ def check_fingerprint(source: dict, fingerprint: dict, distance: str) -> None:
                                     "distance of one backend's scores and is refused for another")
 
 
-def carried_block(source: dict, achieved_fmr, n_impostor: int) -> dict:
-    """The ``threshold`` block of a run whose threshold was carried (policy ``from_run``)."""
+def carried_block(source: dict, threshold: dict) -> dict:
+    """The ``threshold`` record (schema 3 ThresholdRecord fields) of a run whose threshold was
+    carried: this run's record at the source's value, with policy ``from_run``, the sentence
+    naming the source, and ``source`` (run id, folder, metrics.json SHA-256, fingerprint SHA-256,
+    the policy, target and impostor count that set it there)."""
     there = (f"set by {source['policy']}" + (f" at FMR {source['target_fmr']:g}" if source.get("target_fmr") else "")
              + (f" over {source['n_impostor']:,} impostors" if source.get("n_impostor") else "")
              + f" on {source['dataset']} ({source['protocol']})")
-    return {"policy": "from_run", "value": source["value"], "target_fmr": source.get("target_fmr"),
-            "achieved_fmr": achieved_fmr, "resolvable": True, "n_impostor": int(n_impostor), "per_group": None,
-            "calibration": None,
-            "label": f"threshold {source['value']:.6g} carried unchanged from run {source['run_id']} ({there})",
-            "source": {k: source[k] for k in ("run_dir", "run_id", "metrics_sha256", "fingerprint_sha256", "policy",
+    out = dict(threshold)
+    out.update(policy="from_run", value=source["value"], target=source.get("target_fmr"), resolvable=True,
+               label=f"threshold {source['value']:.6g} carried unchanged from run {source['run_id']} ({there})",
+               source={k: source[k] for k in ("run_dir", "run_id", "metrics_sha256", "fingerprint_sha256", "policy",
                                               "target_fmr", "achieved_fmr", "n_impostor", "dataset", "protocol",
-                                              "backend", "distance", "schema")}}
+                                              "backend", "distance", "schema")})
+    return out

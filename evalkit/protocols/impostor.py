@@ -54,7 +54,8 @@ class ImpostorProtocol(Protocol):
         return summarise_impostor(cfg, output, header=header, image_failures=emb.failures, image_notes=emb.details,
                                   image_groups=plan.used_samples.attributes,
                                   carried=carried_source(cfg, context.fingerprint),
-                                  threshold_value=self.threshold_value(cfg), n_multi=plan.n_multi)
+                                  threshold_value=self.threshold_value(cfg), n_multi=plan.n_multi,
+                                  image_subjects=plan.used_samples.subjects)
 
     def write(self, out_dir: Path, plan: ImpostorPlan, output, context: RunContext) -> None:
         output.write_csv(Path(out_dir) / "scores.csv")

@@ -84,13 +84,13 @@ class PairProtocol(Protocol):
             threshold_value=carried["value"] if carried else self.threshold_value(cfg), failure_policy=cfg.failure_policy,
             confidence=cfg.confidence,
             image_failures=emb.failures, image_groups=plan.used_samples.attributes, header=header,
-            image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=output.calibration,
+            image_notes=emb.details, image_subjects=plan.used_samples.subjects,
+            threshold_attribute=cfg.threshold.attribute, calibration=output.calibration,
             reference=dict(cfg.reference), **context.statistics_options())
         if carried:
             from ..metrics.carried import carried_block
 
-            metrics["threshold"] = carried_block(carried, metrics["threshold"]["achieved_fmr"],
-                                                 metrics["threshold"]["n_impostor"])
+            metrics["threshold"] = carried_block(carried, metrics["threshold"])
         return metrics
 
     def write(self, out_dir: Path, plan: PairPlan, output: PairOutput, context: RunContext) -> None:

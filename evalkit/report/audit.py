@@ -62,7 +62,7 @@ def scope_html(m: dict) -> str:
     if sc.get("note"):
         items.append(f"<li>{esc(sc['note'])}.</li>")
     if kind(m) == "impostor":
-        items.append(f'<li data-metric="fnmr">FNMR: {esc(_rate((m.get("estimates") or {}).get("overall", {}).get("fnmr") or {}))}</li>')
+        items.append(f'<li data-metric="fnmr">FNMR: {esc(_rate((m.get("overall") or {}).get("fnmr") or {}))}</li>')
     return f'<section id="scope"><h2>What this data can and cannot show</h2><ul>{"".join(items)}</ul></section>'
 
 

@@ -167,6 +167,6 @@ def test_adapter_end_to_end_generated_pairs(name, people, tmp_path):
     n_gen = sum(len(p.images) * (len(p.images) - 1) // 2 for p in fx.people
                 if any(fx.source[s] in p.images for s in fx.source))
     assert m["protocol"]["n_genuine"] == n_gen
-    assert m["groups"]["sex"]["female"]["n_genuine"] > 0 and m["groups"]["sex"]["male"]["n_genuine"] > 0
+    assert m["groups"]["sex"]["female"]["fnmr"]["n"] > 0 and m["groups"]["sex"]["male"]["fnmr"]["n"] > 0
     assert m["dataset"]["label_sources"]["sex"]
     assert (out / "report.html").is_file()
