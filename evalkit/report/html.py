@@ -849,7 +849,8 @@ def render_report(run_dir: str | Path) -> str:
     body.append(_provenance_section(m, rec))
     from .audit import scope_html   # impostor-only runs: what the data can and cannot show
 
-    body.append(scope_html(m))
+    if scope_html(m):
+        body.append(scope_html(m))
     body.append(_caveats_section(m))
     body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, the figures '
                 "the run wrote, scores.csv where a figure is missing). Self-contained: no scripts, fonts or images are "
