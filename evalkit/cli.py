@@ -140,8 +140,10 @@ def _data(args: list[str]) -> int:
     v = sub.add_parser("verify", help="check a local copy against the fixed checksums (no network)")
     v.add_argument("dataset", choices=["lfw"])
     v.add_argument("--root", default=None)
-    i = sub.add_parser("info", help="what the local copy of a dataset holds")
-    i.add_argument("dataset", choices=["lfw"])
+    from .data.adapters import ADAPTERS
+
+    i = sub.add_parser("info", help="a dataset: where to request it, its terms and layout, what the local copy holds")
+    i.add_argument("dataset", choices=["lfw", *ADAPTERS])
     i.add_argument("--root", default=None)
     ns = p.parse_args(args)
     from pathlib import Path
@@ -156,6 +158,11 @@ def _data(args: list[str]) -> int:
             print(f"evalkit: {exc}", file=sys.stderr)
             return 1
         print(f"LFW ready in {dest}")
+        return 0
+    if ns.cmd == "info" and ns.dataset != "lfw":   # named adapters (evalkit/data/<name>.py)
+        from .data.adapters import info_text
+
+        print(info_text(ns.dataset, Path(ns.root or Path(default_data_dir()) / ns.dataset)))
         return 0
     root = Path(ns.root or Path(default_data_dir()) / "lfw")
     if ns.cmd == "verify":

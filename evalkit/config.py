@@ -61,6 +61,7 @@ class CSVDatasetConfig(DatasetConfig):
     numeric_bands: dict[str, list[float]] = field(default_factory=dict)   # e.g. {age: [18, 30, 45, 60]}
     encoding: str = "utf-8"                  # the CSV's text encoding (latin-1, cp1252, utf-16, ...)
     allow_outside_root: Optional[str] = None   # a reason to allow image paths outside the CSV's folder
+    per_subject: list[str] = field(default_factory=list)   # columns labelling the subject (sex, race), not the image
 
 
 # -- protocols --------------------------------------------------------------------------------
@@ -189,6 +190,7 @@ class ThresholdConfig:
     calibration: str = "subject_split"       # calibrated: lfw_view1_train | subject_split
     calibration_fraction: float = 0.5        # subject_split: share of subjects used to calibrate
     deepface_default: bool = False           # fixed: take DeepFace's own per-model threshold as the value
+    run: Optional[str] = None                # from_run: the run folder whose threshold is applied unchanged
 
 
 @dataclass
@@ -364,7 +366,7 @@ def validate(cfg: Any, backend_class: type | None = None) -> None:
     from .registry import BACKENDS, DATASETS, PROTOCOLS
 
     complete_plugin_nodes(cfg)
-    one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
+    one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir", "from_run"),
            "threshold.policy")
     if cfg.protocol.get("device") is not None:   # GPU block products (evalkit.accel)
         one_of(cfg.protocol.device, ("cpu", "cuda"), "protocol.device")
@@ -379,6 +381,17 @@ def validate(cfg: Any, backend_class: type | None = None) -> None:
         if int(cfg.shard.count) < 1 or not 0 <= int(cfg.shard.index) < int(cfg.shard.count):
             raise ConfigError(f"shard.index must be in 0..shard.count-1 and shard.count >= 1, got "
                               f"shard.index={cfg.shard.index} shard.count={cfg.shard.count}")
+    if cfg.threshold.policy == "from_run":   # the source run must exist and hold one threshold (checked again on use)
+        from .metrics.carried import CarriedThresholdError, read_source
+
+        if not cfg.threshold.run:
+            raise ConfigError("threshold=from_run needs threshold.run=RUN_DIR (a run folder holding metrics.json)")
+        try:
+            read_source(cfg.threshold.run)
+        except CarriedThresholdError as exc:
+            raise ConfigError(str(exc)) from None
+        if cfg.protocol.kind in ("search", "exhaustive"):
+            raise ConfigError(f"threshold=from_run is not available with protocol={cfg.protocol.kind}")
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
         raise ConfigError("threshold.policy=fixed needs threshold.value (a distance) or threshold.deepface_default=true")
     one_of(cfg.threshold.calibration, ("lfw_view1_train", "subject_split"), "threshold.calibration")
@@ -410,6 +423,9 @@ def validate(cfg: Any, backend_class: type | None = None) -> None:
     from .protocols import build_protocol
 
     build_protocol(cfg.protocol).validate(cfg)
+    from .data.adapters import validate_dataset_protocol   # data without identities: protocol=enrolment only
+
+    validate_dataset_protocol(cfg)
     if backend_class is None:
         from .backends import backend_class as _backend_class
 

@@ -161,10 +161,18 @@ PROTOCOLS.register("lfw", "evalkit.protocols.lfw:LFWProtocol")
 PROTOCOLS.register("generated", "evalkit.protocols.generated:GeneratedProtocol")
 PROTOCOLS.register("exhaustive", "evalkit.protocols.exhaustive:ExhaustiveProtocol")
 PROTOCOLS.register("search", "evalkit.protocols.search:SearchProtocol")
+PROTOCOLS.register("rfw", "evalkit.protocols.rfw:RFWProtocol")
+PROTOCOLS.register("bfw", "evalkit.protocols.bfw:BFWProtocol")
+PROTOCOLS.register("impostor", "evalkit.protocols.impostor:ImpostorProtocol")
+PROTOCOLS.register("enrolment", "evalkit.protocols.enrolment:EnrolmentProtocol")
 
 DATASETS = Registry("dataset", "evalkit.datasets", "dataset")
 DATASETS.register("lfw", "evalkit.data.lfw:LFWDataset", schema="evalkit.config:LFWDatasetConfig")
 DATASETS.register("csv", "evalkit.data.csv_table:CSVDataset", schema="evalkit.config:CSVDatasetConfig")
+for _name, _cls in (("rfw", "RFW"), ("bfw", "BFW"), ("vggface2", "VGGFace2"), ("celeba", "CelebA"), ("adience", "Adience"),
+                    ("utkface", "UTKFace"), ("fairface", "FairFace"), ("diveface", "DiveFace"), ("morph", "Morph")):
+    # the demographic benchmarks (evalkit/data/<name>.py); schema: the module's <Name>DatasetConfig
+    DATASETS.register(_name, f"evalkit.data.{_name}:{_cls}Dataset", schema=f"evalkit.data.{_name}:{_cls}DatasetConfig")
 
 BACKENDS = Registry("backend", "evalkit.backends", "backend")
 BACKENDS.register("dlib", "evalkit.backends.dlib_native:DlibBackend", schema="evalkit.config:DlibBackendConfig")

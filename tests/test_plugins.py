@@ -27,7 +27,7 @@ def test_unknown_names_fail_validation_with_a_hint(override, needle):
 
 
 def test_registries_name_their_builtins_and_hint_on_lookup():
-    assert PROTOCOLS.names() == ["exhaustive", "generated", "lfw", "search"]
+    assert PROTOCOLS.names() == ["bfw", "enrolment", "exhaustive", "generated", "impostor", "lfw", "rfw", "search"]
     assert {"lfw", "csv"} <= set(DATASETS.names()) and {"dlib", "deepface", "lbph"} <= set(BACKENDS.names())
     with pytest.raises(RegistryError, match="did you mean 'exhaustive'"):
         PROTOCOLS.get("exhaustiv")

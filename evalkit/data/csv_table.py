@@ -140,6 +140,7 @@ def load_csv_dataset(
     numeric_bands: dict[str, list[float]] | None = None,
     encoding: str = "utf-8",
     allow_outside_root: str | None = None,
+    per_subject: list[str] | None = None,
 ) -> Samples:
     """Read a CSV image table into :class:`Samples`.
 
@@ -153,6 +154,10 @@ def load_csv_dataset(
             column not named here gets :data:`DEFAULT_AGE_BANDS`.
         encoding: the file's text encoding (default UTF-8; a BOM is skipped).
         allow_outside_root: a reason to let paths resolve outside the CSV's folder (None: refused).
+        per_subject: attribute columns that describe the subject, not the image (sex, race):
+            every image of a subject carries the one value its rows give (empty cells filled),
+            and a subject whose rows disagree is ``conflict``. Other columns are per image (age
+            at capture): each row keeps its own value.
 
     Returns:
         Samples in file order; paths absolute; ``label_sources[c]`` is
@@ -273,6 +278,10 @@ def load_csv_dataset(
         raise DatasetError(f"{csv_path} has a header but no rows")
     confine_paths(paths, base, allow_outside_root, where=lambda i: wheres[i])
     default_banded = _numeric_columns(csv_path, values, bands)
+    subject_cols = list(dict.fromkeys(per_subject or []))
+    for c in subject_cols:
+        if c not in attr_cols:
+            raise _unknown_column("per-subject attribute", c, attr_cols, csv_path)
     sources = {}
     for c in attr_cols:
         src = f"column {c} of {csv_path.absolute()}"
@@ -282,7 +291,17 @@ def load_csv_dataset(
             if c in default_banded:
                 src += (" (evalkit's default age bands, as no dataset.numeric_bands was given for it; "
                         f"override: +dataset.numeric_bands.{c}=[...])")
-        sources[c] = src + "; empty/NA cells are 'unlabelled'"
+        src += "; empty/NA cells are 'unlabelled'"
+        if c in subject_cols:   # evalkit.data.adapters.per_subject: one value per subject, disagreement -> conflict
+            from evalkit.data.adapters import level_note
+            from evalkit.data.adapters import per_subject as _per_subject
+
+            resolved, conflicts = _per_subject(np.asarray(subjects, dtype=str), np.asarray(values[c], dtype=str))
+            values[c] = resolved.tolist()
+            src += "; " + level_note("subject", conflicts)
+        else:
+            src += "; per image"
+        sources[c] = src
     return Samples(
         banded=tuple(c for c in attr_cols if c in bands),
         name=name or csv_path.stem,
@@ -331,7 +350,8 @@ class CSVDataset(Dataset):
         return load_csv_dataset(cfg.path, name=cfg.name, attributes=list(cfg.attributes) or None,
                                 numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()},
                                 encoding=cfg.get("encoding") or "utf-8",
-                                allow_outside_root=cfg.get("allow_outside_root"))
+                                allow_outside_root=cfg.get("allow_outside_root"),
+                                per_subject=list(cfg.get("per_subject") or []))
 
     def files(self, cfg) -> list[Path]:
         return [Path(cfg.path)]

@@ -87,13 +87,22 @@ class PairProtocol(Protocol):
             "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0]))),
             **({"notes": list(plan.pairs.notes)} if plan.pairs.notes else {})})
         emb = context.embeddings
-        return summary.summarise(
-            table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
-            threshold_value=self.threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
+        from .carried import carried_source   # threshold=from_run: another run's threshold, unchanged
+
+        carried = carried_source(cfg, context.fingerprint)
+        metrics = summary.summarise(
+            table, threshold_policy="fixed" if carried else cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
+            threshold_value=carried["value"] if carried else self.threshold_value(cfg), failure_policy=cfg.failure_policy,
+            confidence=cfg.confidence,
             image_failures=emb.failures, image_groups=plan.used_samples.attributes, header=header,
             image_notes=emb.details, image_subjects=plan.used_samples.subjects,
             threshold_attribute=cfg.threshold.attribute, calibration=output.calibration,
             reference=dict(cfg.reference), **context.statistics_options())
+        if carried:
+            from ..metrics.carried import carried_block
+
+            metrics["threshold"] = carried_block(carried, metrics["threshold"])
+        return metrics
 
     def write(self, out_dir: Path, plan: PairPlan, output: PairOutput, context: RunContext) -> None:
         output.table.write_csv(Path(out_dir) / "scores.csv")

@@ -641,7 +641,9 @@ def main(args: list[str]) -> int:
         except RunFolderError as exc:
             raise CheckError(str(exc)) from None
         run, run_dir = load_metrics(ns.run, "run")
-        cfg = load_rules(ns.rules or (search_rules_path() if run_kind(run) == "search" else None), ns.overrides)
+        enrolment = (run.get("protocol") or {}).get("kind") == "enrolment"   # its own rules: FTE only
+        cfg = load_rules(ns.rules or (search_rules_path() if run_kind(run) == "search" else
+                                      search_rules_path().with_name("enrolment.yaml") if enrolment else None), ns.overrides)
         base, base_dir = load_metrics(ns.baseline, "baseline")
         rows = evaluate(run, base, cfg)
     except CheckError as exc:

@@ -802,6 +802,10 @@ def render_report(run_dir: str | Path) -> str:
     """The report of a run folder (1:1 or search) as one HTML string (see module docstring)."""
     run_dir = Path(run_dir)
     m, rec = _load(run_dir)
+    if (m.get("protocol") or {}).get("kind") == "enrolment":   # enrolment only (evalkit/report/audit.py)
+        from .audit import render_enrolment_report
+
+        return render_enrolment_report(run_dir, m, rec)
     m = _in_dataset_order(m)
     kind = results.run_kind(m)
     search = kind == results.SEARCH
@@ -843,6 +847,10 @@ def render_report(run_dir: str | Path) -> str:
         body.append(_figures_section(m, run_dir, scores, figs))
         body.append(f'<section id="fte"><h2>Failure to enrol</h2>{fte}</section>')
     body.append(_provenance_section(m, rec))
+    from .audit import scope_html   # impostor-only runs: what the data can and cannot show
+
+    if scope_html(m):
+        body.append(scope_html(m))
     body.append(_caveats_section(m))
     body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, the figures '
                 "the run wrote, scores.csv where a figure is missing). Self-contained: no scripts, fonts or images are "

@@ -94,6 +94,11 @@ def _threshold_lines(m: dict) -> list[str]:
         return [f"- Threshold: **{th['value']:.6g}** (distance), set at FMR {th['target']:g} on "
                 f"{c['source']} ({c['n_impostor']} impostors) and applied unchanged here "
                 f"(FMR over this run's impostors {th['achieved']:.3g})."]
+    if th["policy"] == "from_run":   # threshold=from_run (evalkit.metrics.carried)
+        src = th["source"]
+        return [f"- Threshold: **{th['value']:.6g}** (distance), {th['label']}; source metrics.json SHA-256 "
+                f"{src['metrics_sha256'][:16]}..., same backend fingerprint (SHA-256 {src['fingerprint_sha256'][:16]}...); "
+                f"{rate} over this run's {th['n']} {units} {th['achieved']:.3g}."]
     return [f"- Threshold: **{th['value']:.6g}** ({th.get('label') or th['policy']}; {rate} over all {th['n']} "
             f"{units} {th['achieved']:.3g})."]
 
@@ -336,6 +341,10 @@ def _search_sections(m: dict, attrs: list[str]) -> list[str]:
 
 def render_summary(m: dict) -> str:
     """summary.md of a run, 1:1 verification or one-to-many search, from metrics.json alone."""
+    if (m.get("protocol") or {}).get("kind") == "enrolment":   # enrolment only (evalkit/report/audit.py)
+        from .audit import render_enrolment_summary
+
+        return render_enrolment_summary(m)
     ds, be = m["dataset"], m["backend"]
     search = results.run_kind(m) == results.SEARCH
     rates = results.run_rates(m)
@@ -397,6 +406,9 @@ def render_summary(m: dict) -> str:
                      "use" + ("; most LFW subjects have one image, so this gallery is small and the non-mated probes "
                           "are mostly people with a single photo." if search else "."))
     lines.append("- Groups with few subjects or trials give wide intervals: read the counts before the rates.")
+    from .audit import scope_lines   # impostor-only runs: what the data can and cannot show
+
+    lines += scope_lines(m)
     return "\n".join(lines) + "\n"
 
 

@@ -140,8 +140,12 @@ def det_figure(curves: dict, title: str, threshold=None, min_count: int = 1):
             r_fmr = max(rates.fmr(imp, t), 0.5 / len(imp))
             r_fnmr = max(rates.fnmr(gen, t), 0.5 / len(gen))
             ax.plot([r_fmr], [r_fnmr], MARKERS[i % len(MARKERS)], color=colour, ms=5)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if any(line.get_xydata().size for line in ax.lines):   # log axes need a drawn point
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no group has enough comparisons for a curve", ha="center", va="center",
+                transform=ax.transAxes)
     ax.set_xlabel("False match rate (FMR, log scale; zero shown at 1/2n)")
     ax.set_ylabel("False non-match rate (FNMR, log scale)")
     ax.set_title(title)
@@ -324,6 +328,7 @@ def failure_to_enrol_plot(by_group: dict, title: str):
 
 
 RATE_NAMES = {"fmr": "False match rate (FMR)", "fnmr": "False non-match rate (FNMR)",
+              "fte": "Failure to enrol (FTE)",
               # one-to-many search; short, three panels a row
               "fpir": "FPIR", "fnir": "FNIR", "fnir_rank1": "FNIR at rank 1"}
 

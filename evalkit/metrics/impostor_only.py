@@ -1,0 +1,206 @@
+"""Summaries of the two audits that real data often allows instead of a full 1:1 evaluation.
+
+**Impostor only** (one image per subject, e.g. a database of volunteers photographed once): every
+comparison is non-mated, so the false-match rate can be measured per group and between groups,
+and the false non-match rate cannot: there is no genuine comparison. FNMR is reported as *not
+measurable* with that reason, never as 0 or NaN.
+
+**Enrolment only** (images with demographic labels and no identities, e.g. UTKFace, FairFace): no
+comparison is known to be mated or non-mated, so neither FMR nor FNMR is measurable; what is
+measurable is the failure to detect / enrol of each group, per detector and backend, with its
+reasons.
+
+Definitions (ISO/IEC 19795-1; NISTIR 8280 for the group rules):
+
+- FMR of group g = false matches / impostor comparisons whose two subjects are both labelled g;
+  a false match is a distance <= the threshold (a comparison touching a failed image is a
+  non-match under ``failure_policy=nonmatch``, or left out under ``exclude``).
+- cross-group FMR [g, h] = the same over impostor comparisons with one subject in g and the other
+  in h (symmetric);
+- failure to enrol (FTE) of group g = images of g the backend could not turn into a template
+  (no face, unreadable, missing file ...) / images of g.
+
+Intervals: exact Clopper-Pearson at the run's confidence, and the exact one-sided upper bound when
+no error is observed (``evalkit.metrics.uncertainty``). They treat comparisons (images) as
+independent trials; impostor comparisons sharing a subject are not, so for FMR they are optimistic
+(the report says so).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalkit.data.samples import SPECIAL_LABELS
+from evalkit.metrics import uncertainty
+
+__all__ = ["estimate", "not_measurable", "impostor_only_summary", "enrolment_summary", "FNMR_NOT_MEASURABLE",
+           "IMPOSTOR_SCOPE", "ENROLMENT_SCOPE"]
+
+FNMR_NOT_MEASURABLE = ("not measurable: the data has one image per subject, so there is no genuine (mated) "
+                       "comparison to miss")
+IMPOSTOR_SCOPE = {
+    "can_show": ["how often impostor comparisons match falsely (FMR) within each group and between groups, at one "
+                 "threshold", "failure to enrol per group"],
+    "cannot_show": ["false non-match rates (FNMR): there are no two images of one person",
+                    "accuracy, EER or DET curves, which need genuine comparisons",
+                    "whether a threshold chosen here would keep the same people recognised"],
+}
+ENROLMENT_SCOPE = {
+    "can_show": ["how often the detector / backend fails to enrol an image of each group and intersection, and why"],
+    "cannot_show": ["false match and false non-match rates: without identities no comparison is known to be mated or "
+                    "non-mated", "anything about recognition once an image is enrolled"],
+}
+
+
+def estimate(errors: int, n: int, subjects: int, confidence: float, unit: str, min_count=(10, 30)) -> dict:
+    """One rate with the evidence behind it (the RateEstimate fields of metrics schema 3):
+    ``{rate, errors, n, subjects, ci, upper, ci_boot, ci_boot_reason, small, small_reason,
+    estimable, reason}``. ``rate`` is None when ``n == 0`` (not estimable, with the reason)."""
+    rs = uncertainty.rate_summary(int(errors), int(n), confidence)
+    why = []
+    if min_count:
+        if subjects < min_count[0]:
+            why.append(f"{subjects} subjects < {min_count[0]}")
+        if n < min_count[1]:
+            why.append(f"{n} {unit} < {min_count[1]}")
+    return {"rate": rs["rate"], "errors": int(errors), "n": int(n), "subjects": int(subjects),
+            "ci": rs["ci"] if n else None, "upper": rs["upper_bound_if_zero"], "ci_boot": None,
+            "ci_boot_reason": "not computed for this protocol (exact intervals only)",
+            "small": bool(why), "small_reason": "; ".join(why) or None,
+            "estimable": n > 0, "reason": None if n else f"no {unit}: the rate is not estimable"}
+
+
+def not_measurable(reason: str) -> dict:
+    """A rate the data cannot measure at all (not a small sample: no trial of its kind exists)."""
+    return {"rate": None, "errors": 0, "n": 0, "subjects": 0, "ci": None, "upper": None, "ci_boot": None,
+            "ci_boot_reason": reason, "small": False, "small_reason": None, "estimable": False, "reason": reason}
+
+
+def _ratio(entries: dict) -> dict:
+    """max/min FMR over the groups that are estimable, not small and not a special label state."""
+    use = {g: e["fmr"]["rate"] for g, e in entries.items()
+           if g not in SPECIAL_LABELS and e["fmr"]["estimable"] and not e["fmr"]["small"]}
+    d = {"definition": "max over groups / min over groups of FMR at the one threshold (NISTIR 8280's differential)",
+         "groups": sorted(use)}
+    if len(use) < 2:
+        return {**d, "value": None, "reason": f"{len(use)} group(s) with an FMR that is estimable and not small: "
+                                              "a ratio needs two"}
+    hi, lo = max(use.values()), min(use.values())
+    if lo == 0:
+        return {**d, "value": None, "reason": "the lowest group FMR is 0 (no false match observed): the ratio is "
+                                              "unbounded; read the groups' upper bounds"}
+    return {**d, "value": hi / lo, "reason": None}
+
+
+def impostor_only_summary(match, subjects_a, subjects_b, groups: dict, confidence: float, min_count=(10, 30),
+                          intersections=()) -> dict:
+    """The rate blocks of an impostor-only run.
+
+    Args:
+        match: per impostor comparison, True when it is a false match at the threshold.
+        subjects_a, subjects_b: the two subjects of each comparison.
+        groups: attribute -> (labels of side a, labels of side b).
+        intersections: lists of attributes to cross (those present in ``groups``).
+
+    Returns ``{overall, groups, mixed, cross_fmr, intersections, intersections_skipped, disparity}``;
+    every group entry is ``{"fmr": estimate, "fnmr": not measurable}``.
+    """
+    match = np.asarray(match, dtype=bool)
+    sa, sb = np.asarray(subjects_a).astype(str), np.asarray(subjects_b).astype(str)
+    fnmr = not_measurable(FNMR_NOT_MEASURABLE)
+
+    def fmr(sel) -> dict:
+        n_subj = len(np.unique(np.concatenate([sa[sel], sb[sel]])))
+        return {"fmr": estimate(int(match[sel].sum()), int(sel.sum()), n_subj, confidence, "impostor comparisons",
+                                min_count), "fnmr": fnmr}
+
+    def breakdown(ga, gb) -> tuple[dict, dict]:
+        same = ga == gb
+        per = {str(g): fmr(same & (ga == g)) for g in np.unique(np.concatenate([ga, gb]))}
+        return per, fmr(~same)
+
+    out = {"overall": fmr(np.ones(len(match), bool)), "groups": {}, "mixed": {}, "cross_fmr": {},
+           "intersections": {}, "disparity": {}}
+    for attr, (ga, gb) in groups.items():
+        ga, gb = np.asarray(ga).astype(str), np.asarray(gb).astype(str)
+        out["groups"][attr], out["mixed"][attr] = breakdown(ga, gb)
+        out["cross_fmr"][attr] = cross_fmr(match, ga, gb)
+        out["disparity"][attr] = {"fmr_max_min_ratio": _ratio(out["groups"][attr]),
+                                  "fnmr_max_min_ratio": {"value": None, "reason": FNMR_NOT_MEASURABLE}}
+    for combo in intersections:
+        name = " x ".join(combo)
+        if any(a not in groups for a in combo):
+            out.setdefault("intersections_skipped", {})[name] = (
+                f"attribute(s) {[a for a in combo if a not in groups]} not in this dataset")
+            continue
+        ia = np.array([" x ".join(t) for t in zip(*[np.asarray(groups[a][0]).astype(str) for a in combo])])
+        ib = np.array([" x ".join(t) for t in zip(*[np.asarray(groups[a][1]).astype(str) for a in combo])])
+        out["intersections"][name], _ = breakdown(ia, ib)
+    return out
+
+
+def cross_fmr(match, ga, gb) -> dict:
+    """Symmetric cross-group FMR matrix: cell [i][j] counts impostor comparisons with one side in
+    labels[i] and the other in labels[j], and the false matches among them."""
+    labels = np.unique(np.concatenate([ga, gb]))
+    ia, ib = np.searchsorted(labels, ga), np.searchsorted(labels, gb)
+    k = len(labels)
+    n = np.zeros((k, k), dtype=np.int64)
+    fm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(n, (ia, ib), 1)
+    np.add.at(fm, (ia, ib), np.asarray(match, dtype=np.int64))
+    off = ~np.eye(k, dtype=bool)
+    n, fm = n + n.T * off, fm + fm.T * off
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n > 0, fm / np.maximum(n, 1), np.nan)
+    return {"labels": labels.tolist(), "false_matches": fm.tolist(), "n_impostor": n.tolist(),
+            "fmr": [[None if np.isnan(x) else float(x) for x in row] for row in rate]}
+
+
+def enrolment_summary(failures, subjects, groups: dict, confidence: float, min_count=(10, 30),
+                      intersections=()) -> dict:
+    """Failure to enrol per group and per intersection, with the reasons.
+
+    Args:
+        failures: per image, None when enrolled, else the failure reason.
+        subjects: per image, its subject id (with no identities: one per image).
+        groups: attribute -> per-image labels.
+
+    Returns ``{overall, groups, intersections, intersections_skipped, reasons, disparity}``: every
+    entry ``{"fte": estimate, "by_reason": {reason: count}}``.
+    """
+    failed = np.array([bool(f) for f in failures], dtype=bool)
+    reasons = np.array([f or "" for f in failures], dtype=object)
+    subj = np.asarray(subjects).astype(str)
+
+    def fte(sel) -> dict:
+        r, c = np.unique(reasons[sel & failed].astype(str), return_counts=True)
+        return {"fte": estimate(int(failed[sel].sum()), int(sel.sum()), len(np.unique(subj[sel])), confidence,
+                                "images", min_count),
+                "by_reason": {str(k): int(v) for k, v in zip(r, c)}}
+
+    def per(labels) -> dict:
+        labels = np.asarray(labels).astype(str)
+        return {str(g): fte(labels == g) for g in np.unique(labels)}
+
+    out = {"overall": fte(np.ones(len(failed), bool)), "groups": {}, "intersections": {}, "disparity": {}}
+    for attr, labels in groups.items():
+        out["groups"][attr] = per(labels)
+        use = {g: e["fte"]["rate"] for g, e in out["groups"][attr].items()
+               if g not in SPECIAL_LABELS and not e["fte"]["small"] and e["fte"]["estimable"]}
+        d = {"definition": "max over groups / min over groups of failure to enrol", "groups": sorted(use)}
+        if len(use) < 2:
+            d.update(value=None, reason=f"{len(use)} group(s) with an FTE that is estimable and not small")
+        elif min(use.values()) == 0:
+            d.update(value=None, reason="the lowest group FTE is 0: the ratio is unbounded; read the upper bounds")
+        else:
+            d.update(value=max(use.values()) / min(use.values()), reason=None)
+        out["disparity"][attr] = {"fte_max_min_ratio": d}
+    for combo in intersections:
+        name = " x ".join(combo)
+        if any(a not in groups for a in combo):
+            out.setdefault("intersections_skipped", {})[name] = (
+                f"attribute(s) {[a for a in combo if a not in groups]} not in this dataset")
+            continue
+        out["intersections"][name] = per([" x ".join(t) for t in zip(*[np.asarray(groups[a]).astype(str) for a in combo])])
+    return out
