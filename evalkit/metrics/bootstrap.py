@@ -1230,3 +1230,35 @@ def pairwise_rate_tests(errors, mated, subject_a, subject_b, group_a, group_b=No
     for t, h in zip(out, holm):
         t["p_value_holm"] = float(h)
     return out
+
+
+# --------------------------------------------------------------------------- NIST table with intervals
+
+
+def nist_table_with_ci(rates: Mapping, boot: BootstrapResult | None, kind: str, overall=None,
+                       overall_ci=None, max_undefined: float = MAX_UNDEFINED) -> dict:
+    """``disparity.nist_table`` for ``kind`` ("fmr" or "fnmr") with every ``ci`` by the one
+    interval rule (:data:`INTERVAL_RULE`) from ``boot`` over the groups of ``rates``; ``overall``
+    carries the exact (Clopper-Pearson) ``overall_ci`` given. The max/min ratio's interval is the
+    same computation as the disparity block's ``{kind}_max_min_ratio`` (one ratio, one interval)."""
+    block = disp.nist_table(rates, overall, kind.upper())
+    block["overall"]["ci"] = list(overall_ci) if overall_ci and None not in overall_ci else None
+    block["overall"]["ci_reason"] = None if block["overall"]["ci"] else "no comparisons"
+    block["overall"]["ci_method"] = "Clopper-Pearson (exact binomial; comparisons treated as independent)"
+    gs = [str(g) for g in rates]
+    ivs = {}
+    if boot is not None and len(gs) >= 2:
+        si = summary_intervals(boot, gs, max_undefined)
+        ivs = {"min": si.extreme(kind, "min", f"the minimum {kind.upper()}"),
+               "max": si.extreme(kind, "max", f"the maximum {kind.upper()}"),
+               "max_min_ratio": si.log_range([kind], what=f"the {kind.upper()} max/min ratio"),
+               "max_minus_min": si.range_([kind], what=f"the {kind.upper()} max - min"),
+               "max_over_mean": si.max_over_mean(kind, f"the {kind.upper()} max/mean"),
+               "max_over_geomean": si.max_over_geomean(kind, f"the {kind.upper()} max/geometric mean"),
+               "gini": si.gini([kind], what=f"the Gini coefficient of {kind.upper()}")}
+    for name in disp.NIST_NAMES:
+        if name == "overall":
+            continue
+        _fill(block[name], ivs.get(name))
+        block[name]["ci_method"] = INTERVAL_RULE
+    return block
