@@ -568,3 +568,20 @@ def test_permutation_test_fmr_moves_impostor_pairs_with_their_subjects():
         la = np.array(["b"] * 8); la[list(idx)] = "a"
         ds.append(diff(la))
     assert t["p_value"] == pytest.approx(np.mean(np.abs(ds) >= abs(obs) - 1e-12))
+
+
+def test_korn_graubard_interval_by_hand():
+    """Per-group interval: Clopper-Pearson at the effective sample size n / deff, deff from the
+    bootstrap variance (Korn & Graubard 1998); deff is floored at 1 (then exactly Clopper-Pearson)."""
+    from evalkit.metrics.uncertainty import clopper_pearson
+    rng = np.random.default_rng(0)
+    k, n = 12, 200
+    p = k / n
+    tight = rng.normal(p, 0.5 * math.sqrt(p * (1 - p) / n), 1000)     # less variance than binomial
+    np.testing.assert_allclose(bs.korn_graubard_interval(k, n, tight).as_list(), clopper_pearson(k, n))
+    wide = rng.normal(p, 2.0 * math.sqrt(p * (1 - p) / n), 1000)
+    deff = wide.var(ddof=1) / (p * (1 - p) / n)
+    ne, ke = n / deff, p * n / deff
+    expect = [stats.beta.ppf(0.025, ke, ne - ke + 1), stats.beta.ppf(0.975, ke + 1, ne - ke)]
+    np.testing.assert_allclose(bs.korn_graubard_interval(k, n, wide).as_list(), expect)
+    assert bs.korn_graubard_interval(k, n, np.full(100, p)).as_list() is None
