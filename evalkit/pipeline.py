@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from . import config as config_mod
 from .data import build_pairs, dataset_files, load_dataset
 from .embeddings import extract
+from .metrics import stats as stats_mod
 from .metrics import summary
 from .report import markdown, plots, record
 from .scores import ScoreTable
@@ -101,7 +102,7 @@ def _statistics_options(cfg) -> dict:
 
 def _embed(cfg, paths: list[str]):
     """The configured backend's embeddings of ``paths`` (cached; failures recorded per image)."""
-    return extract(paths, cfg.backend.family, config_mod.backend_options(cfg.backend), cfg.cache_dir,
+    return extract(paths, cfg.backend.family, config_mod.backend_options(cfg.backend, cfg.dataset), cfg.cache_dir,
                    workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size, progress=cfg.progress)
 
 
@@ -111,7 +112,9 @@ def _header(cfg, samples, used_samples, fingerprint: dict, protocol: dict) -> di
         "dataset": {"name": samples.name, "n_samples": len(used_samples),
                     "n_subjects": int(len(np.unique(used_samples.subjects))),
                     "attributes": samples.attribute_names, "label_sources": samples.label_sources,
-                    "label_coverage": used_samples.label_coverage()},
+                    "label_coverage": used_samples.label_coverage(),
+                    "label_provenance": {a: (cfg.dataset.get("label_provenance") or {}).get(a) for a in samples.attribute_names},
+                    "label_level": stats_mod.label_levels(used_samples.subjects, used_samples.attributes)},
         "protocol": protocol,
         "backend": {"name": cfg.backend.name, "family": cfg.backend.family, "distance": cfg.backend.distance,
                     "fingerprint": fingerprint},

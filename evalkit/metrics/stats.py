@@ -167,3 +167,19 @@ def score_shifts(decision, mated, sa, sb, ga, gb, entries: dict, confidence: flo
             row[kind] = e
         out["by_group"][g] = row
     return out
+
+
+def label_levels(subjects, attributes: dict) -> dict:
+    """attribute -> "subject" when every subject carries one label of it over all its images (a
+    per-subject attribute, e.g. self-reported sex), else "image" (labels vary within a subject,
+    e.g. age band at capture). With per-image labels a genuine comparison can join two images of
+    one person in different groups: the ``mixed`` row then holds genuine pairs too, and a group's
+    impostor comparisons are those whose two IMAGES carry its label."""
+    s = np.asarray(subjects).astype(str)
+    out = {}
+    for attr, labels in attributes.items():
+        lab = np.asarray(labels).astype(str)
+        pairs = np.unique(np.char.add(np.char.add(s, "\x00"), lab)) if s.size else np.array([], str)
+        n_subj = np.unique(s).size
+        out[attr] = "subject" if pairs.size == n_subj else "image"
+    return out

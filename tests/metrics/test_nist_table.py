@@ -97,3 +97,9 @@ def test_score_shifts_against_direct_computation():
     sel = (ga[~mated[:, None].ravel()] == "b") if False else ((ga == "b") & (gb == "b") & ~mated)
     assert nm["mean_shift"] == pytest.approx(x[sel].mean() - imp.mean())
     assert nm["n"] == int(sel.sum())
+
+
+def test_label_levels():
+    subj = ["p1", "p1", "p2", "p2", "p3"]
+    assert st.label_levels(subj, {"sex": ["f", "f", "m", "m", "f"], "age": ["0-12", "20-39", "40-59", "40-59", "x"]}) \
+        == {"sex": "subject", "age": "image"}
