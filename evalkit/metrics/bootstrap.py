@@ -558,7 +558,8 @@ INTERVAL_RULE = (
     "standardised replicate deviation over those quantities; the summary's interval is the range of "
     "values it takes while every quantity stays inside its interval. For two groups this is the "
     "interval of the NAMED highest group over the NAMED lowest; with more groups c widens for having "
-    "picked the pair from the data, so the interval reaches equality when the groups are equal")
+    "picked the pair from the data. The lower end of a max/min ratio or max - min keeps the data's order, "
+    "so it falls below equality (1, or 0) when the order of the groups could be the other way round")
 
 
 @dataclass(frozen=True)
@@ -636,6 +637,16 @@ def _pair_diffs(x):
     """(..., k) -> (..., k(k-1)/2) differences x_i - x_j over i < j."""
     i, j = _pairs(x.shape[-1])
     return x[..., i] - x[..., j]
+
+
+def _named_bounds(lo, hi):
+    """Bounds on |d| from lo <= d <= hi, keeping the data's order: the lower bound is that of the
+    difference in the direction observed (negative when the order could be the other way round),
+    as for the interval of the named highest over the named lowest group."""
+    est_sign = np.sign(lo + hi)
+    est_sign[est_sign == 0] = 1.0
+    lo_named = np.where(est_sign > 0, lo, -hi)
+    return lo_named, np.maximum(np.abs(lo), np.abs(hi))
 
 
 def _abs_bounds(lo, hi):
@@ -739,7 +750,7 @@ class SummaryIntervals:
             return fam
         lo = hi = 0.0
         for w, (l, h) in zip(weights, fam):
-            la, ha = _abs_bounds(l, h)
+            la, ha = _named_bounds(l, h)
             lo, hi = lo + w * la.max(), hi + w * ha.max()
         return self._iv(math.exp(lo), math.exp(hi), what)
 
@@ -751,7 +762,7 @@ class SummaryIntervals:
             return fam
         lo = hi = 0.0
         for w, (l, h) in zip(weights, fam):
-            la, ha = _abs_bounds(l, h)
+            la, ha = _named_bounds(l, h)
             lo, hi = lo + w * la.max(), hi + w * ha.max()
         return self._iv(lo, hi, what)
 
@@ -760,7 +771,8 @@ class SummaryIntervals:
         iv = self.range_([r for r, _ in used], [w for _, w in used], "FDR")
         if not iv.defined:
             return iv
-        return Interval(1.0 - iv.hi, 1.0 - iv.lo, iv.confidence, iv.n_used, iv.n_undefined, None)
+        # FDR <= 1 by definition: the weighted largest gap is at least 0
+        return self._iv(1.0 - iv.hi, 1.0 - max(0.0, iv.lo), "FDR")
 
     def ir(self, alpha):
         used = [(r, w) for r, w in (("fmr", alpha), ("fnmr", 1 - alpha)) if w > 0]

@@ -205,7 +205,7 @@ def _rate_cells(key: str, e: dict, rate: str, errors: str, n: str) -> str:
 
 def _group_table(base: str, groups: dict, caption: str, fte: dict | None = None,
                  mixed: dict | None = None, mixed_label: str = "", overall: dict | None = None,
-                 thresholds: dict | None = None) -> str:
+                 thresholds: dict | None = None, mixed_note: str | None = None) -> str:
     has_boot = any("fnmr_ci_boot" in e for e in groups.values())
     ci_head = "95% CI (exact" + ("; bootstrap below" if has_boot else "") + ")"
     head = ("<tr><th scope=col>Group</th><th scope=col>Subjects</th>"
@@ -244,8 +244,9 @@ def _group_table(base: str, groups: dict, caption: str, fte: dict | None = None,
     foot = ""
     if mixed is not None:
         row(mixed_label, base.replace("groups.", "mixed.", 1), mixed, "mixed")
-        foot = (f"<tfoot><tr><td colspan=8>{esc(mixed_label)}: comparisons whose two sides differ in group "
-                "(mixed-group impostor pairs), reported on their own. Rows marked <i>small</i> have too few subjects "
+        note = mixed_note or "comparisons whose two sides differ in group (mixed-group impostor pairs)"
+        foot = (f"<tfoot><tr><td colspan=8>{esc(mixed_label)}: {esc(note)}, "
+                "reported on their own. Rows marked <i>small</i> have too few subjects "
                 "or comparisons for a stable rate (see Caveats).</td></tr></tfoot>")
     return (f'<div class="tablewrap"><table class="groups"><caption>{caption}</caption><thead>{head}</thead>'
             f'<tbody>{"".join(rows)}</tbody>{foot}</table></div>')
@@ -261,7 +262,9 @@ def _reading(name: str, d: dict, groups: dict, conf: float, ref: str | None = No
     if v is None:
         what = SUMMARY_NAMES.get(name, name) + (f" of {group} to {ref}" if group else "")
         return f"{esc(what)} not defined: {esc(reason or 'no value')}"
-    cl = f" ({round(100 * conf):g}% CI {ci[0]:.2f}–{ci[1]:.2f})" if ci and ci[0] is not None and ci[1] is not None else ""
+    unit = 100.0 if name == "accuracy_std" else 1.0
+    cl = (f" ({round(100 * conf):g}% CI {unit * ci[0]:.2f}–{unit * ci[1]:.2f})" if ci and ci[0] is not None and ci[1] is not None
+          else f" (no interval: {esc(d.get('ci_reason') or 'not estimable')})")
     if name.endswith("_ratio_to_reference"):
         r = RATE[name.split("_")[0]]
         return f"{r} for {esc(group)} is {v:.2f}x that for {esc(ref)}{cl}"
@@ -291,7 +294,7 @@ def _fmt_val(name: str, v) -> str:
     if v is None:
         return "n/a"
     if name == "accuracy_std":
-        return pct(v)
+        return f"{100 * v:.2f}"
     return f"{v:.3g}" if name in ("fdr", "garbe") else f"{v:.2f}"
 
 
@@ -329,19 +332,43 @@ def _disparity_section(m: dict, conf: float) -> str:
                         continue
                     v = r.get("value")
                     rows.append(f'<tr><th scope=row>{esc(name)}<br><span class="note">{esc(g)} / {esc(ref)}</span></th>'
+                                + f"<td>{esc(_unit(name))}</td>"
                                 + num(f"{key}.by_group.{g}.value", v, ratio(v), "td", "rate")
-                                + f'<td class="ci">{esc(_ci_plain(r.get("ci")))}</td>'
+                                + f'<td class="ci">{_ci_cell(f"{key}.by_group.{g}.ci", name, r)}</td>'
                                 + f'<td class="reading">{_reading(name, r, groups, conf, ref, g)}{src}</td></tr>')
                 continue
             v = d.get("value")
-            rows.append(f"<tr><th scope=row>{esc(name)}</th>" + num(f"{key}.value", v, _fmt_val(name, v), "td", "rate")
-                        + f'<td class="ci">{esc(_ci_plain(d.get("ci")))}</td>'
+            if "value" not in d:
+                continue
+            rows.append(f"<tr><th scope=row>{esc(name)}</th><td>{esc(_unit(name))}</td>"
+                        + num(f"{key}.value", v, _fmt_val(name, v), "td", "rate")
+                        + f'<td class="ci">{_ci_cell(f"{key}.ci", name, d)}</td>'
                         + f'<td class="reading">{_reading(name, d, groups, conf)}{src}</td></tr>')
         out.append(f'<div class="tablewrap"><table class="disparity"><caption>Disparity summaries by {esc(attr)}</caption>'
-                   "<thead><tr><th scope=col>Summary</th><th scope=col>Value</th><th scope=col>95% CI</th>"
+                   "<thead><tr><th scope=col>Summary</th><th scope=col>Unit</th><th scope=col>Value</th><th scope=col>95% CI</th>"
                    f"<th scope=col>Reading</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
     out.append("</section>")
     return "".join(out)
+
+
+def _unit(name: str) -> str:
+    """The unit of a disparity summary's value and interval (stated once, in its own column)."""
+    if name == "accuracy_std":
+        return "percentage points"
+    if name in ("fdr",):
+        return "index 0–1 (1 = fair)"
+    if name == "garbe":
+        return "index 0–1 (0 = fair)"
+    return "ratio (1 = equal)"
+
+
+def _ci_cell(key: str, name: str, d: dict) -> str:
+    """The interval of a disparity entry with both ends tagged, in the value's unit, or why none."""
+    from . import stats_sections as ss
+    kind = "pp" if name == "accuracy_std" else ("g" if name in ("fdr", "garbe") else "x")
+    if d.get("value") is None:
+        return f'<span class="why">not estimable: {esc(d.get("reason") or "the value is undefined")}</span>'
+    return ss.tagged_ci(key, d.get("ci"), d.get("ci_reason"), kind)
 
 
 def _ci_plain(ci) -> str:
@@ -611,7 +638,11 @@ def _provenance_section(m: dict, rec: dict) -> str:
             f"<td class=count>{pct(c.get('subjects', 0) / tot_p)}</td>"
             f"<td class=count>{num(f'dataset.label_coverage.{attr}.{g}.samples', c.get('samples'))}</td>"
             f"<td class=count>{pct(c.get('samples', 0) / tot_s)}</td></tr>" for g, c in cov.items())
+        prov = _get(ds, "label_provenance", attr)
+        level = _get(ds, "label_level", attr)
         out.append(f"<h3>Labels: {esc(attr)}</h3><p class=src>{esc(_get(ds, 'label_sources', attr) or 'source not recorded')}</p>"
+                   f"<p class=prov>How the labels were obtained: {esc(prov or 'not declared by the dataset config (dataset.label_provenance)')}"
+                   + (f"; labels are per {esc(level)}" if level else "") + ".</p>"
                    f'<div class="tablewrap"><table><caption>Label coverage of the images the protocol uses ({esc(attr)})</caption>'
                    "<thead><tr><th scope=col>Label</th><th scope=col>Subjects</th><th scope=col>share</th>"
                    f"<th scope=col>Images</th><th scope=col>share</th></tr></thead><tbody>{rows}</tbody></table></div>")
@@ -826,13 +857,13 @@ def render_report(run_dir: str | Path) -> str:
             f'<p class="sub">{esc(ds.get("name"))} · {esc(pr.get("name"))} · backend {esc(be.get("name"))} '
             f'({esc(be.get("distance"))} distance) · failure policy {esc(m.get("failure_policy"))} · '
             f'{esc(m.get("schema"))}</p>'
-            '<nav aria-label="Sections"><a href="#headline">Headline</a><a href="#disparity">Disparity</a>'
+            '<nav aria-label="Sections"><a href="#headline">Headline</a><a href="#disparity">Disparity</a><a href="#nist">NIST table</a><a href="#score-shifts">Score shifts</a>'
             '<a href="#tests">Tests</a><a href="#operating">Per-group curves</a><a href="#intersections">Intersections</a>'
             '<a href="#figures">Figures</a><a href="#fte">Failure to enrol</a><a href="#provenance">Provenance</a>'
             '<a href="#caveats">Caveats</a></nav></header>']
     body.append('<section id="headline"><h2>Headline: error rates at the operating threshold</h2>')
-    body.append(f"<p>Threshold: {_threshold_text(m)}. A genuine comparison belongs to a group when both images carry its "
-                "label; an impostor comparison when both subjects do. Each rate is shown with the errors and comparisons "
+    from . import stats_sections as ss
+    body.append(f"<p>Threshold: {_threshold_text(m)}. {esc(ss.membership_sentence(m))} Each rate is shown with the errors and comparisons "
                 "behind it and an exact 95% Clopper-Pearson interval; with zero errors, the 95% upper bound.</p>")
     body.append(_key_figures(m))
     body.append(_key_readings(m, conf))
@@ -840,10 +871,12 @@ def render_report(run_dir: str | Path) -> str:
         body.append(_group_table(
             f"groups.{attr}", groups, f"By {esc(attr)}: FNMR and FMR at the operating threshold",
             fte=_get(m, "failures", "by_group", attr) or {}, mixed=_get(m, "mixed", attr),
-            mixed_label=f"mixed ({attr} differs)", overall=m.get("overall"),
+            mixed_label=f"mixed ({attr} differs)", overall=m.get("overall"), mixed_note=ss.mixed_note(m, attr),
             thresholds={g: v.get("value") for g, v in (_get(m, "threshold", "per_group", attr) or {}).items()} or None))
     body.append("</section>")
     body.append(_disparity_section(m, conf))
+    body.append(ss.html_nist_section(m))
+    body.append(ss.html_score_shift_section(m))
     body.append(_tests_section(m))
     body.append(_operating_points_section(m))
     body.append(_intersections_section(m))

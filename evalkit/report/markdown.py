@@ -92,15 +92,23 @@ def _detail_sections(m: dict) -> list[str]:
                      "No intervals: " + ((m.get("not_computed") or {}).get("bootstrap") or "bootstrap switched off") + "."),
                   ""]
         for attr, block in disp.items():
-            lines += [f"### {attr}", "", "| summary | value | 95% CI | note |", "|---|---:|---|---|"]
+            lines += [f"### {attr}", "", "| summary | unit | value | 95% CI | note |", "|---|---|---:|---|---|"]
             for name, d in block.items():
+                unit = _disp_unit(name)
                 if "by_group" in d:
                     for g, r in d["by_group"].items():
                         if g != d["reference"]:
-                            lines.append(f"| {name} ({g} / {d['reference']}) | {_num(r.get('value'))} | {_disp_ci(r)} |")
+                            lines.append(f"| {name} ({g} / {d['reference']}) | {unit} | {_num(r.get('value'))} | {_disp_ci(r)} |")
                     continue
-                lines.append(f"| {name} | {_num(d.get('value'))} | {_disp_ci(d)} |")
+                if "value" not in d:
+                    continue
+                scale = 100.0 if name == "accuracy_std" else 1.0
+                lines.append(f"| {name} | {unit} | {_num(None if d.get('value') is None else scale * d['value'])} | "
+                             f"{_disp_ci(d, scale)} |")
             lines.append("")
+    from . import stats_sections as ss
+    lines += ss.md_nist_lines(m)
+    lines += ss.md_score_shift_lines(m)
     tests = m.get("tests") or {}
     if tests:
         lines += ["## Does one group's rate differ from another's?", "",
@@ -114,11 +122,16 @@ def _detail_sections(m: dict) -> list[str]:
     return lines
 
 
-def _disp_ci(d: dict) -> str:
-    """'lo–hi | note' for a disparity entry: the interval, or why there is none."""
+def _disp_unit(name: str) -> str:
+    return {"accuracy_std": "percentage points", "fdr": "index 0-1 (1 = fair)",
+            "garbe": "index 0-1 (0 = fair)"}.get(name, "ratio (1 = equal)")
+
+
+def _disp_ci(d: dict, scale: float = 1.0) -> str:
+    """'lo–hi | note' for a disparity entry: the interval (in the value's unit), or why there is none."""
     if d.get("ci") and d["ci"][0] is not None:
-        return f"{d['ci'][0]:.3g}–{d['ci'][1]:.3g} | {d.get('reason') or ''}"
-    why = d.get("reason") or (f"no interval: {d['ci_reason']}" if d.get("ci_reason") else "")
+        return f"{scale * d['ci'][0]:.3g}–{scale * d['ci'][1]:.3g} | {d.get('reason') or ''}"
+    why = d.get("reason") or f"not estimable: {d.get('ci_reason') or 'no interval'}"
     return f" | {why}"
 
 
@@ -185,10 +198,14 @@ def render_summary(m: dict) -> str:
                   "independent, so these are the honest ones.", ""]
     for attr, groups in m["groups"].items():
         src = ds["label_sources"].get(attr, "")
-        lines += [f"## By {attr}", "", f"Labels: {src}", "", *_group_head(boot)]
+        prov = (ds.get("label_provenance") or {}).get(attr) or "not declared by the dataset config"
+        level = (ds.get("label_level") or {}).get(attr)
+        lines += [f"## By {attr}", "", f"Labels: {src}", "",
+                  f"How the labels were obtained: {prov}" + (f"; labels are per {level}" if level else "") + ".", "",
+                  *_group_head(boot)]
         lines += _group_rows(groups, f["by_group"].get(attr, {}))
         mx = m["mixed"][attr]
-        lines.append(f"| mixed ({attr} differs) | {mx['n_subjects']} | {mx['n_genuine']} | {_rate(mx, 'fnmr')} | "
+        lines.append(f"| mixed ({attr} differs{'; genuine pairs across bands included' if level == 'image' else ''}) | {mx['n_subjects']} | {mx['n_genuine']} | {_rate(mx, 'fnmr')} | "
                      f"{mx['n_impostor']} | {_rate(mx, 'fmr')} |" + (" | |" if boot else "") + " |")
         lines.append("")
         cov = ds["label_coverage"].get(attr, {})

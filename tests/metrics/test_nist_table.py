@@ -66,8 +66,8 @@ def test_nist_intervals_one_ratio_one_interval_and_bracket_the_value():
     se = dif.std(axis=0, ddof=1)
     c = np.quantile((np.abs(dif - dobs) / se).max(axis=1), 0.95)
     lo, hi = dobs - c * se, dobs + c * se
-    lo_abs = np.where((lo <= 0) & (hi >= 0), 0, np.minimum(abs(lo), abs(hi)))
-    np.testing.assert_allclose(t["max_minus_min"]["ci"], [lo_abs.max(), np.maximum(abs(lo), abs(hi)).max()])
+    lo_named = np.where(dobs > 0, lo, -hi)            # the lower bound in the observed order
+    np.testing.assert_allclose(t["max_minus_min"]["ci"], [lo_named.max(), np.maximum(abs(lo), abs(hi)).max()])
     assert t["overall"]["ci"] == [0.1, 0.2]
 
 
@@ -103,3 +103,43 @@ def test_label_levels():
     subj = ["p1", "p1", "p2", "p2", "p3"]
     assert st.label_levels(subj, {"sex": ["f", "f", "m", "m", "f"], "age": ["0-12", "20-39", "40-59", "40-59", "x"]}) \
         == {"sex": "subject", "age": "image"}
+
+
+def test_one_ratio_one_interval_in_metrics_json():
+    """Issue 12 item 1 (LFW showed 1.31x (0.93-1.78) and, for the same ratio, 1.02-1.78): in a
+    run's metrics.json the female/male FNMR ratio to the reference, the FNMR max/min ratio and the
+    NIST table's max/min are one number with one interval."""
+    from evalkit.metrics.summary import summarise
+    from evalkit.scores import ScoreTable
+
+    rng = np.random.default_rng(2)
+    n = 120
+    subj = np.repeat(np.arange(n), 3)
+    sex = np.where(np.arange(n) < 60, "f", "m")
+    gen = rng.normal(0.4, 0.15, subj.size) + np.where(sex[subj] == "f", 0.05, 0.0) + rng.normal(0, 0.1, n)[subj]
+    a = rng.integers(0, n, 3000)
+    b = (a + rng.integers(1, n, a.size)) % n
+    imp = rng.normal(1.0, 0.15, a.size)
+    dist = np.r_[gen, imp]
+    sa, sb = np.r_[subj, a], np.r_[subj, b]
+    mated = np.r_[np.ones(gen.size, bool), np.zeros(imp.size, bool)]
+    t = ScoreTable(sample_a=np.array([f"{s}/a{i}" for i, s in enumerate(sa)]),
+                   sample_b=np.array([f"{s}/b{i}" for i, s in enumerate(sb)]),
+                   subject_a=sa.astype(str), subject_b=sb.astype(str), mated=mated, fold=np.full(dist.size, -1),
+                   distance=dist, failed=np.zeros(dist.size, bool), groups={"sex": (sex[sa], sex[sb])})
+    m = summarise(t, threshold_policy="fixed", target_fmr=1e-3, threshold_value=0.6, failure_policy="nonmatch",
+                  confidence=0.95, image_failures=[None] * 10, image_groups={"sex": np.array(["f"] * 10)},
+                  header={"experiment": "x"}, min_count=(10, 30), bootstrap={"replicates": 300, "seed": 0},
+                  reference={"sex": "m"})
+    d = m["disparity"]["sex"]
+    assert m["groups"]["sex"]["f"]["fnmr"] > m["groups"]["sex"]["m"]["fnmr"]
+    ratio = d["fnmr_ratio_to_reference"]["by_group"]["f"]
+    mm = d["fnmr_max_min_ratio"]
+    nist = m["nist"]["sex"]["fnmr"]["max_min_ratio"]
+    assert ratio["value"] == pytest.approx(mm["value"]) == pytest.approx(nist["value"])
+    assert ratio["ci"] is not None
+    assert ratio["ci"] == pytest.approx(mm["ci"]) and mm["ci"] == nist["ci"]
+    assert d["fnmr_ratio_to_reference"]["by_group"]["m"]["ci"] is None          # the reference to itself
+    assert "reference group itself" in d["fnmr_ratio_to_reference"]["by_group"]["m"]["ci_reason"]
+    for tst in m["tests"]["sex"]["fnmr"]:
+        assert "permutation" in tst["method"] and tst["estimable"]
