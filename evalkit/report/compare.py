@@ -238,7 +238,41 @@ def render_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> s
                 fte = "-" if r["fte_rate"] is None else f"{_pct(r['fte_rate'])} ({r['fte_failed']}/{r['fte_n_images']})"
                 lines.append(f"| {g} | {r['run']} | {r['n_subjects'] if r['n_subjects'] is not None else '-'} | "
                              f"{_rate_cell(r, 'fnmr')} | {_rate_cell(r, 'fmr')} | {fte} |")
+    lines += _disparity_lines(runs)
     return "\n".join(lines) + "\n"
+
+
+def _disparity_cell(d: dict | None) -> str:
+    """A disparity summary with its interval, or the reason it has none (one "not estimable" state)."""
+    d = d or {}
+    if d.get("value") is None:
+        return f"undefined ({d.get('reason') or 'not in metrics.json'})"
+    ci = d.get("ci")
+    if ci and ci[0] is not None:
+        return f"{d['value']:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
+    return f"{d['value']:.3g} (no interval: {d.get('ci_reason') or 'not in metrics.json'})"
+
+
+def _disparity_lines(runs: list[dict]) -> list[str]:
+    """Per attribute and run: the disparity summaries and NIST's worst group (issue 12), each with its
+    interval or the reason it is not estimable."""
+    attrs = list(dict.fromkeys(a for r in runs for a in (r["metrics"].get("disparity") or {})))
+    if not attrs:
+        return []
+    out = ["", "## Disparity (95% intervals by the one rule in metrics.json; a reason where not estimable)", "",
+           "| attribute | run | FNMR max/min | FMR max/min | FDR | GARBE | worst FNMR group | worst FMR group |",
+           "|---|---|---|---|---|---|---|---|"]
+    for a in attrs:
+        for r in runs:
+            d = (r["metrics"].get("disparity") or {}).get(a)
+            if d is None:
+                continue
+            nist = (r["metrics"].get("nist") or {}).get(a) or {}
+            out.append(f"| {a} | {r['label']} | {_disparity_cell(d.get('fnmr_max_min_ratio'))} | "
+                       f"{_disparity_cell(d.get('fmr_max_min_ratio'))} | {_disparity_cell(d.get('fdr'))} | "
+                       f"{_disparity_cell(d.get('garbe'))} | {(nist.get('fnmr') or {}).get('worst') or '-'} | "
+                       f"{(nist.get('fmr') or {}).get('worst') or '-'} |")
+    return out
 
 
 # --------------------------------------------------------------------------- one-to-many search runs
