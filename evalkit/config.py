@@ -29,7 +29,7 @@ def default_data_dir() -> str:
 
 
 def default_cache_dir() -> str:
-    from .backends.weights import evalkit_home
+    from .paths import evalkit_home
 
     return str(evalkit_home() / "embeddings")
 
@@ -37,9 +37,12 @@ def default_cache_dir() -> str:
 # -- datasets ---------------------------------------------------------------------------------
 @dataclass
 class DatasetConfig:
+    """Every dataset config: ``kind`` names the adapter in evalkit.registry.DATASETS (``target``,
+    a ``package.module:Class``, names one directly)."""
     name: str = MISSING
-    kind: str = MISSING                      # adapter: "lfw" | "csv"
+    kind: str = MISSING                      # adapter: "lfw" | "csv" | a registered or entry-point name
     attributes: list[str] = field(default_factory=list)   # attributes to group by (empty: all)
+    target: Optional[str] = None             # package.module:Class of a third-party adapter
     # The dataset's own rule for which detected face is its subject (LFW: the centred one). Passed to
     # the backend as its multiple_faces option when backend.multiple_faces is not set (null).
     multiple_faces: Optional[str] = None
@@ -75,64 +78,23 @@ class CSVDatasetConfig(DatasetConfig):
 # -- protocols --------------------------------------------------------------------------------
 @dataclass
 class ProtocolConfig:
+    """Every protocol config: ``kind`` names the protocol in evalkit.registry.PROTOCOLS (``target``,
+    a ``package.module:Class``, names one directly). Each protocol's own schema lives in its file
+    under evalkit/protocols/ (e.g. ``evalkit.protocols.search.SearchProtocolConfig``)."""
     name: str = MISSING
-    kind: str = MISSING                      # "lfw" | "generated" | "exhaustive" | "search"
-
-
-@dataclass
-class LFWProtocolConfig(ProtocolConfig):
-    name: str = "lfw_view2"
-    kind: str = "lfw"
-    split: str = "view2"                     # view2 | view1_train | view1_test
-    pairs_per_fold: Optional[int] = None     # keep the first n mated + n non-mated pairs per fold (smoke runs)
-
-
-@dataclass
-class GeneratedProtocolConfig(ProtocolConfig):
-    name: str = "generated"
-    kind: str = "generated"
-    max_images_per_subject: Optional[int] = 10
-    nonmated: Optional[int] = None           # None: every non-mated pair; else a seeded sample of this many
-    seed: int = "${seed}"  # type: ignore[assignment]
-
-
-@dataclass
-class ExhaustiveProtocolConfig(ProtocolConfig):
-    """Every image against every other, counted in chunks (evalkit.metrics.exhaustive)."""
-    name: str = "exhaustive"
-    kind: str = "exhaustive"
-    max_images_per_subject: Optional[int] = None   # seeded cap per subject (None: every image)
-    memory_budget_mb: float = 1024.0         # bounds the score blocks and the kept impostor list
-    topk: int = 1_000_000                    # smallest impostor scores kept exactly (thresholds down to FMR 1/n)
-    seed: int = "${seed}"  # type: ignore[assignment]
-
-
-@dataclass
-class SearchProtocolConfig(ProtocolConfig):
-    """One-to-many search: a gallery of enrolled subjects, mated and non-mated probes
-    (evalkit.data.protocols.search_split, evalkit.metrics.search)."""
-    name: str = "search"
-    kind: str = "search"
-    gallery_images_per_subject: int = 1      # images enrolled per subject (its score is its best image's)
-    max_probes_per_subject: Optional[int] = 5   # seeded cap on probes per subject (mated and non-mated)
-    nonmated_fraction: float = 0.5           # share of subjects held out of every gallery (non-mated probes)
-    gallery_sizes: list[Optional[int]] = field(default_factory=lambda: [None])   # enrolled subjects; null = all
-    max_subjects: Optional[int] = None       # seeded subsample of the dataset's subjects (quick runs)
-    candidates: int = 50                     # candidate-list length L (NIST FRTE 1:N returns 50)
-    audit_thresholds: list[float] = field(default_factory=list)   # vendor thresholds (distances) to audit
-    audit_deepface_default: bool = True      # also audit at DeepFace's default threshold for the model
-    memory_budget_mb: float = 512.0          # bounds each probe-by-gallery score block
-    seed: int = "${seed}"  # type: ignore[assignment]
+    kind: str = MISSING                      # "lfw" | "generated" | "exhaustive" | "search" | a plug-in's name
+    target: Optional[str] = None             # package.module:Class of a third-party protocol
 
 
 # -- backends ---------------------------------------------------------------------------------
 @dataclass
 class BackendConfig:
     name: str = MISSING                      # label in outputs, e.g. "dlib", "deepface-dlib"
-    family: str = MISSING                    # registry key in evalkit.backends
+    family: str = MISSING                    # registry key in evalkit.registry.BACKENDS
     workers: int = 2                         # worker processes for embedding
     chunk_size: int = 16                     # images per task sent to a worker
     distance: str = "euclidean"              # euclidean | euclidean_l2 | cosine
+    target: Optional[str] = None             # package.module:Class of a third-party backend
 
 
 @dataclass
@@ -220,7 +182,7 @@ class FaceNetBackendConfig(BackendConfig):
     distance: str = "euclidean_l2"
 
 
-BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size")
+BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size", "target")
 
 
 # -- thresholds -------------------------------------------------------------------------------
@@ -253,9 +215,12 @@ class BootstrapConfig:
 # -- the whole run ----------------------------------------------------------------------------
 @dataclass
 class Config:
-    dataset: DatasetConfig = MISSING
-    backend: BackendConfig = MISSING
-    protocol: ProtocolConfig = MISSING
+    # Typed by the group option's own schema (its yaml's ``base_<name>`` default); ``Any`` here so
+    # that a third-party plug-in's yaml (``target: package.module:Class``, its own keys) composes
+    # too: evalkit.config.validate then checks it against the class's ``config_schema``.
+    dataset: Any = MISSING
+    backend: Any = MISSING
+    protocol: Any = MISSING
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     experiment: str = "${dataset.name}-${protocol.name}-${backend.name}"
     seed: int = 0
@@ -273,38 +238,44 @@ class Config:
 
 
 def register() -> None:
-    """Register resolvers and schemas (idempotent)."""
+    """Register resolvers and schemas (idempotent): the run schema, and the config schema of
+    every registered dataset, protocol and backend (built-in, entry point) as
+    ``<group>/base_<name>``."""
     if not OmegaConf.has_resolver("evalkit_data_dir"):
         OmegaConf.register_new_resolver("evalkit_data_dir", default_data_dir)
     if not OmegaConf.has_resolver("evalkit_cache_dir"):
         OmegaConf.register_new_resolver("evalkit_cache_dir", default_cache_dir)
+    from .registry import BACKENDS, DATASETS, PROTOCOLS, RegistryError
+
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="dataset", name="base_lfw", node=LFWDatasetConfig)
-    cs.store(group="dataset", name="base_csv", node=CSVDatasetConfig)
-    cs.store(group="protocol", name="base_lfw", node=LFWProtocolConfig)
-    cs.store(group="protocol", name="base_generated", node=GeneratedProtocolConfig)
-    cs.store(group="protocol", name="base_exhaustive", node=ExhaustiveProtocolConfig)
-    cs.store(group="protocol", name="base_search", node=SearchProtocolConfig)
-    cs.store(group="backend", name="base_dlib", node=DlibBackendConfig)
-    cs.store(group="backend", name="base_deepface", node=DeepFaceBackendConfig)
-    cs.store(group="backend", name="base_facenet", node=FaceNetBackendConfig)
-    cs.store(group="backend", name="base_onnx", node=OnnxBackendConfig)
-    cs.store(group="backend", name="base_lbph", node=LBPHBackendConfig)
+    for reg in (DATASETS, PROTOCOLS, BACKENDS):
+        for name in reg.names():
+            try:
+                schema = reg.schema(name)
+            except RegistryError as exc:   # a broken third-party plug-in must not stop every run
+                import logging
+
+                logging.getLogger("evalkit").warning("%s %r: no config schema registered: %s", reg.kind, name, exc)
+                continue
+            if schema is not None:
+                cs.store(group=reg.config_group, name=f"base_{name}", node=schema)
     cs.store(group="threshold", name="base_threshold", node=ThresholdConfig)
 
 
-def backend_options(backend_cfg: Any, dataset_cfg: Any = None) -> dict:
+def backend_options(backend_cfg: Any, dataset_cfg: Any = None, accepted=None) -> dict:
     """The keyword arguments for the backend class: its config minus evalkit's runtime keys.
 
     ``multiple_faces`` left unset (null) takes the dataset's declared face rule
     (``dataset.multiple_faces``, e.g. LFW's ``central``) when there is one, else it is not passed
-    and the backend uses its own default: backends never learn about datasets."""
+    and the backend uses its own default: backends never learn about datasets. ``accepted``: the
+    rules the backend implements (``Backend.multiple_faces_choices``); a declared rule outside them
+    is not passed (the backend's default applies)."""
     d = OmegaConf.to_container(backend_cfg, resolve=True) if not isinstance(backend_cfg, dict) else dict(backend_cfg)
     out = {k: v for k, v in d.items() if k not in BACKEND_RUNTIME_KEYS}
     if "multiple_faces" in out and out["multiple_faces"] is None:
         rule = None if dataset_cfg is None else dataset_cfg.get("multiple_faces")
-        if rule:
+        if rule and (accepted is None or rule in accepted):
             out["multiple_faces"] = rule
         else:
             del out["multiple_faces"]
@@ -315,42 +286,74 @@ class ConfigError(ValueError):
     """A config value that the schema allows but evalkit cannot use; the message says which."""
 
 
-def _validate_search(cfg: Any) -> None:
-    p = cfg.protocol
-    if cfg.threshold.policy not in ("global_fpir", "fixed"):
-        raise ConfigError(f"threshold.policy={cfg.threshold.policy} is a 1:1 policy; protocol=search needs "
-                          "threshold=global_fpir (one threshold at a target FPIR over the non-mated searches) or "
-                          "threshold=fixed (e.g. a vendor's threshold). Try: evalkit run protocol=search "
-                          "threshold=global_fpir, or +experiment=lfw_search")
-    if not 0 < cfg.threshold.target_fpir <= 1:
-        raise ConfigError(f"threshold.target_fpir must be in (0, 1], got {cfg.threshold.target_fpir}")
-    if p.gallery_images_per_subject < 1:
-        raise ConfigError("protocol.gallery_images_per_subject must be >= 1")
-    if p.max_probes_per_subject is not None and p.max_probes_per_subject < 1:
-        raise ConfigError("protocol.max_probes_per_subject must be >= 1 or null")
-    if not 0 < p.nonmated_fraction < 1:
-        raise ConfigError(f"protocol.nonmated_fraction must be in (0, 1), got {p.nonmated_fraction}")
-    if p.candidates < 1:
-        raise ConfigError("protocol.candidates must be >= 1")
-    if any(v is not None and v < 1 for v in p.gallery_sizes):
-        raise ConfigError(f"protocol.gallery_sizes must be positive (or null for every enrolled subject), got "
-                          f"{list(p.gallery_sizes)}")
-    if p.memory_budget_mb <= 0:
-        raise ConfigError("protocol.memory_budget_mb must be > 0")
-    if p.max_subjects is not None and p.max_subjects < 2:
-        raise ConfigError("protocol.max_subjects must be >= 2 or null")
+def one_of(value, allowed, key: str) -> None:
+    """Raise ConfigError unless ``value`` is in ``allowed``, naming the key, the choices and the
+    closest one ("Did you mean ...?")."""
+    if value not in allowed:
+        import difflib
+
+        hint = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}.{extra}")
 
 
-def validate(cfg: Any) -> None:
-    """Checks the schema cannot express (allowed values), with clear messages."""
-    def one_of(value, allowed, key):
-        if value not in allowed:
-            import difflib
+def _registered(registry, node: Any, key: str, what: str) -> None:
+    """The node's ``target`` imports, or its ``key`` (kind / family) is a registered name."""
+    from .registry import RegistryError, load_target
 
-            hint = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
-            extra = f" Did you mean {hint[0]!r}?" if hint else ""
-            raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}.{extra}")
+    target = node.get("target") if hasattr(node, "get") else None
+    if target:
+        try:
+            load_target(target)
+        except RegistryError as exc:
+            raise ConfigError(f"{what}.target: {exc}") from None
+        return
+    if node.get(key) is None:
+        raise ConfigError(f"{what}.{key} is missing: name a registered {registry.kind} "
+                          f"({', '.join(registry.names())}) or give {what}.target=package.module:Class")
+    one_of(node[key], registry.names(), f"{what}.{key}")
 
+
+def complete_plugin_nodes(cfg: Any) -> None:
+    """A dataset, protocol or backend node composed from a yaml without a ``base_<name>`` schema
+    default (a third-party plug-in's yaml naming its class with ``target:``) is checked against,
+    and completed with the defaults of, that class's ``config_schema``; a wrong key or type
+    raises ConfigError naming it. Nodes already typed by their yaml's schema are left alone."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .registry import BACKENDS, DATASETS, PROTOCOLS, RegistryError, load_target
+
+    for group, registry, key in (("dataset", DATASETS, "kind"), ("protocol", PROTOCOLS, "kind"),
+                                 ("backend", BACKENDS, "family")):
+        node = cfg.get(group)
+        if node is None or OmegaConf.get_type(node) is not dict:
+            continue
+        target = node.get("target")
+        try:
+            schema = (getattr(load_target(target), "config_schema", None) if target
+                      else registry.schema(node.get(key)) if node.get(key) in registry else None)
+        except RegistryError as exc:
+            raise ConfigError(f"{group}.target: {exc}") from None
+        if schema is None:
+            continue
+        try:
+            cfg[group] = OmegaConf.merge(OmegaConf.structured(schema), node)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{group} does not match the schema {schema.__module__}.{schema.__qualname__} of "
+                              f"{target or node.get(key)}: {exc}") from None
+
+
+def validate(cfg: Any, backend_class: type | None = None) -> None:
+    """Checks the schema cannot express (allowed values), with clear messages. Dataset, protocol
+    and backend names are looked up in evalkit.registry (built-in and entry points); the
+    protocol's and the backend's own checks are theirs (``Protocol.validate``,
+    ``Backend.validate_config``). A plug-in node without a schema of its own is first completed
+    from its class's ``config_schema`` (:func:`complete_plugin_nodes`, which changes ``cfg``).
+    ``backend_class``: the run's backend class when it is not the registered ``backend.family``
+    (a user's Backend instance, see evalkit.api)."""
+    from .registry import BACKENDS, DATASETS, PROTOCOLS
+
+    complete_plugin_nodes(cfg)
     one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
            "threshold.policy")
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
@@ -377,34 +380,20 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"threshold.target_fmr must be in (0, 1], got {cfg.threshold.target_fmr}")
     one_of(cfg.failure_policy, ("nonmatch", "exclude"), "failure_policy")
     one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
-    one_of(cfg.dataset.kind, ("lfw", "csv"), "dataset.kind")
-    one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive", "search"), "protocol.kind")
-    if cfg.protocol.kind == "search":
-        _validate_search(cfg)
-    elif cfg.threshold.policy == "global_fpir":
-        raise ConfigError("threshold.policy=global_fpir sets a 1:N threshold and needs protocol=search; "
-                          "for 1:1 protocols use threshold=global_fmr")
-    if cfg.protocol.kind == "exhaustive" and cfg.threshold.policy not in ("global_fmr", "fixed"):
-        raise ConfigError(f"threshold.policy={cfg.threshold.policy} is not available with protocol=exhaustive "
-                          "(it keeps counts, not a score table); use threshold=global_fmr or threshold=fixed")
-    if cfg.backend.family == "deepface":
-        from .backends import weights as _w
+    _registered(DATASETS, cfg.dataset, "kind", "dataset")
+    if backend_class is None:
+        _registered(BACKENDS, cfg.backend, "family", "backend")
+    _registered(PROTOCOLS, cfg.protocol, "kind", "protocol")
+    from .protocols import build_protocol
 
-        one_of(cfg.backend.model_name, _w.DEEPFACE_MODELS, "backend.model_name")
-        one_of(cfg.backend.detector_backend, _w.DEEPFACE_DETECTORS, "backend.detector_backend")
-        one_of(cfg.backend.normalization, _w.DEEPFACE_NORMALIZATIONS, "backend.normalization")
-        one_of(cfg.backend.engine, (None, *_w.DEEPFACE_ENGINES), "backend.engine")
-        one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine"), "backend.distance")
-        if cfg.backend.detector_weights and not Path(cfg.backend.detector_weights).expanduser().is_file():
-            raise ConfigError(f"backend.detector_weights={cfg.backend.detector_weights!r}: no such file")
-        simple = lambda x: "".join(ch for ch in str(x).lower() if ch.isalnum())  # noqa: E731
-        if simple(cfg.backend.model_name) not in simple(cfg.backend.name):
-            raise ConfigError(
-                f"backend.name={cfg.backend.name!r} does not name backend.model_name={cfg.backend.model_name!r}, so "
-                f"the run would be mislabelled: use backend=deepface-{simple(cfg.backend.model_name)} (if that file "
-                f"exists) or also set backend.name=deepface-{simple(cfg.backend.model_name)}")
-    if cfg.protocol.kind == "lfw" and cfg.dataset.kind != "lfw":
-        raise ConfigError("protocol=lfw_* needs dataset=lfw; use protocol=generated for other datasets")
+    build_protocol(cfg.protocol).validate(cfg)
+    if backend_class is None:
+        from .backends import backend_class as _backend_class
+
+        backend_class = _backend_class(cfg.backend)
+    validate_backend = getattr(backend_class, "validate_config", None)
+    if validate_backend is not None:
+        validate_backend(cfg.backend)
     if cfg.backend.workers < 1:
         raise ConfigError("backend.workers must be >= 1")
     if not 0 < cfg.confidence < 1:

@@ -36,3 +36,12 @@ def test_a_dataset_without_a_rule_leaves_the_backend_default():
 def test_lfw_label_provenance_is_declared():
     prov = cfg().dataset.label_provenance
     assert set(prov) >= {"sex", "race"} and all("not self-reported" in v for v in prov.values())
+
+
+def test_a_rule_the_backend_does_not_implement_is_not_passed():
+    from evalkit.backends.deepface_backend import DeepFaceBackend
+
+    c = cfg("backend=deepface-dlib")
+    opts = config_mod.backend_options(c.backend, c.dataset, DeepFaceBackend.multiple_faces_choices)
+    assert "multiple_faces" not in opts          # DeepFace implements largest and fail only
+    assert config_mod.backend_options(c.backend, c.dataset, ("largest", "central"))["multiple_faces"] == "central"

@@ -24,7 +24,7 @@ from scipy import stats
 from . import bootstrap as boot_mod
 from . import disparity as disp
 
-from ..data.samples import SPECIAL_LABELS
+from ..labels import SPECIAL_LABELS
 
 FMR_ONLY = ("fmr_max_min_ratio", "fmr_ratio_to_reference")
 FNMR_ONLY = ("fnmr_max_min_ratio", "fnmr_ratio_to_reference")

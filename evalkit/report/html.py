@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.samples import SPECIAL_LABELS as LABEL_GROUPS
+from ..labels import SPECIAL_LABELS as LABEL_GROUPS
 from . import plots
 
 REPORT_NAME = "report.html"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.samples import SPECIAL_LABELS
+from ..labels import SPECIAL_LABELS
 from . import plots
 from .html import (_Figures, _fte_figure, _fte_table, _get, _pipeline_svg, _provenance_section,
                    _threshold_text, ci_text, esc, num, page, pct)
