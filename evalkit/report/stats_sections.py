@@ -5,7 +5,7 @@ and summary.md. Written only from metrics.json; every number shown in HTML carri
 
 from __future__ import annotations
 
-from .html import esc, num, pct
+from .fmt import esc, num, pct
 
 #: measure -> (label, unit, formatter kind)
 NIST_ROWS = {
@@ -81,10 +81,9 @@ def _nist_rows(m: dict, attr: str):
 
 def html_nist_section(m: dict) -> str:
     nist = m.get("nist")
-    out = ['<section id="nist"><h2>NIST FRTE demographic table</h2>']
     if not nist:
-        out.append('<p class="absent">Not computed: metrics.json has no "nist" block.</p></section>')
-        return "".join(out)
+        return ""
+    out = ['<section id="nist"><h2>NIST FRTE demographic table</h2>']
     out.append("<p>The measures NIST's FRTE demographics tables publish per algorithm, over the groups not flagged "
                "small, at the operating threshold. Intervals: " + esc(_rule(m)) + "</p>")
     for attr in nist:
@@ -121,10 +120,9 @@ def _rule(m: dict) -> str:
 
 def html_score_shift_section(m: dict) -> str:
     ss = m.get("score_shifts")
-    out = ['<section id="score-shifts"><h2>Comparison-score shifts by group (ISO/IEC 19795-10)</h2>']
     if not ss:
-        out.append('<p class="absent">Not computed: metrics.json has no "score_shifts" block.</p></section>')
-        return "".join(out)
+        return ""
+    out = ['<section id="score-shifts"><h2>Comparison-score shifts by group (ISO/IEC 19795-10)</h2>']
     first = next(iter(ss.values()))
     defs = first.get("definitions", {})
     out.append("<p>" + " ".join(f"<b>{esc(k)}</b>: {esc(v)}." for k, v in defs.items())
