@@ -84,7 +84,7 @@ def add_disparity(out: dict, decision, mated, sa, sb, groups: dict, confidence: 
     the comparison's threshold (a match when <= 0)."""
     reference = dict(reference or {})
     errors = boot_mod.errors_from_decision(decision, mated)
-    out["disparity"], out["tests"] = {}, {}
+    out["disparity"], out["tests"], out["nist"], out["score_shifts"] = {}, {}, {}, {}
     out["bootstrap"] = None
     for attr, (ga, gb) in groups.items():
         entries = out["groups"][attr]

@@ -56,7 +56,7 @@ def test_nist_section_tags_numbers_and_gives_reasons():
     assert "FMR is 0 for every group" in html and "(20-39 / 20-39)" in html
 
 
-def test_compare_shows_disparity_with_interval_or_reason():
-    lines = compare_mod._disparity_lines([{"label": "run1", "metrics": _m()}])
-    text = "\n".join(lines)
-    assert "0.9 (no interval: degenerate)" in text and "| age | run1 |" in text
+def test_compare_shows_the_reason_for_a_missing_interval():
+    cell = compare_mod._ratio_cell({"value": 4.76, "ci": None, "groups": ["female", "male"],
+                                    "ci_reason": "undefined in 365 of 1000 bootstrap replicates"})
+    assert cell == "4.76 (no interval: undefined in 365 of 1000 bootstrap replicates) (female / male)"
