@@ -43,6 +43,12 @@ class DatasetConfig:
     kind: str = MISSING                      # adapter: "lfw" | "csv" | a registered or entry-point name
     attributes: list[str] = field(default_factory=list)   # attributes to group by (empty: all)
     target: Optional[str] = None             # package.module:Class of a third-party adapter
+    # The dataset's own rule for which detected face is its subject (LFW: the centred one). Passed to
+    # the backend as its multiple_faces option when backend.multiple_faces is not set (null).
+    multiple_faces: Optional[str] = None
+    # attribute -> how the labels were obtained (self-reported; annotated by whom, how; inferred from
+    # what); recorded in metrics.json dataset.label_provenance and shown beside the counts
+    label_provenance: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +58,14 @@ class LFWDatasetConfig(DatasetConfig):
     root: str = "${data_dir}/lfw"
     images_dir: Optional[str] = None         # lfw-deepfunneled | lfw | lfw_funneled (first found)
     attributes: list[str] = field(default_factory=lambda: ["sex", "race"])
+    multiple_faces: Optional[str] = "central"   # LFW's subject is the face in the centre of the 250 x 250 image
+    label_provenance: dict[str, str] = field(default_factory=lambda: {
+        "sex": ("assigned by third parties, not self-reported: the per-image male/female lists of Afifi & "
+                "Abdelhamed (AFIF4, 2019) judged from the photographs and names; evalkit takes each "
+                "subject's majority"),
+        "race": ("assigned by third parties, not self-reported: USC SAIL's per-identity list "
+                 "(mica-race-from-face); the file does not document how each label was decided"),
+    })
 
 
 @dataclass
@@ -95,7 +109,7 @@ class DlibBackendConfig(BackendConfig):
     family: str = "dlib"
     detector: str = "hog"                    # hog | cnn | skip
     upsample: int = 1
-    multiple_faces: str = "largest"          # largest | central | fail
+    multiple_faces: Optional[str] = None     # largest | central | fail; null: the dataset's rule, else largest
     no_face: str = "fail"                    # fail | center_box | whole_image
     chip_size: int = 150
     chip_padding: float = 0.25
@@ -112,7 +126,7 @@ class DeepFaceBackendConfig(BackendConfig):
     expand_percentage: int = 0
     normalization: str = "base"
     distance: str = "cosine"
-    multiple_faces: str = "largest"
+    multiple_faces: Optional[str] = None     # null: the dataset's rule, else the backend's default (largest)
     engine: Optional[str] = None             # tensorflow | pytorch | onnx; None: DeepFace's choice (first installed)
     detector_weights: Optional[str] = None   # local file for a one-file detector (e.g. YuNet .onnx); also $EVALKIT_YUNET_ONNX
 
@@ -134,7 +148,7 @@ class OnnxBackendConfig(BackendConfig):
     detector_model_path: Optional[str] = None  # YuNet .onnx (None: <evalkit home>/models/face_detection_yunet_2023mar.onnx)
     alignment: str = "box"                   # box | five_points (needs yunet)
     crop_margin: float = 0.0
-    multiple_faces: str = "largest"          # largest | central | fail
+    multiple_faces: Optional[str] = None     # largest | central | fail; null: the dataset's rule, else largest
     no_face: str = "fail"                    # fail | center_box | whole_image
     l2_normalise: bool = True
     distance: str = "cosine"
@@ -155,7 +169,7 @@ class LBPHBackendConfig(BackendConfig):
     detector: str = "haar"                   # haar | yunet | skip
     detector_model_path: Optional[str] = None
     crop_margin: float = 0.0
-    multiple_faces: str = "largest"          # largest | central | fail
+    multiple_faces: Optional[str] = None     # largest | central | fail; null: the dataset's rule, else largest
     no_face: str = "fail"                    # fail | center_box | whole_image
     distance: str = "chi2"
 
@@ -171,7 +185,7 @@ class FaceNetBackendConfig(BackendConfig):
     image_size: int = 160
     resize: str = "pil_bilinear"             # pil_bilinear (scipy.misc.imresize) | cv2_linear
     normalization: str = "fixed"             # fixed: (x - 127.5) / 128 (2018 releases) | prewhiten
-    multiple_faces: str = "size_center"      # size_center (facenet's align rule) | largest | central | fail
+    multiple_faces: Optional[str] = None     # size_center (facenet's align rule) | largest | central | fail; null: the dataset's rule, else size_center
     no_face: str = "fail"                    # fail | center_box | whole_image
     distance: str = "euclidean_l2"
 
@@ -288,10 +302,23 @@ def register() -> None:
     cs.store(group="threshold", name="base_threshold", node=ThresholdConfig)
 
 
-def backend_options(backend_cfg: Any) -> dict:
-    """The keyword arguments for the backend class: its config minus evalkit's runtime keys."""
+def backend_options(backend_cfg: Any, dataset_cfg: Any = None, accepted=None) -> dict:
+    """The keyword arguments for the backend class: its config minus evalkit's runtime keys.
+
+    ``multiple_faces`` left unset (null) takes the dataset's declared face rule
+    (``dataset.multiple_faces``, e.g. LFW's ``central``) when there is one, else it is not passed
+    and the backend uses its own default: backends never learn about datasets. ``accepted``: the
+    rules the backend implements (``Backend.multiple_faces_choices``); a declared rule outside them
+    is not passed (the backend's default applies)."""
     d = OmegaConf.to_container(backend_cfg, resolve=True) if not isinstance(backend_cfg, dict) else dict(backend_cfg)
-    return {k: v for k, v in d.items() if k not in BACKEND_RUNTIME_KEYS}
+    out = {k: v for k, v in d.items() if k not in BACKEND_RUNTIME_KEYS}
+    if "multiple_faces" in out and out["multiple_faces"] is None:
+        rule = None if dataset_cfg is None else dataset_cfg.get("multiple_faces")
+        if rule and (accepted is None or rule in accepted):
+            out["multiple_faces"] = rule
+        else:
+            del out["multiple_faces"]
+    return out
 
 
 class ConfigError(ValueError):

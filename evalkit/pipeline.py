@@ -52,11 +52,11 @@ def run(cfg, out_dir: str | Path) -> dict:
     timings["load"] = time.perf_counter() - t
     stage = cfg.get("stage", "run")    # a cluster job's piece of the run (evalkit/shard.py)
     if stage == "embed":
-        return shard.embed_stage(cfg, samples, plan, out, _extract_options(cfg))
+        return shard.embed_stage(cfg, samples, plan, out, _extract_options(cfg, bcls))
 
     # backend -> embeddings of the planned rows (cached), failures recorded per image
     t = time.perf_counter()
-    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], out)
+    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], out, bcls)
     timings["embed"] = time.perf_counter() - t
     log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
 
@@ -83,18 +83,21 @@ def run(cfg, out_dir: str | Path) -> dict:
     return metrics
 
 
-def _extract_options(cfg) -> dict:
-    """The extraction loop's arguments for the configured backend (all but the paths)."""
-    return dict(family=cfg.backend.get("target") or cfg.backend.family, options=config_mod.backend_options(cfg.backend),
+def _extract_options(cfg, bcls=None) -> dict:
+    """The extraction loop's arguments for the configured backend (all but the paths); the
+    dataset's face rule is passed when the user set no backend.multiple_faces and the backend
+    implements it."""
+    opts = config_mod.backend_options(cfg.backend, cfg.dataset, getattr(bcls, "multiple_faces_choices", None))
+    return dict(family=cfg.backend.get("target") or cfg.backend.family, options=opts,
                 cache_root=cfg.cache_dir, workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size,
                 progress=cfg.progress)
 
 
-def _embed(cfg, paths: list[str], out: Path | None = None):
+def _embed(cfg, paths: list[str], out: Path | None = None, bcls=None):
     """The configured backend's embeddings of ``paths`` (cached; failures recorded per image).
     Images missing from the cache are embedded unless ``embed_missing`` (or a sharded
     ``evalkit embed`` of these images) says otherwise: see ``shard.run_embeddings``."""
-    return shard.run_embeddings(cfg, paths, out, _extract_options(cfg))
+    return shard.run_embeddings(cfg, paths, out, _extract_options(cfg, bcls))
 
 
 def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint, timings: dict, t: float) -> None:

@@ -268,6 +268,9 @@ class Backend(ABC):
 
     name: str = "backend"
     distance: str = "euclidean"
+    #: the ``multiple_faces`` rules this backend implements (None: it has no such option). A
+    #: dataset's declared face rule is passed only when the backend implements it.
+    multiple_faces_choices: tuple | None = ("largest", "central", "fail")
 
     @abstractmethod
     def embed_one(self, path: str):

@@ -135,6 +135,8 @@ class DeepFaceBackend(Backend):
             For yunet, $EVALKIT_YUNET_ONNX does the same.
     """
 
+    multiple_faces_choices = ("largest", "fail")
+
     name = "deepface"
 
     def __init__(self, model_name: str = "Dlib", detector_backend: str = "opencv", align: bool = True,

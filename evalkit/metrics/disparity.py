@@ -530,3 +530,128 @@ def disparity_summaries(per_group: Mapping, reference: str | None = None, alpha:
         out[key] = {"reference": ref, "reference_rule": rule, "definition": d, "source": s,
                     "by_group": by_group}
     return out
+
+
+# --------------------------------------------------------------------------- NIST FRTE demographic table
+
+_FRTE = ("NIST FRTE 1:1 demographic differentials tables (Grother et al., FRTE 1:1 Verification report, "
+         "section 'Demographic differentials': per algorithm FNMR and FMR overall, min, max with the worst "
+         "group, max/min, max - min, max/mean, max/geometric mean and a Gini coefficient); Gini as in Howard "
+         "et al. (2022)")
+
+#: name -> definition of the NIST FRTE table measures (each over the groups entering the summary).
+NIST_DEFINITIONS = {
+    "overall": "the rate over all comparisons of the run (every group and the mixed ones)",
+    "min": "min_g rate_g",
+    "max": "max_g rate_g (worst names the group)",
+    "max_min_ratio": "max_g rate_g / min_g rate_g (undefined when the minimum is 0)",
+    "max_minus_min": "max_g rate_g - min_g rate_g (in the rate's unit, a fraction)",
+    "max_over_mean": "max_g rate_g / ((1/k) sum_g rate_g) (undefined when every rate is 0)",
+    "max_over_geomean": "max_g rate_g / (prod_g rate_g)^(1/k) (undefined when a rate is 0)",
+    "gini": ("sample-corrected Gini coefficient k/(k-1) * sum_i sum_j |x_i - x_j| / (2 k^2 mean x) "
+             "(undefined when every rate is 0)"),
+}
+NIST_NAMES = tuple(NIST_DEFINITIONS)
+
+
+def max_minus_min_values(x) -> np.ndarray:
+    """``max - min`` over the last axis; NaN for k < 2 or a NaN entry."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[-1] < 2:
+        return np.full(x.shape[:-1], np.nan)
+    return _max_abs_diff(x)
+
+
+def max_over_mean_values(x) -> np.ndarray:
+    """``max / mean`` over the last axis; NaN when the mean is 0 or k < 2."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[-1] < 2:
+        return np.full(x.shape[:-1], np.nan)
+    return _safe_div(x.max(axis=-1), x.mean(axis=-1))
+
+
+def max_over_geomean_values(x) -> np.ndarray:
+    """``max / geometric mean`` over the last axis; NaN when any entry is 0 or k < 2."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[-1] < 2:
+        return np.full(x.shape[:-1], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gm = np.exp(np.log(x).mean(axis=-1))
+    return _safe_div(x.max(axis=-1), np.where(np.isfinite(gm), gm, 0.0))
+
+
+def nist_table(rates, overall=None, rate_name: str = "FNMR") -> dict:
+    """NIST FRTE's demographic table for one rate over the groups (mapping group -> rate).
+
+    Returns ``{name: {value, reason, definition}}`` for every name in :data:`NIST_NAMES`, plus
+    ``worst`` (the group with the highest rate; ties: first in input order), ``best`` (lowest),
+    ``source``, ``groups`` and ``rate``. ``overall`` is passed through (a fraction or None). Values
+    are None with a reason where undefined (fewer than 2 groups, a zero denominator, an undefined
+    group rate).
+    """
+    names, x = _as_rates(rates, rate_name)
+    base = _undefined_inputs(names, (x, rate_name))
+    row = x[None, :]
+    values = {
+        "min": (float(x.min()) if x.size and base is None else math.nan),
+        "max": (float(x.max()) if x.size and base is None else math.nan),
+        "max_min_ratio": float(max_min_ratio_values(row)[0]),
+        "max_minus_min": float(max_minus_min_values(row)[0]),
+        "max_over_mean": float(max_over_mean_values(row)[0]),
+        "max_over_geomean": float(max_over_geomean_values(row)[0]),
+        "gini": float(gini_values(row)[0]),
+    }
+    zero = [g for g, v in zip(names, x) if v == 0]
+    why_zero = {
+        "max_min_ratio": f"{rate_name} is 0 for group(s) {', '.join(zero)}: a zero denominator",
+        "max_over_geomean": f"{rate_name} is 0 for group(s) {', '.join(zero)}: the geometric mean is 0",
+        "max_over_mean": f"{rate_name} is 0 for every group: a zero denominator",
+        "gini": f"{rate_name} is 0 for every group: the Gini coefficient is 0/0",
+    }
+    out = {"rate": rate_name, "source": _FRTE, "groups": [str(g) for g in names]}
+    ov = None if overall is None or not math.isfinite(float(overall)) else float(overall)
+    out["overall"] = {"value": ov, "reason": None if ov is not None else "no comparisons",
+                      "definition": NIST_DEFINITIONS["overall"]}
+    for name, v in values.items():
+        reason = None
+        if base is not None and name not in ("min", "max"):
+            reason = base
+        elif base is not None:
+            reason = base if not x.size or not np.isfinite(x).all() else None
+        if reason is None and not math.isfinite(v):
+            reason = why_zero.get(name, "undefined for these rates")
+        out[name] = {"value": v if reason is None and math.isfinite(v) else None,
+                     "reason": reason, "definition": NIST_DEFINITIONS[name]}
+    ok = base is None or (x.size and np.isfinite(x).all())
+    out["worst"] = str(names[int(np.argmax(x))]) if x.size and ok else None
+    out["best"] = str(names[int(np.argmin(x))]) if x.size and ok else None
+    return out
+
+
+# --------------------------------------------------------------------------- ISO/IEC 19795-10 score shifts
+
+_ISO10 = ("ISO/IEC 19795-10:2024, Quantifying biometric system performance variation across demographic "
+          "groups: performance variation includes 'shifts in comparison score' of each group's mated and "
+          "non-mated distributions. The standard's text was not available here; evalkit's measures are "
+          "defined below and are its own operationalisation")
+
+SCORE_SHIFT_DEFINITIONS = {
+    "mean_shift": ("mean_g - mean_all: the group's mean comparison score minus the mean over all comparisons "
+                   "of that kind (mated or non-mated), in the score's unit (distance minus the comparison's "
+                   "threshold: with one threshold for everyone, a plain difference of distances)"),
+    "standardised_shift": ("(mean_g - mean_all) / sd_all, sd_all the standard deviation of all comparisons of "
+                           "that kind (Cohen's d against the overall distribution)"),
+    "ks": ("Kolmogorov-Smirnov distance sup_x |F_g(x) - F_all(x)| between the group's empirical score "
+           "distribution and the overall one of that kind (0 = identical, 1 = disjoint)"),
+}
+
+
+def ks_distance(x, y) -> float:
+    """sup_t |F_x(t) - F_y(t)| of two samples' empirical CDFs (two-sample Kolmogorov-Smirnov
+    statistic); NaN when either sample is empty."""
+    x, y = np.sort(np.asarray(x, dtype=np.float64)), np.sort(np.asarray(y, dtype=np.float64))
+    if not x.size or not y.size:
+        return math.nan
+    t = np.concatenate([x, y])
+    return float(np.abs(np.searchsorted(x, t, side="right") / x.size
+                        - np.searchsorted(y, t, side="right") / y.size).max())

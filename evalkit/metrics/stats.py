@@ -16,6 +16,11 @@ variance for FMR, which does not have that bias.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+from scipy import stats
+
 from . import bootstrap as boot_mod
 from . import disparity as disp
 
@@ -79,7 +84,7 @@ def add_disparity(out: dict, decision, mated, sa, sb, groups: dict, confidence: 
     the comparison's threshold (a match when <= 0)."""
     reference = dict(reference or {})
     errors = boot_mod.errors_from_decision(decision, mated)
-    out["disparity"], out["tests"] = {}, {}
+    out["disparity"], out["tests"], out["nist"], out["score_shifts"] = {}, {}, {}, {}
     out["bootstrap"] = None
     for attr, (ga, gb) in groups.items():
         entries = out["groups"][attr]
@@ -94,3 +99,87 @@ def add_disparity(out: dict, decision, mated, sa, sb, groups: dict, confidence: 
             tests[kind] = boot_mod.pairwise_rate_tests(errors, mated, sa, sb, ga, gb, kind=kind, groups=ok) \
                 if len(ok) >= 2 else []
         out["tests"][attr] = tests
+        out.setdefault("nist", {})[attr] = nist_block(entries, boot, out.get("overall"))
+        out.setdefault("score_shifts", {})[attr] = score_shifts(decision, mated, sa, sb, ga, gb, entries, confidence)
+
+
+def _summary_groups(entries: dict, kind: str) -> list:
+    return [g for g, e in entries.items() if g not in SPECIAL_LABELS and not e[f"small_{kind}"]]
+
+
+def nist_block(entries: dict, boot, overall: dict | None) -> dict:
+    """metrics.json ``nist[attr]``: NIST FRTE's demographic table (overall, min, max and the worst
+    group, max/min, max - min, max/mean, max/geometric mean, Gini) for FMR and FNMR over the
+    groups not flagged small, each with an interval by the one rule (``bootstrap.INTERVAL_RULE``)."""
+    out = {}
+    for kind in ("fmr", "fnmr"):
+        ok = _summary_groups(entries, kind)
+        rates = {g: entries[g][kind] for g in ok}
+        ov = (overall or {}).get(kind)
+        out[kind] = boot_mod.nist_table_with_ci(rates, boot if boot is not None and all(g in boot.groups for g in ok)
+                                                else None, kind, ov, (overall or {}).get(f"{kind}_ci"))
+    return out
+
+
+def score_shifts(decision, mated, sa, sb, ga, gb, entries: dict, confidence: float) -> dict:
+    """metrics.json ``score_shifts[attr]``: how far each group's mated and non-mated score
+    distributions sit from the overall ones (``disparity.SCORE_SHIFT_DEFINITIONS``; ISO/IEC
+    19795-10's "shifts in comparison score"). Scores are ``decision`` (distance minus the
+    comparison's threshold); failed comparisons (infinite) are left out and counted.
+
+    ``mean_shift`` gets a subject-clustered normal interval from the cluster-robust variance of the
+    difference of the two ratio estimators (one-way by subject for mated, dyadic for non-mated:
+    ``bootstrap._robust_variance``); ``standardised_shift`` is that interval over ``sd_all``; the
+    KS distance has no interval (its sampling distribution is not centred on the estimate), said
+    in ``ci_reason``."""
+    d = boot_mod._prepare(np.zeros(len(mated), bool), mated, sa, sb, ga, gb)
+    x = np.asarray(decision, dtype=np.float64)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    out = {"definitions": dict(disp.SCORE_SHIFT_DEFINITIONS), "source": disp._ISO10, "by_group": {}}
+    for g in _summary_groups(entries, "fnmr") + [g for g in _summary_groups(entries, "fmr")
+                                                 if g not in _summary_groups(entries, "fnmr")]:
+        row = {}
+        for kind, want in (("mated", d.mated), ("non_mated", ~d.mated)):
+            fin = want & np.isfinite(x)
+            sel = fin & (d.comp_group == (d.names.index(g) if g in d.names else -2))
+            e = {"n": int(sel.sum()), "n_all": int(fin.sum()), "failed_left_out": int((want & ~np.isfinite(x)).sum())}
+            if e["n"] < 2 or e["n_all"] < 2:
+                e.update(mean_shift=None, standardised_shift=None, ks=None, ci=None, standardised_ci=None,
+                         ci_reason=f"fewer than 2 {kind.replace('_', '-')} comparisons with a score")
+                row[kind] = e
+                continue
+            m_all, m_g, sd = float(x[fin].mean()), float(x[sel].mean()), float(x[fin].std(ddof=1))
+            psi = np.where(sel, (x - m_g) / e["n"], 0.0) - np.where(fin, (x - m_all) / e["n_all"], 0.0)
+            use = fin
+            v, n_subj = boot_mod._robust_variance(np.where(use, psi, 0.0)[use], d.sa[use], d.sb[use], d.n_subjects)
+            shift = m_g - m_all
+            e.update(mean_shift=shift, standardised_shift=shift / sd if sd > 0 else None,
+                     ks=disp.ks_distance(x[sel], x[fin]), ks_ci=None,
+                     ks_ci_reason="no interval: the KS distance's sampling distribution is not centred on it")
+            if math.isfinite(v) and v > 0:
+                h = z * math.sqrt(v)
+                e["ci"] = [shift - h, shift + h]
+                e["standardised_ci"] = [(shift - h) / sd, (shift + h) / sd] if sd > 0 else None
+                e["ci_reason"] = None
+            else:
+                e["ci"], e["standardised_ci"] = None, None
+                e["ci_reason"] = "the cluster-robust variance is not positive (too few subjects)"
+            row[kind] = e
+        out["by_group"][g] = row
+    return out
+
+
+def label_levels(subjects, attributes: dict) -> dict:
+    """attribute -> "subject" when every subject carries one label of it over all its images (a
+    per-subject attribute, e.g. self-reported sex), else "image" (labels vary within a subject,
+    e.g. age band at capture). With per-image labels a genuine comparison can join two images of
+    one person in different groups: the ``mixed`` row then holds genuine pairs too, and a group's
+    impostor comparisons are those whose two IMAGES carry its label."""
+    s = np.asarray(subjects).astype(str)
+    out = {}
+    for attr, labels in attributes.items():
+        lab = np.asarray(labels).astype(str)
+        pairs = np.unique(np.char.add(np.char.add(s, "\x00"), lab)) if s.size else np.array([], str)
+        n_subj = np.unique(s).size
+        out[attr] = "subject" if pairs.size == n_subj else "image"
+    return out

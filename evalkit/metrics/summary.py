@@ -321,6 +321,7 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
             combined = np.array([" x ".join(t) for t in zip(*(np.asarray(image_groups[c]).astype(str) for c in combo))])
             fails["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence, image_notes,
                                                         image_subjects, min_count)[name]
+    w["overall"] = overall   # the NIST table's overall rate (flat fields); not copied to out
     stats_mod.add_disparity(w, decision, mated, sa, sb, groups, confidence, bootstrap, reference)
 
     out = results.header_block(header, kind=results.VERIFICATION, rates=results.VERIFICATION_RATES,
@@ -335,6 +336,7 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
         out["intersections_skipped"] = skipped
     out["cross_fmr"] = cross
     out["disparity"], out["tests"] = w["disparity"], w["tests"]
+    out["nist"], out["score_shifts"] = w["nist"], w["score_shifts"]   # issue 12 (evalkit.metrics.stats)
     out["eer"] = rates.eer(genuine, impostor)
     folds = table.fold[keep]
     if (folds >= 0).all() and len(np.unique(folds)) > 1:

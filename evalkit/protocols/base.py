@@ -52,6 +52,7 @@ import numpy as np
 
 from ..backends.base import EmbeddingResult
 from ..data.samples import Samples
+from ..metrics.stats import label_levels
 
 log = logging.getLogger("evalkit")
 
@@ -142,7 +143,10 @@ class RunContext:
             "dataset": {"name": self.samples.name, "n_samples": len(used),
                         "n_subjects": int(len(np.unique(used.subjects))),
                         "attributes": self.samples.attribute_names, "label_sources": self.samples.label_sources,
-                        "label_coverage": used.label_coverage()},
+                        "label_coverage": used.label_coverage(),
+                        "label_provenance": {a: (cfg.dataset.get("label_provenance") or {}).get(a)
+                                             for a in self.samples.attribute_names},
+                        "label_level": label_levels(used.subjects, used.attributes)},
             "protocol": protocol,
             "backend": {"name": cfg.backend.name, "family": cfg.backend.family, "distance": cfg.backend.distance,
                         "fingerprint": self.fingerprint},

@@ -226,8 +226,9 @@ def _ratio_cell(d: dict | None) -> str:
     if d.get("value") is None:
         return f"undefined ({d.get('reason') or 'not in metrics.json'})"
     ci = d.get("ci")
-    return f"{d['value']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and ci[0] is not None else "") + \
-        f" ({' / '.join(d.get('groups') or [])})"
+    shown = (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci and ci[0] is not None
+             else f" (no interval: {d['ci_reason']})" if d.get("ci_reason") else "")
+    return f"{d['value']:.3g}" + shown + f" ({' / '.join(d.get('groups') or [])})"
 
 
 def _threshold_cell(th: dict) -> str:

@@ -166,8 +166,8 @@ def _group_table(m: dict, base: str, groups: dict, caption: str, fte: dict | Non
             "table and leave the disparity summaries (see Caveats).")
     if mixed is not None:
         row(mixed_label, base.replace("groups.", "mixed.", 1), mixed, "mixed")
-        foot = (f"{esc(mixed_label)}: comparisons whose two sides differ in group (mixed-group impostor pairs), "
-                "reported on their own. " + foot)
+        from . import stats_sections as ss
+        foot = f"{esc(mixed_label)}: {esc(ss.mixed_note(m, attr))}, reported on their own. " + foot
     return (f'<div class="tablewrap"><table class="groups"><caption>{caption}</caption><thead>{head}</thead>'
             f'<tbody>{"".join(rows)}</tbody><tfoot><tr><td colspan={3 + 2 * len(rates)}>{foot}</td></tr></tfoot>'
             "</table></div>")
@@ -193,7 +193,9 @@ def _reading(name: str, d: dict, groups: dict, conf: float, ref: str | None = No
     if v is None:
         what = SUMMARY_NAMES.get(name, name) + (f" of {group} to {ref}" if group else "")
         return f"{esc(what)} not defined: {esc(reason or 'no value')}"
-    cl = f" ({round(100 * conf):g}% CI {ci[0]:.2f}–{ci[1]:.2f})" if ci and ci[0] is not None and ci[1] is not None else ""
+    unit = 100.0 if name == "accuracy_std" else 1.0
+    cl = (f" ({round(100 * conf):g}% CI {unit * ci[0]:.2f}–{unit * ci[1]:.2f})"
+          if ci and ci[0] is not None and ci[1] is not None else "")
     if not cl and d.get("ci_reason"):
         cl = f" (no interval: {esc(d['ci_reason'])})"
     if name.endswith("_ratio_to_reference"):
@@ -225,7 +227,7 @@ def _fmt_val(name: str, v) -> str:
     if v is None:
         return "n/a"
     if name == "accuracy_std":
-        return pct(v)
+        return f"{100 * v:.2f}"
     return f"{v:.3g}" if name in ("fdr", "garbe") else f"{v:.2f}"
 
 
@@ -269,19 +271,43 @@ def _disparity_section(m: dict, conf: float) -> str:
                         continue
                     v = r.get("value")
                     rows.append(f'<tr><th scope=row>{esc(name)}<br><span class="note">{esc(g)} / {esc(ref)}</span></th>'
+                                + f"<td>{esc(_unit(name))}</td>"
                                 + num(f"{key}.by_group.{g}.value", v, ratio(v), "td", "rate")
-                                + f'<td class="ci">{esc(_ci_plain(r.get("ci")))}</td>'
+                                + f'<td class="ci">{_ci_cell(f"{key}.by_group.{g}.ci", name, r)}</td>'
                                 + f'<td class="reading">{_reading(name, r, groups, conf, ref, g)}{src}</td></tr>')
                 continue
             v = d.get("value")
-            rows.append(f"<tr><th scope=row>{esc(name)}</th>" + num(f"{key}.value", v, _fmt_val(name, v), "td", "rate")
-                        + f'<td class="ci">{esc(_ci_plain(d.get("ci")))}</td>'
+            if "value" not in d:
+                continue
+            rows.append(f"<tr><th scope=row>{esc(name)}</th><td>{esc(_unit(name))}</td>"
+                        + num(f"{key}.value", v, _fmt_val(name, v), "td", "rate")
+                        + f'<td class="ci">{_ci_cell(f"{key}.ci", name, d)}</td>'
                         + f'<td class="reading">{_reading(name, d, groups, conf)}{src}</td></tr>')
         out.append(f'<div class="tablewrap"><table class="disparity"><caption>Disparity summaries by {esc(attr)}</caption>'
-                   "<thead><tr><th scope=col>Summary</th><th scope=col>Value</th><th scope=col>95% CI</th>"
+                   "<thead><tr><th scope=col>Summary</th><th scope=col>Unit</th><th scope=col>Value</th><th scope=col>95% CI</th>"
                    f"<th scope=col>Reading</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
     out.append("</section>")
     return "".join(out)
+
+
+def _unit(name: str) -> str:
+    """The unit of a disparity summary's value and interval (stated once, in its own column)."""
+    if name == "accuracy_std":
+        return "percentage points"
+    if name == "fdr":
+        return "index 0–1 (1 = fair)"
+    if name == "garbe":
+        return "index 0–1 (0 = fair)"
+    return "ratio (1 = equal)"
+
+
+def _ci_cell(key: str, name: str, d: dict) -> str:
+    """The interval of a disparity entry with both ends tagged, in the value's unit, or why none."""
+    from . import stats_sections as ss
+    kind = "pp" if name == "accuracy_std" else ("g" if name in ("fdr", "garbe") else "x")
+    if d.get("value") is None:
+        return f'<span class="why">not estimable: {esc(d.get("reason") or "the value is undefined")}</span>'
+    return ss.tagged_ci(key, d.get("ci"), d.get("ci_reason"), kind)
 
 
 def _ci_plain(ci) -> str:
@@ -404,7 +430,11 @@ def _provenance_section(m: dict, rec: dict) -> str:
             f"<td class=count>{pct(c.get('subjects', 0) / tot_p)}</td>"
             f"<td class=count>{num(f'dataset.label_coverage.{attr}.{g}.samples', c.get('samples'))}</td>"
             f"<td class=count>{pct(c.get('samples', 0) / tot_s)}</td></tr>" for g, c in cov.items())
+        prov, level = _get(ds, "label_provenance", attr), _get(ds, "label_level", attr)
         out.append(f"<h3>Labels: {esc(attr)}</h3><p class=src>{esc(_get(ds, 'label_sources', attr) or 'source not recorded')}</p>"
+                   + (f"<p class=prov>How the labels were obtained: {esc(prov)}" + (f"; labels are per {esc(level)}" if level else "")
+                      + ".</p>" if prov or level else "")
+                   +
                    f'<div class="tablewrap"><table><caption>Label coverage of the images the protocol uses ({esc(attr)})</caption>'
                    "<thead><tr><th scope=col>Label</th><th scope=col>Subjects</th><th scope=col>share</th>"
                    f"<th scope=col>Images</th><th scope=col>share</th></tr></thead><tbody>{rows}</tbody></table></div>")
@@ -780,8 +810,8 @@ NAV = {"verification": [("headline", "Headline"), ("disparity", "Disparity"), ("
 
 def _intro(m: dict) -> str:
     if results.run_kind(m) != results.SEARCH:
-        return (f"<p>Threshold: {_threshold_text(m)}. A genuine comparison belongs to a group when both images carry its "
-                "label; an impostor comparison when both subjects do. Each rate is shown with the errors and comparisons "
+        from . import stats_sections as ss
+        return (f"<p>Threshold: {_threshold_text(m)}. {esc(ss.membership_sentence(m))} Each rate is shown with the errors and comparisons "
                 "behind it and an exact 95% Clopper-Pearson interval; with zero errors, the 95% upper bound.</p>")
     pr, s = m.get("protocol", {}), m.get("search") or {}
     return (f"<p>The mugshot-database scenario: {num('protocol.n_enrolled_subjects', pr.get('n_enrolled_subjects'))} enrolled "
@@ -835,6 +865,9 @@ def render_report(run_dir: str | Path) -> str:
             thresholds={g: v.get("value") for g, v in (_get(m, "threshold", "per_group", attr) or {}).items()} or None))
     body.append("</section>")
     body.append(_disparity_section(m, conf))
+    from . import stats_sections as ss
+    body.append(ss.html_nist_section(m))
+    body.append(ss.html_score_shift_section(m))
     fte = _fte_table(m) + _fte_figure(m, run_dir, figs)
     if search:
         body += search_html.sections(m, run_dir, figs)

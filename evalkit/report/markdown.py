@@ -154,14 +154,18 @@ def _rates_note(m: dict) -> str:
         unit = "probe-subject"
     else:
         what = ("FNMR: genuine comparisons not matched at the threshold; FMR: impostor comparisons matched "
-                "(ISO/IEC 19795-1). A genuine comparison belongs to a group when both images carry its label, an "
-                "impostor comparison when both subjects do. Rates are at the threshold above, with ")
+                "(ISO/IEC 19795-1). " + _membership(m) + " Rates are at the threshold above, with ")
         unit = "subject-clustered"
     if b:
         return (what + f"95% {unit} bootstrap intervals per group ({b['replicates']} replicates, seed {b['seed']}); "
                 "\"exact\" marks a Clopper-Pearson interval where no bootstrap one exists (those treat trials as "
                 "independent).")
     return what + "exact (Clopper-Pearson) 95% intervals (bootstrap off: they treat trials as independent)."
+
+
+def _membership(m: dict) -> str:
+    from . import stats_sections as ss
+    return ss.membership_sentence(m)
 
 
 def _disparity_lines(m: dict) -> list[str]:
@@ -175,23 +179,36 @@ def _disparity_lines(m: dict) -> list[str]:
                 "No intervals: " + ((m.get("not_computed") or {}).get("bootstrap") or "bootstrap switched off") + "."),
              ""]
     for attr, block in disp.items():
-        lines += [f"### {attr}", "", "| summary | value | 95% CI | note |", "|---|---:|---|---|"]
+        lines += [f"### {attr}", "", "| summary | unit | value | 95% CI | note |", "|---|---|---:|---|---|"]
         for name, d in block.items():
+            unit = _disp_unit(name)
             if "by_group" in d:
                 for g, r in d["by_group"].items():
                     if g != d["reference"]:
-                        lines.append(f"| {name} ({g} / {d['reference']}) | {_num(r.get('value'))} | {_disp_ci(r)} |")
+                        lines.append(f"| {name} ({g} / {d['reference']}) | {unit} | {_num(r.get('value'))} | {_disp_ci(r)} |")
                 continue
-            lines.append(f"| {name} | {_num(d.get('value'))} | {_disp_ci(d)} |")
+            if "value" not in d:
+                continue
+            scale = 100.0 if name == "accuracy_std" else 1.0
+            lines.append(f"| {name} | {unit} | {_num(None if d.get('value') is None else scale * d['value'])} | "
+                         f"{_disp_ci(d, scale)} |")
         lines.append("")
+    from . import stats_sections as ss
+    lines += ss.md_nist_lines(m)
+    lines += ss.md_score_shift_lines(m)
     return lines
 
 
-def _disp_ci(d: dict) -> str:
-    """'lo–hi | note' for a disparity entry: the interval, or why there is none."""
+def _disp_unit(name: str) -> str:
+    return {"accuracy_std": "percentage points", "fdr": "index 0-1 (1 = fair)",
+            "garbe": "index 0-1 (0 = fair)"}.get(name, "ratio (1 = equal)")
+
+
+def _disp_ci(d: dict, scale: float = 1.0) -> str:
+    """'lo–hi | note' for a disparity entry: the interval (in the value's unit), or why there is none."""
     if d.get("ci") and d["ci"][0] is not None:
-        return f"{d['ci'][0]:.3g}–{d['ci'][1]:.3g} | {d.get('reason') or ''}"
-    why = d.get("reason") or (f"no interval: {d['ci_reason']}" if d.get("ci_reason") else "")
+        return f"{scale * d['ci'][0]:.3g}–{scale * d['ci'][1]:.3g} | {d.get('reason') or ''}"
+    why = d.get("reason") or (f"not estimable: {d['ci_reason']}" if d.get("ci_reason") else "")
     return f" | {why}"
 
 
@@ -367,8 +384,10 @@ def render_summary(m: dict) -> str:
     who = "probe " if search else ""
     for attr in attrs:
         cov = ds.get("label_coverage", {}).get(attr, {})
+        prov, level = (ds.get("label_provenance") or {}).get(attr), (ds.get("label_level") or {}).get(attr)
         lines += [f"## By {who}{attr}", "", f"Labels: {ds.get('label_sources', {}).get(attr, 'source not recorded')}",
-                  ""]
+                  ""] + ([f"How the labels were obtained: {prov or 'not declared by the dataset config'}"
+                          + (f"; labels are per {level}" if level else "") + ".", ""] if prov or level else [])
         lines += _group_table(m, m["groups"][attr], fails.get(attr), mixed=(m.get("mixed") or {}).get(attr),
                               mixed_label=f"mixed ({attr} differs)")
         if cov:

@@ -223,28 +223,100 @@ def two_group_boot(seed=4):
     return c(e), c(m), c(sa), c(sb), c(g)
 
 
-def test_disparity_intervals_apply_the_kernels_replicate_wise():
+def _supt_by_hand(cols, est, conf=0.95):
+    """Independent sup-t: se per column, c = conf-quantile of the max standardised deviation."""
+    cols = np.column_stack(cols)
+    se = cols.std(axis=0, ddof=1)
+    c = np.quantile((np.abs(cols - est) / se).max(axis=1), conf)
+    return est - c * se, est + c * se
+
+
+def test_disparity_intervals_follow_the_one_rule_by_hand():
     e, m, sa, sb, g = two_group_boot()
     boot = bs.cluster_bootstrap(e, m, sa, sb, g, replicates=300, seed=3)
     ivs = bs.disparity_intervals(boot, reference="a", alpha=0.3)
     fm = np.stack([boot.fmr["a"], boot.fmr["b"]], axis=1)
     fn = np.stack([boot.fnmr["a"], boot.fnmr["b"]], axis=1)
-    # GARBE by the published formula, replicate by replicate (2 groups: G = |x-y| / (x+y))
-    ga = 0.3 * np.abs(fm[:, 0] - fm[:, 1]) / fm.sum(1) + 0.7 * np.abs(fn[:, 0] - fn[:, 1]) / fn.sum(1)
-    np.testing.assert_allclose([ivs["garbe"].lo, ivs["garbe"].hi], np.quantile(ga, [0.025, 0.975]))
-    fdr = 1 - (0.3 * np.abs(fm[:, 0] - fm[:, 1]) + 0.7 * np.abs(fn[:, 0] - fn[:, 1]))
-    np.testing.assert_allclose([ivs["fdr"].lo, ivs["fdr"].hi], np.quantile(fdr, [0.025, 0.975]))
-    ratio = boot.fnmr["b"] / boot.fnmr["a"]
-    np.testing.assert_allclose(ivs["fnmr_ratio_to_reference"]["b"].as_list(), np.quantile(ratio, [0.025, 0.975]))
-    np.testing.assert_allclose(bs.ratio_interval(boot, "fnmr", "b", "a").as_list(), np.quantile(ratio, [0.025, 0.975]))
+    em = np.array([boot.estimate[x]["fmr"] for x in "ab"])
+    en = np.array([boot.estimate[x]["fnmr"] for x in "ab"])
+    # FNMR max/min (two groups): the NAMED pair's log ratio +/- c se, c from the bootstrap
+    d_obs = np.log(en[1]) - np.log(en[0])
+    lo, hi = _supt_by_hand([np.log(fn[:, 1]) - np.log(fn[:, 0])], np.array([d_obs]))
+    half = hi[0] - d_obs
+    np.testing.assert_allclose(ivs["fnmr_max_min_ratio"].as_list(), np.exp([abs(d_obs) - half, abs(d_obs) + half]))
+    # one ratio, one interval: b's ratio to the reference a is the same pair, same interval
+    r = ivs["fnmr_ratio_to_reference"]["b"].as_list()
+    np.testing.assert_allclose(r, np.exp([lo[0], hi[0]]))
+    mm = ivs["fnmr_max_min_ratio"].as_list()
+    np.testing.assert_allclose(r if en[1] > en[0] else [1 / r[1], 1 / r[0]], mm)
+    assert ivs["fnmr_ratio_to_reference"]["a"].as_list() is None    # the reference's ratio to itself
+    assert "reference group itself" in ivs["fnmr_ratio_to_reference"]["a"].reason
+    # FDR: FMR and FNMR differences in one simultaneous family
+    dm, dn = em[0] - em[1], en[0] - en[1]
+    lo, hi = _supt_by_hand([fm[:, 0] - fm[:, 1], fn[:, 0] - fn[:, 1]], np.array([dm, dn]))
+    absb = [(0.0 if l <= 0 <= h else min(abs(l), abs(h)), max(abs(l), abs(h))) for l, h in zip(lo, hi)]
+    named = [(l if l + h > 0 else -h) for l, h in zip(lo, hi)]
+    fdr_lo = 1 - (0.3 * absb[0][1] + 0.7 * absb[1][1])
+    fdr_hi = 1 - max(0.0, 0.3 * named[0] + 0.7 * named[1])
+    np.testing.assert_allclose(ivs["fdr"].as_list(), [fdr_lo, fdr_hi])
+    # GARBE, two groups: G = tanh(|log x - log y| / 2) in each term
+    lo, hi = _supt_by_hand([np.log(fm[:, 0]) - np.log(fm[:, 1]), np.log(fn[:, 0]) - np.log(fn[:, 1])],
+                           np.log([em[0] / em[1], en[0] / en[1]]))
+    absb = [(0.0 if l <= 0 <= h else min(abs(l), abs(h)), max(abs(l), abs(h))) for l, h in zip(lo, hi)]
+    np.testing.assert_allclose(ivs["garbe"].as_list(),
+                               [0.3 * np.tanh(absb[0][0] / 2) + 0.7 * np.tanh(absb[1][0] / 2),
+                                0.3 * np.tanh(absb[0][1] / 2) + 0.7 * np.tanh(absb[1][1] / 2)])
+    assert disp.gini([em[0], em[1]]) == pytest.approx(np.tanh(abs(np.log(em[0] / em[1])) / 2))
     # the filled metrics.json block
-    per_group = {g: {**boot.estimate[g], "n_subjects": boot.counts[g]["n_subjects"]} for g in boot.groups}
+    per_group = {x: {**boot.estimate[x], "n_subjects": boot.counts[x]["n_subjects"]} for x in boot.groups}
     block = bs.disparity_summaries_with_ci(per_group, boot, reference="a", alpha=0.3)
     json.dumps(block, allow_nan=False)
-    assert block["garbe"]["ci"] == [ivs["garbe"].lo, ivs["garbe"].hi]
+    assert block["garbe"]["ci"] == ivs["garbe"].as_list()
     lo, hi = block["fnmr_max_min_ratio"]["ci"]
     assert lo <= block["fnmr_max_min_ratio"]["value"] <= hi
+    assert block["fnmr_max_min_ratio"]["ci_of"] in ("a / b", "b / a")
     assert block["fnmr_ratio_to_reference"]["by_group"]["b"]["ci"] is not None
+    assert block["fnmr_ratio_to_reference"]["by_group"]["a"]["ci"] is None
+
+
+def test_max_min_interval_reaches_equality_for_equal_groups():
+    """Issue 12 item 1: two truly equal groups; the bootstrap of max/min over resampled rates
+    cannot fall below 1, the interval of the named pair (the one rule) reaches 1."""
+    rng = np.random.default_rng(4)
+    e, sa, g = [], [], []
+    for gi, name in enumerate("ab"):
+        err, subj, lab = simulate_fnmr(rng, 120, mu=0.1, group=name)
+        e.append(err); sa.append(subj + 1000 * gi); g.append(lab)
+    e, sa, g = (np.concatenate(x) for x in (e, sa, g))
+    boot = bs.cluster_bootstrap(e, np.ones(e.size, bool), sa, sa, g, replicates=400, seed=1)
+    naive = np.quantile(disp.max_min_ratio_values(boot.matrix("fnmr")), [0.025, 0.975])
+    assert naive[0] > 1.0                       # the old rule excludes equality
+    iv = bs.disparity_intervals(boot)["fnmr_max_min_ratio"]
+    assert iv.lo <= 1.0 < iv.hi                 # the one rule reaches it
+
+
+def test_no_zero_width_interval_is_returned():
+    """Issue 12 item 2: a group with one subject (replicates constant) and a 0-of-n group give no
+    interval but a reason."""
+    assert bs.percentile_interval(np.full(100, 0.0667)).as_list() is None
+    assert "do not vary" in bs.percentile_interval(np.full(100, 0.0667)).reason
+    b = bs.sup_t_bounds(np.full((50, 1), 0.3), [0.3])
+    assert not b.defined and "degenerate" in b.reason
+    rng = np.random.default_rng(0)
+    err, subj, lab = simulate_fnmr(rng, 40, mu=0.2, group="a")
+    one = np.array([True, False, False] * 5)          # one subject, 15 genuine comparisons
+    e = np.concatenate([err, one])
+    s = np.concatenate([subj, np.full(one.size, 999)])
+    g = np.concatenate([lab, np.full(one.size, "b")])
+    boot = bs.cluster_bootstrap(e, np.ones(e.size, bool), s, s, g, replicates=200, seed=0)
+    assert boot.interval("fnmr", "b").as_list() is None
+    ivs = bs.disparity_intervals(boot, reference="a")
+    assert ivs["fnmr_max_min_ratio"].as_list() is None and "degenerate" in ivs["fnmr_max_min_ratio"].reason
+    assert ivs["fnmr_ratio_to_reference"]["b"].as_list() is None
+    e0 = e.copy(); e0[g == "b"] = False                # 0 of 15: the ratio to the reference is 0, no interval
+    boot0 = bs.cluster_bootstrap(e0, np.ones(e.size, bool), s, s, g, replicates=200, seed=0)
+    iv = bs.disparity_intervals(boot0, reference="a")["fnmr_ratio_to_reference"]["b"]
+    assert iv.as_list() is None and iv.reason
 
 
 def test_disparity_ci_with_undefined_ratio():
@@ -256,7 +328,11 @@ def test_disparity_ci_with_undefined_ratio():
     block = bs.disparity_summaries_with_ci(per_group, boot)
     assert block["fmr_max_min_ratio"]["value"] is None and block["fmr_max_min_ratio"]["ci"] is None
     assert block["fmr_max_min_ratio"]["ci_reason"]
-    assert block["fdr"]["ci"] is not None
+    # FDR is defined at a zero rate, but the bootstrap cannot see group a's FMR uncertainty (no
+    # false match to resample): not estimable, with the reason, rather than an interval too narrow
+    assert block["fdr"]["value"] is not None and block["fdr"]["ci"] is None
+    assert "degenerate" in block["fdr"]["ci_reason"]
+    assert block["fnmr_max_min_ratio"]["ci"] is not None
 
 
 # --------------------------------------------------------------------------- the clustered test
@@ -431,3 +507,82 @@ def test_disparity_summary_names_cover_the_kernels():
     ivs = bs.disparity_intervals(boot)
     assert set(disp.SUMMARY_NAMES) <= set(ivs)
     assert ivs["fmr_ratio_to_reference"] == {}
+
+
+# --------------------------------------------------------------------------- permutation test
+
+
+def test_permutation_test_is_the_exact_hypergeometric_test_with_one_comparison_per_subject():
+    """With one genuine comparison per subject, relabelling subjects is drawing the group's errors
+    from a hypergeometric urn: the exact permutation p-value is P(|d*| >= |d|) under it."""
+    ya, na, yb, nb = 1, 8, 6, 10
+    e = np.r_[np.ones(ya, bool), np.zeros(na - ya, bool), np.ones(yb, bool), np.zeros(nb - yb, bool)]
+    s = np.arange(e.size)
+    g = np.r_[["a"] * na, ["b"] * nb]
+    t = bs.permutation_rate_test(e, np.ones(e.size, bool), s, s, g, a="a", b="b", permutations=10 ** 9)
+    assert t["exact"] and t["permutations"] == math.comb(na + nb, na)
+    x = np.arange(0, ya + yb + 1)
+    d = np.abs(x / na - (ya + yb - x) / nb)
+    pmf = stats.hypergeom.pmf(x, na + nb, ya + yb, na)
+    assert t["p_value"] == pytest.approx(pmf[d >= abs(ya / na - yb / nb) - 1e-12].sum())
+
+
+def test_permutation_test_at_zero_counts_issue_example():
+    """Issue 12 item 3: FNMR 0/51 vs 70/772. The cluster-robust z-test reported p = 0.000116; a
+    group without errors gives it no variance to estimate, so it is now not estimable, and the
+    permutation test (valid at zero counts) agrees with Fisher's exact test's order of magnitude."""
+    e = np.r_[np.zeros(51, bool), np.ones(70, bool), np.zeros(702, bool)]
+    s = np.arange(e.size)
+    g = np.r_[["african"] * 51, ["caucasian"] * 772]
+    z = bs.rate_difference_test(e, np.ones(e.size, bool), s, s, g, a="african", b="caucasian")
+    assert math.isnan(z["p_value"]) and "cannot be estimated" in z["reason"]
+    t = bs.permutation_rate_test(e, np.ones(e.size, bool), s, s, g, a="african", b="caucasian", permutations=4000)
+    fisher = stats.fisher_exact([[0, 51], [70, 702]])[1]
+    assert 0.01 < t["p_value"] < 0.06 and 0.01 < fisher < 0.06
+    tests = bs.pairwise_rate_tests(e, np.ones(e.size, bool), s, s, g, kind="fnmr")
+    assert tests[0]["estimable"] and tests[0]["p_value"] > 0.01
+
+
+def test_permutation_test_too_few_subjects_is_not_estimable():
+    e = np.array([True, False, True, False, False, False])
+    s = np.array([1, 1, 2, 2, 3, 3])
+    g = np.array(["a", "a", "b", "b", "b", "b"])
+    t = bs.permutation_rate_test(e, np.ones(6, bool), s, s, g, a="a", b="b")
+    assert not t["estimable"] and math.isnan(t["p_value"]) and "too few subjects" in t["reason"]
+
+
+def test_permutation_test_fmr_moves_impostor_pairs_with_their_subjects():
+    """FMR: a brute-force relabelling loop over all assignments gives the same exact p-value."""
+    rng = np.random.default_rng(3)
+    subj = np.arange(8)
+    lab = np.array(["a"] * 4 + ["b"] * 4)
+    i, j = np.triu_indices(8, 1)
+    e = rng.random(i.size) < np.where((lab[i] == "a") & (lab[j] == "a"), 0.5, 0.15)
+    t = bs.permutation_rate_test(e, np.zeros(i.size, bool), i, j, lab[i], lab[j], a="a", b="b", kind="fmr",
+                                 permutations=10 ** 6)
+    def diff(la):
+        ina, inb = (la[i] == "a") & (la[j] == "a"), (la[i] == "b") & (la[j] == "b")
+        return e[ina].mean() - e[inb].mean()
+    obs = diff(lab)
+    ds = []
+    for idx in itertools.combinations(range(8), 4):
+        la = np.array(["b"] * 8); la[list(idx)] = "a"
+        ds.append(diff(la))
+    assert t["p_value"] == pytest.approx(np.mean(np.abs(ds) >= abs(obs) - 1e-12))
+
+
+def test_korn_graubard_interval_by_hand():
+    """Per-group interval: Clopper-Pearson at the effective sample size n / deff, deff from the
+    bootstrap variance (Korn & Graubard 1998); deff is floored at 1 (then exactly Clopper-Pearson)."""
+    from evalkit.metrics.uncertainty import clopper_pearson
+    rng = np.random.default_rng(0)
+    k, n = 12, 200
+    p = k / n
+    tight = rng.normal(p, 0.5 * math.sqrt(p * (1 - p) / n), 1000)     # less variance than binomial
+    np.testing.assert_allclose(bs.korn_graubard_interval(k, n, tight).as_list(), clopper_pearson(k, n))
+    wide = rng.normal(p, 2.0 * math.sqrt(p * (1 - p) / n), 1000)
+    deff = wide.var(ddof=1) / (p * (1 - p) / n)
+    ne, ke = n / deff, p * n / deff
+    expect = [stats.beta.ppf(0.025, ke, ne - ke + 1), stats.beta.ppf(0.975, ke + 1, ne - ke)]
+    np.testing.assert_allclose(bs.korn_graubard_interval(k, n, wide).as_list(), expect)
+    assert bs.korn_graubard_interval(k, n, np.full(100, p)).as_list() is None

@@ -212,8 +212,31 @@ def test_report_in_chromium(lfw_run, tmp_path):
         if isinstance(expected, int) and not isinstance(expected, bool):
             assert text == str(expected), (key, text)
 
+    # issue 12: interval ends are tagged too (so checked above against metrics.json), in the unit of
+    # their value; an interval that is missing says why on the page, never an empty cell
+    text_by_key = {k: t for k, _, t in nums}
+    for attr, block in (metrics.get("disparity") or {}).items():
+        for name, d in block.items():
+            entries = ([(f"disparity.{attr}.{name}.by_group.{g}", r) for g, r in d["by_group"].items()
+                        if g != d.get("reference")] if "by_group" in d else [(f"disparity.{attr}.{name}", d)])
+            for key, e in entries:
+                if e.get("ci"):
+                    assert f"{key}.ci.0" in keys and f"{key}.ci.1" in keys, key
+                    if name == "accuracy_std":   # value and interval in percentage points
+                        assert text_by_key[f"{key}.value"] == f"{100 * e['value']:.2f}"
+                        assert text_by_key[f"{key}.ci.0"] == f"{100 * e['ci'][0]:.2f}"
+                elif e.get("value") is not None:
+                    assert f"not estimable: {e['ci_reason']}" in dom["text"], key
+    for attr, by_rate in (metrics.get("nist") or {}).items():
+        for rate, table in by_rate.items():
+            for name in ("max_min_ratio", "max_minus_min", "gini"):
+                e = table[name]
+                assert f"nist.{attr}.{rate}.{name}.value" in keys
+                if e.get("ci"):
+                    assert f"nist.{attr}.{rate}.{name}.ci.0" in keys
+
     # every item of the report is on the rendered page
-    for section in ("headline", "disparity", "tests", "operating", "intersections", "figures", "fte", "provenance",
+    for section in ("headline", "disparity", "nist", "score-shifts", "tests", "operating", "intersections", "figures", "fte", "provenance",
                     "caveats"):
         assert section in dom["sections"]
     labels = [f[0] for f in dom["figures"]]

@@ -249,11 +249,11 @@ def test_summary_disparity_reads_value_interval_or_reason(synthetic_run):
             d = m["disparity"][attr][name]
             section = text.split("## Disparity summaries\n", 1)[1].split(f"### {attr}\n", 1)[1].split("\n### ", 1)[0]
             if d["value"] is None:
-                assert f"| {name} | n/a |  | {d['reason']} |" in section
+                assert f"| {name} | ratio (1 = equal) | n/a |  | {d['reason']} |" in section
             elif d["ci"]:
-                assert f"| {name} | {d['value']:.3g} | {d['ci'][0]:.3g}–{d['ci'][1]:.3g} |" in section
+                assert f"| {name} | ratio (1 = equal) | {d['value']:.3g} | {d['ci'][0]:.3g}–{d['ci'][1]:.3g} |" in section
             else:
-                assert f"| {name} | {d['value']:.3g} |  | no interval: " in section
+                assert f"| {name} | ratio (1 = equal) | {d['value']:.3g} |  | not estimable: " in section
 
 
 # --------------------------------------------------------------------------- report.html
