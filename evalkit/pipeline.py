@@ -24,16 +24,22 @@ log = logging.getLogger("evalkit")
 logging.getLogger("fontTools").setLevel(logging.WARNING)   # PDF font subsetting chatter
 
 
-def run(cfg, out_dir: str | Path) -> dict:
+def run(cfg, out_dir: str | Path, backend=None) -> dict:
     """Execute one run described by a resolved config into ``out_dir``; returns metrics.
 
     The same steps for every protocol (evalkit.protocols.base): dataset -> protocol.check ->
     protocol.plan -> embeddings of the planned rows (cached) -> protocol.score ->
-    protocol.summarise -> run folder."""
+    protocol.summarise -> run folder. ``backend``: a Backend instance to use instead of the
+    config's (evalkit.api); ``cfg.backend`` is then replaced by a description of it."""
     from .backends import backend_class
 
-    config_mod.validate(cfg)
-    bcls = backend_class(cfg.backend)
+    if backend is not None:
+        cfg.backend = instance_config(backend, cfg.backend)
+        bcls = type(backend)
+        config_mod.validate(cfg, backend_class=bcls)
+    else:
+        config_mod.validate(cfg)
+        bcls = backend_class(cfg.backend)
     protocol = build_protocol(cfg.protocol, backend_class=bcls)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -48,7 +54,7 @@ def run(cfg, out_dir: str | Path) -> dict:
 
     # backend -> embeddings of the planned rows (cached), failures recorded per image
     t = time.perf_counter()
-    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows])
+    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], backend)
     timings["embed"] = time.perf_counter() - t
     log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
 
@@ -71,11 +77,22 @@ def run(cfg, out_dir: str | Path) -> dict:
     return metrics
 
 
-def _embed(cfg, paths: list[str]):
-    """The configured backend's embeddings of ``paths`` (cached; failures recorded per image)."""
-    return extract(paths, cfg.backend.get("target") or cfg.backend.family, config_mod.backend_options(cfg.backend),
+def _embed(cfg, paths: list[str], backend=None):
+    """The configured backend's (or the given instance's) embeddings of ``paths`` (cached;
+    failures recorded per image)."""
+    return extract(paths, cfg.backend.get("target") or cfg.backend.family,
+                   {} if backend is not None else config_mod.backend_options(cfg.backend),
                    cfg.cache_dir, workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size,
-                   progress=cfg.progress)
+                   progress=cfg.progress, backend=backend)
+
+
+def instance_config(backend, base=None):
+    """The ``backend`` block of a run that uses a Backend instance: its name (also its family,
+    which names its cache folder), its distance, its class; workers 1 (it runs in-process)."""
+    cls = type(backend)
+    return OmegaConf.create({"name": str(backend.name), "family": str(backend.name), "workers": 1,
+                             "chunk_size": int(base.get("chunk_size", 16)) if base is not None else 16,
+                             "distance": str(backend.distance), "instance": f"{cls.__module__}.{cls.__qualname__}"})
 
 
 def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint, timings: dict, t: float) -> None:
