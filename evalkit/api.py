@@ -187,7 +187,8 @@ class Run:
     """One run's results. ``folder`` is None for an :func:`evaluate` result (nothing on disk).
 
     Attributes / methods:
-        metrics: the metrics.json dict (schema in evalkit.metrics.summary / search_summary).
+        metrics: the metrics.json dict (schema evalkit.metrics/3: evalkit.metrics.results).
+        estimates(): every rate as a typed RateEstimate; threshold: the ThresholdRecord.
         scores: one row per comparison (scores.csv; for a search run, search.csv: one row per probe).
         by_group(rate=None): every rate per (attribute, group); see :meth:`by_group`.
         rates(): the same, long: one row per (attribute, group, rate).
@@ -216,7 +217,9 @@ class Run:
     @property
     def kind(self) -> str:
         """"search" (1:N) or "verification" (1:1)."""
-        return "search" if "search" in self.metrics else "verification"
+        from .metrics.results import run_kind
+
+        return run_kind(self.metrics)
 
     @property
     def config(self) -> dict:
@@ -263,7 +266,9 @@ class Run:
         "sex x race"; "mixed" holds the comparisons across groups (1:1)."""
         import pandas as pd
 
-        return pd.DataFrame(rate_rows(self.metrics), columns=RATE_COLUMNS)
+        from .metrics.results import ROW_COLUMNS
+
+        return pd.DataFrame(rate_rows(self.metrics), columns=list(ROW_COLUMNS))
 
     def by_group(self, rate: str | None = None):
         """DataFrame indexed by (attribute, group). Columns: (rate name, field) for every rate the
@@ -283,7 +288,9 @@ class Run:
         wide = long.set_index(["attribute", "group", "rate_name"]).unstack("rate_name")
         wide.columns = wide.columns.swaplevel(0, 1)
         order = list(dict.fromkeys(long["rate_name"]))
-        fields = [c for c in RATE_COLUMNS if c not in ("attribute", "group", "rate_name")]
+        from .metrics.results import ROW_COLUMNS
+
+        fields = [c for c in ROW_COLUMNS if c not in ("attribute", "group", "rate_name")]
         wide = wide.reindex(columns=[(r, f) for r in order for f in fields])
         rows = list(dict.fromkeys(zip(long["attribute"], long["group"])))
         return wide.reindex(rows)
@@ -293,109 +300,49 @@ class Run:
         definition, source; ratio-to-reference summaries give one row per group."""
         import pandas as pd
 
-        rows = disparity_rows(self.metrics)
-        return pd.DataFrame(rows, columns=DISPARITY_COLUMNS).set_index(["attribute", "summary", "group"])
+        from .metrics.results import DISPARITY_COLUMNS
+
+        df = pd.DataFrame(disparity_rows(self.metrics), columns=list(DISPARITY_COLUMNS))
+        df["group"] = df["group"].fillna("")
+        return df.set_index(["attribute", "summary", "group"])
+
+    def estimates(self) -> dict:
+        """Every rate as a typed :class:`evalkit.metrics.results.RateEstimate`, keyed by
+        (attribute, group, rate name); ("overall", "all", rate) for the whole run."""
+        from .metrics.results import FIELDS, RateEstimate, group_blocks, rates_of
+
+        m, out = self.metrics, {}
+        for k, r in rates_of(m.get("overall")).items():
+            out[("overall", "all", k)] = RateEstimate.from_dict(r)
+        blocks = [(a, g, e) for a, gs in group_blocks(m).items() for g, e in gs.items()]
+        blocks += [(a, "mixed", e) for a, e in (m.get("mixed") or {}).items()]
+        blocks += [(a, g, e) for a, gs in ((m.get("failures") or {}).get("by_group") or {}).items() for g, e in gs.items()]
+        for a, g, e in blocks:
+            for k, r in rates_of(e).items():
+                out[(a, g, k)] = RateEstimate.from_dict({f: r.get(f) for f in FIELDS})
+        return out
+
+    @property
+    def threshold(self):
+        """The run's operating threshold as a :class:`evalkit.metrics.results.ThresholdRecord`."""
+        from .metrics.results import ThresholdRecord
+
+        return ThresholdRecord.from_dict(self.metrics["threshold"])
 
 
-# -- metrics.json -> rows (the one adapter; W11a's evalkit.metrics.results.by_group_rows replaces it) --
-RATE_COLUMNS = ["attribute", "group", "rate_name", "rate", "errors", "n", "subjects", "ci_low", "ci_high", "upper",
-                "boot_low", "boot_high", "small", "reason"]
-DISPARITY_COLUMNS = ["attribute", "summary", "group", "value", "ci_low", "ci_high", "reason", "definition", "source"]
-
-
-def _ends(ci) -> tuple:
-    return (ci[0], ci[1]) if ci else (None, None)
-
-
-def _flat_rate(e: dict, rate: str) -> dict:
-    """A 1:1 entry of metrics.json schema 2 (flat fields) -> one rate's row fields."""
-    errors, n = {"fmr": ("false_matches", "n_impostor"), "fnmr": ("false_nonmatches", "n_genuine")}[rate]
-    lo, hi = _ends(e.get(f"{rate}_ci"))
-    blo, bhi = _ends(e.get(f"{rate}_ci_boot"))
-    return {"rate": e.get(rate), "errors": e.get(errors), "n": e.get(n), "subjects": e.get("n_subjects"),
-            "ci_low": lo, "ci_high": hi, "upper": e.get(f"{rate}_upper_bound"), "boot_low": blo, "boot_high": bhi,
-            "small": e.get(f"small_{rate}", e.get("small")), "reason": e.get(f"small_{rate}_reason")}
-
-
-def _nested_rate(r: dict, small=None, reason=None) -> dict:
-    """A nested rate object ({rate, errors, n, ci, ...}) -> row fields."""
-    lo, hi = _ends(r.get("ci"))
-    blo, bhi = _ends(r.get("ci_boot"))
-    return {"rate": r.get("rate"), "errors": r.get("errors"), "n": r.get("n"),
-            "subjects": r.get("subjects", r.get("n_subjects")), "ci_low": lo, "ci_high": hi,
-            "upper": r.get("upper", r.get("upper_bound")), "boot_low": blo, "boot_high": bhi,
-            "small": r.get("small", small), "reason": r.get("small_reason", reason)}
-
-
-def _fte(e: dict) -> dict:
-    lo, hi = _ends(e.get("ci"))
-    return {"rate": e.get("rate"), "errors": e.get("failed"), "n": e.get("n_images"), "subjects": None,
-            "ci_low": lo, "ci_high": hi, "upper": None, "boot_low": None, "boot_high": None, "small": None,
-            "reason": None}
-
-
+# -- metrics.json -> rows: the result model's own (evalkit.metrics.results) ----------------------
 def rate_rows(metrics: dict) -> list[dict]:
-    """metrics.json -> one row per (attribute, group, rate); columns :data:`RATE_COLUMNS`."""
-    from .labels import MIXED
+    """metrics.json -> one row per (attribute, group, rate): ``evalkit.metrics.results.by_group_rows``."""
+    from .metrics.results import by_group_rows
 
-    out: list[dict] = []
-
-    def add(attribute, group, name, fields):
-        out.append({"attribute": attribute, "group": group, "rate_name": name, **fields})
-
-    if "search" in metrics:
-        s = metrics["search"]
-        names = [k for k in ("fpir", "fnir", "fnir_rank1") if k in s.get("overall", {})]
-        for k in names:
-            add("overall", "all", k, _nested_rate(s["overall"][k]))
-        for block in ("groups", "intersections"):
-            for attr, groups in (s.get(block) or {}).items():
-                for g, e in groups.items():
-                    for k in names:
-                        if isinstance(e.get(k), dict):
-                            add(attr, g, k, _nested_rate(e[k], e.get(f"small_{k.split('_')[0]}"),
-                                                         e.get(f"small_{k.split('_')[0]}_reason")))
-    else:
-        for k in ("fmr", "fnmr"):
-            add("overall", "all", k, _flat_rate(metrics["overall"], k))
-        for block in ("groups", "intersections"):
-            for attr, groups in (metrics.get(block) or {}).items():
-                for g, e in groups.items():
-                    for k in ("fmr", "fnmr"):
-                        add(attr, g, k, _flat_rate(e, k))
-                if block == "groups" and attr in (metrics.get("mixed") or {}):
-                    for k in ("fmr", "fnmr"):
-                        add(attr, MIXED, k, _flat_rate(metrics["mixed"][attr], k))
-    images = (metrics.get("failures") or {}).get("images") or {}
-    if images:
-        add("overall", "all", "fte", _fte({"rate": images.get("rate"), "failed": images.get("failed"),
-                                           "n_images": images.get("n")}))
-    for attr, groups in ((metrics.get("failures") or {}).get("by_group") or {}).items():
-        for g, e in groups.items():
-            add(attr, g, "fte", _fte(e))
-    return out
+    return by_group_rows(metrics)
 
 
 def disparity_rows(metrics: dict) -> list[dict]:
-    """metrics.json disparity blocks -> rows; columns :data:`DISPARITY_COLUMNS`."""
-    block = (metrics.get("search") or {}).get("disparity") if "search" in metrics else metrics.get("disparity")
-    out = []
-    for attr, summaries in (block or {}).items():
-        for name, d in summaries.items():
-            if not isinstance(d, dict):
-                continue
-            if "by_group" in d and "value" not in d:
-                for g, v in (d.get("by_group") or {}).items():
-                    lo, hi = _ends(v.get("ci"))
-                    out.append({"attribute": attr, "summary": name, "group": g, "value": v.get("value"),
-                                "ci_low": lo, "ci_high": hi, "reason": v.get("reason"),
-                                "definition": d.get("definition"), "source": d.get("source")})
-                continue
-            lo, hi = _ends(d.get("ci"))
-            out.append({"attribute": attr, "summary": name, "group": "", "value": d.get("value"), "ci_low": lo,
-                        "ci_high": hi, "reason": d.get("reason"), "definition": d.get("definition"),
-                        "source": d.get("source")})
-    return out
+    """metrics.json disparity block -> rows: ``evalkit.metrics.results.disparity_rows``."""
+    from .metrics.results import disparity_rows as rows
+
+    return rows(metrics)
 
 
 # -- evaluate: any score table, no config -------------------------------------------------------
@@ -518,6 +465,7 @@ def evaluate(scores, labels=None, *, threshold: float | None = None, target_fmr:
         table, threshold_policy=policy, target_fmr=target_fmr, threshold_value=threshold,
         failure_policy=failure_policy, confidence=confidence, image_failures=failures, image_groups=image_labels,
         header=header, threshold_attribute=threshold_attribute, min_count=tuple(min_count), intersections=combos,
+        image_subjects=image_subject,
         bootstrap={"replicates": int(bootstrap), "seed": int(seed)} if bootstrap else None,
         reference=dict(reference or {}))
     import json

@@ -33,5 +33,5 @@ def test_readme_python_api_blocks_run_as_written(tmp_path, monkeypatch, lfw_root
     assert len(run.scores) == 200 and mine.metrics["backend"]["fingerprint"]["version"] == "1"
     # evaluate() on the run's own scores sees the same comparisons per group as the run
     for g, e in run.metrics["groups"]["sex"].items():
-        assert (ev.metrics["groups"]["sex"][g]["n_genuine"], ev.metrics["groups"]["sex"][g]["n_impostor"]) == (
-            e["n_genuine"], e["n_impostor"])
+        assert (ev.metrics["groups"]["sex"][g]["fnmr"]["n"], ev.metrics["groups"]["sex"][g]["fmr"]["n"]) == (
+            e["fnmr"]["n"], e["fmr"]["n"])
