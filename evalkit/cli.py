@@ -8,6 +8,9 @@
     evalkit weights fetch NAME...           download DeepFace recogniser/detector weights (explicitly; SHA-256 recorded)
     evalkit report RUN_DIR                  write RUN_DIR/report.html (self-contained HTML report)
     evalkit compare RUN... [--out DIR]      per-group table (md, csv) and figure across runs or a sweep folder
+    evalkit embed [overrides...]            stage=embed: embed shard.index of shard.count of a run's images into the cache
+                                            (evalkit embed -m hydra/launcher=submitit_slurm shard.index='range(0,64)' shard.count=64)
+    evalkit cache [--verify] [--clean]      embedding cache: entries, size, fingerprints; verify every shard
     evalkit check RUN --baseline DIR        CI gate: rules in conf/check/default.yaml (search runs: search.yaml);
                                             exit 0 pass, 1 regression
 """
@@ -238,6 +241,18 @@ def _check(args: list[str]) -> int:
     return check_main(args)
 
 
+def _embed(args: list[str]) -> int:
+    """``evalkit embed ...`` is ``evalkit run stage=embed ...`` (README "Running on a cluster")."""
+    flags = [a for a in args if a.startswith("-")]
+    return _run([*flags, "stage=embed", *[a for a in args if not a.startswith("-")]])
+
+
+def _cache(args: list[str]) -> int:
+    from .embeddings import cache_main
+
+    return cache_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -245,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     handlers = {"run": _run, "data": _data, "weights": _weights, "report": _report,
-                "compare": _compare, "check": _check}
+                "compare": _compare, "check": _check, "cache": _cache, "embed": _embed}
     if cmd not in handlers:
         import difflib
 

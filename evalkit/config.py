@@ -132,6 +132,8 @@ class OnnxBackendConfig(BackendConfig):
     no_face: str = "fail"                    # fail | center_box | whole_image
     l2_normalise: bool = True
     distance: str = "cosine"
+    batch_size: int = 32                     # faces per onnxruntime session.run
+    provider: str = "auto"                   # auto (CUDA if onnxruntime-gpu and a GPU, else CPU) | cuda | cpu
 
 
 @dataclass
@@ -200,6 +202,14 @@ class BootstrapConfig:
 
 # -- the whole run ----------------------------------------------------------------------------
 @dataclass
+class ShardConfig:
+    """Which piece of a run this job is (README "Running on a cluster"; evalkit/shard.py)."""
+    index: int = 0                           # this job's shard, 0..count-1
+    count: int = 1                           # how many shards the work is split into
+    dir: Optional[str] = None                # manifests and partial files (None: <cache_dir>/shards)
+
+
+@dataclass
 class Config:
     # Typed by the group option's own schema (its yaml's ``base_<name>`` default); ``Any`` here so
     # that a third-party plug-in's yaml (``target: package.module:Class``, its own keys) composes
@@ -221,6 +231,9 @@ class Config:
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     intersections: list[list[str]] = field(default_factory=lambda: [["sex", "race"]])
     reference: dict[str, str] = field(default_factory=dict)   # attribute -> reference group for ratios
+    stage: str = "run"                       # run | embed | score | merge (evalkit/shard.py)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    embed_missing: Optional[bool] = None     # embed images missing from the cache (None: unless a sharded embed ran)
 
 
 def register() -> None:
@@ -329,6 +342,19 @@ def validate(cfg: Any, backend_class: type | None = None) -> None:
     complete_plugin_nodes(cfg)
     one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
            "threshold.policy")
+    if cfg.protocol.get("device") is not None:   # GPU block products (evalkit.accel)
+        one_of(cfg.protocol.device, ("cpu", "cuda"), "protocol.device")
+        if cfg.protocol.device == "cuda":
+            from .accel import gpu_unavailable_reason
+
+            why = gpu_unavailable_reason()
+            if why:
+                raise ConfigError(f"protocol.device=cuda: {why}; use protocol.device=cpu")
+    if "stage" in cfg:   # sharded runs (evalkit/shard.py)
+        one_of(cfg.stage, ("run", "embed", "score", "merge"), "stage")
+        if int(cfg.shard.count) < 1 or not 0 <= int(cfg.shard.index) < int(cfg.shard.count):
+            raise ConfigError(f"shard.index must be in 0..shard.count-1 and shard.count >= 1, got "
+                              f"shard.index={cfg.shard.index} shard.count={cfg.shard.count}")
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
         raise ConfigError("threshold.policy=fixed needs threshold.value (a distance) or threshold.deepface_default=true")
     one_of(cfg.threshold.calibration, ("lfw_view1_train", "subject_split"), "threshold.calibration")

@@ -5,11 +5,16 @@ Cache layout (no pickle anywhere; ``np.load(..., allow_pickle=False)``)::
 
     <cache_root>/<backend>-<fingerprint key>/
         fingerprint.json             the backend fingerprint this folder belongs to
-        part-<digest>.npz            shards: keys (sha256 of the image bytes), vectors, failure, detail
+        part-<digest>.npz            shards: keys (sha256 of the image bytes), vectors, failure,
+                                     detail, sha256 (checksum of the other four)
+        .tmp-*                       a write in progress (or left by a killed writer): never read
 
 An image is keyed by the SHA-256 of its bytes, so renaming or moving a dataset reuses the cache
 and an edited image is embedded again. Shards are written as work progresses (every
-``flush_every`` images) and on any interruption, so a crash never loses finished work.
+``flush_every`` images) and on any interruption, so a crash never loses finished work. Shards
+are immutable and renamed into place atomically, so any number of processes (cluster jobs on a
+shared file system) may fill one folder at once; see ``EmbeddingCache``. ``evalkit cache`` lists
+and verifies the folders (``cache_main``).
 Missing files and unexpected backend errors are not cached: they are retried next run.
 """
 
@@ -17,9 +22,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import io
 import json
 import multiprocessing as mp
 import os
+import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,26 +78,86 @@ class ExtractionStats:
                 "workers": self.workers}
 
 
+#: arrays every shard holds; ``sha256`` is the digest of the other four (see ``_shard_digest``)
+SHARD_ARRAYS = ("keys", "vectors", "failure", "detail", "sha256")
+
+
+def _shard_digest(keys: np.ndarray, vectors: np.ndarray, failure: np.ndarray, detail: np.ndarray) -> str:
+    """SHA-256 over a shard's arrays (dtype, shape and bytes of each), so a shard whose bytes
+    changed after it was written (a bad disk, a truncated copy) is found by ``verify``."""
+    h = hashlib.sha256()
+    for a in (keys, vectors, failure, detail):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _read_shard(path: Path) -> dict:
+    """The arrays of one shard, checked: raises ValueError on anything but a complete, consistent
+    shard (missing array, lengths that disagree, checksum mismatch); OSError/zipfile errors on a
+    file that is not an npz at all."""
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in SHARD_ARRAYS if k not in z.files]
+        if missing and missing != ["sha256"]:   # shards written before checksums have none: still readable
+            raise ValueError(f"missing arrays {missing}")
+        arrays = {k: z[k] for k in SHARD_ARRAYS if k in z.files}
+    n = len(arrays["keys"])
+    if arrays["vectors"].ndim != 2 or any(len(arrays[k]) != n for k in ("vectors", "failure", "detail")):
+        raise ValueError("arrays of different lengths")
+    if "sha256" in arrays and str(arrays["sha256"]) != _shard_digest(
+            arrays["keys"], arrays["vectors"], arrays["failure"], arrays["detail"]):
+        raise ValueError("checksum mismatch")
+    return arrays
+
+
 class EmbeddingCache:
-    """Shards of embeddings for one backend fingerprint."""
+    """Shards of embeddings for one backend fingerprint, safe for many concurrent writers.
+
+    Every write is a new, immutable shard file: written under a temporary name unique to the
+    writer (``.tmp-*``), flushed to disk, then renamed with ``os.replace`` (atomic on POSIX file
+    systems, NFS and Lustre included) to ``part-<digest of its keys>.npz``. There is no index or
+    other shared file that is rewritten in place, so two jobs writing the same folder never
+    overwrite each other's entries, and a writer killed at any moment leaves at most a temporary
+    file, which readers never open (they read ``part-*.npz`` only) and ``evalkit cache --clean``
+    removes. A shard that cannot be read or fails its checksum (copied half, damaged) is skipped,
+    its images recomputed. The same image embedded by two jobs appears in two shards with the same
+    result (same fingerprint); the first shard read wins.
+    """
 
     def __init__(self, root: str | os.PathLike, backend_name: str, fingerprint: dict):
         self.dir = Path(root) / f"{backend_name}-{fingerprint_key(fingerprint)}"
         self.dir.mkdir(parents=True, exist_ok=True)
         fp_file = self.dir / "fingerprint.json"
         if not fp_file.exists():
-            fp_file.write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
+            _atomic_write_bytes(fp_file, json.dumps(fingerprint, indent=2, sort_keys=True).encode())
         self._entries: dict[str, tuple[np.ndarray | None, str | None, str]] = {}
+        self._seen: set[str] = set()
+        self.skipped_shards: list[str] = []
+        self.refresh()
+
+    def refresh(self) -> int:
+        """Read the shards written since the last look (by this or any other process); returns
+        how many entries were added."""
+        before = len(self._entries)
         for shard in sorted(self.dir.glob("part-*.npz")):
-            try:
-                with np.load(shard, allow_pickle=False) as z:
-                    for k, v, f, d in zip(z["keys"], z["vectors"], z["failure"], z["detail"]):
-                        self._entries[str(k)] = (None if f else v, str(f) or None, str(d))
-            except Exception:  # a half-written shard from a killed run: ignore, recompute
+            if shard.name in self._seen:
                 continue
+            self._seen.add(shard.name)
+            try:
+                z = _read_shard(shard)
+            except Exception:  # damaged or foreign file: ignore, its images are recomputed
+                self.skipped_shards.append(shard.name)
+                continue
+            for k, v, f, d in zip(z["keys"], z["vectors"], z["failure"], z["detail"]):
+                self._entries.setdefault(str(k), (None if f else v, str(f) or None, str(d)))
+        return len(self._entries) - before
 
     def get(self, key: str):
         return self._entries.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -100,28 +168,216 @@ class EmbeddingCache:
         if not keep:
             return
         keys = [keys[i] for i in keep]
-        vecs = vectors[keep]
-        fails = np.array([failures[i] or "" for i in keep], dtype=str)
-        dets = np.array([details[i][:300] for i in keep], dtype=str)
-        digest = hashlib.sha256("".join(keys).encode()).hexdigest()[:20]
+        arrays = {"keys": np.array(keys, dtype=str), "vectors": np.asarray(vectors[keep], dtype=np.float32),
+                  "failure": np.array([failures[i] or "" for i in keep], dtype=str),
+                  "detail": np.array([details[i][:300] for i in keep], dtype=str)}
+        arrays["sha256"] = np.array(_shard_digest(**arrays))
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20]
         final = self.dir / f"part-{digest}.npz"
-        tmp = self.dir / f"tmp-{digest}-{os.getpid()}.npz"
-        np.savez(tmp, keys=np.array(keys, dtype=str), vectors=vecs.astype(np.float32), failure=fails, detail=dets)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        _atomic_write_bytes(final, buf.getvalue())
+        self._seen.add(final.name)
+        for k, v, f, d in zip(keys, arrays["vectors"], arrays["failure"], arrays["detail"]):
+            self._entries.setdefault(k, (None if f else v, str(f) or None, str(d)))
+
+
+def _atomic_write_bytes(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` so no reader ever sees a partial file: a temporary file unique
+    to this writer (host, pid, random part) in the same folder, fsync, then ``os.replace``."""
+    tmp = final.with_name(f".tmp-{final.name}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, final)
-        for k, v, f, d in zip(keys, vecs, fails, dets):
-            self._entries[k] = (None if f else v, str(f) or None, str(d))
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+# ------------------------------------------------------------------ `evalkit cache`: inspect, verify
+
+
+def cache_folders(root: str | os.PathLike) -> list[Path]:
+    """The fingerprint folders under a cache root (those holding a fingerprint.json)."""
+    root = Path(root)
+    return sorted(p.parent for p in root.glob("*/fingerprint.json")) if root.is_dir() else []
+
+
+def describe_folder(folder: str | os.PathLike, verify: bool = False) -> dict:
+    """What one fingerprint folder holds: entries (distinct images), failures by reason, shards,
+    bytes, leftover temporary files, and with ``verify`` every shard read in full and checked
+    (arrays present and of one length, checksum, successful rows finite, the folder's name
+    matching its fingerprint.json). ``problems`` lists what is wrong (empty: all good)."""
+    folder = Path(folder)
+    problems: list[str] = []
+    try:
+        fp = json.loads((folder / "fingerprint.json").read_text())
+    except (OSError, ValueError) as exc:
+        fp, problems = {}, [f"fingerprint.json unreadable: {exc}"]
+    if fp and not folder.name.endswith("-" + fingerprint_key(fp)):
+        problems.append(f"folder name does not match fingerprint.json (key {fingerprint_key(fp)})")
+    shards = sorted(folder.glob("part-*.npz"))
+    tmps = sorted(folder.glob(".tmp-*"))
+    keys: set[str] = set()
+    failures: dict[str, int] = {}
+    rows = dups = unchecked = 0
+    bad: list[str] = []
+    dims: set[int] = set()
+    for shard in shards:
+        try:
+            z = _read_shard(shard)
+            if verify:
+                okrow = z["failure"] == ""
+                if not np.isfinite(z["vectors"][okrow]).all():
+                    raise ValueError("a successful entry holds a non-finite value")
+                if len(np.unique(z["keys"])) != len(z["keys"]):
+                    raise ValueError("a key appears twice")
+            if "sha256" not in z:
+                unchecked += 1
+        except Exception as exc:
+            bad.append(f"{shard.name}: {type(exc).__name__}: {exc}")
+            continue
+        if len(z["keys"]):
+            dims.add(int(z["vectors"].shape[1]))
+        rows += len(z["keys"])
+        for k, f in zip(z["keys"].tolist(), z["failure"].tolist()):
+            if k in keys:
+                dups += 1
+                continue
+            keys.add(k)
+            if f:
+                failures[f] = failures.get(f, 0) + 1
+    problems += [f"unreadable shard {b}" for b in bad]
+    if len(dims) > 1:
+        problems.append(f"shards of different dimensions {sorted(dims)}")
+    return {"folder": str(folder), "backend": fp.get("backend", folder.name.rsplit("-", 1)[0]),
+            "model": fp.get("model") or fp.get("model_name") or "", "fingerprint": fp,
+            "key": folder.name.rsplit("-", 1)[-1], "entries": len(keys),
+            "failures": dict(sorted(failures.items())), "shards": len(shards), "rows": rows,
+            "duplicate_rows": dups, "shards_without_checksum": unchecked, "bytes": sum(_size(p) for p in shards), "temporary_files": len(tmps),
+            "temporary_bytes": sum(_size(p) for p in tmps), "bad_shards": bad, "problems": problems}
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:   # removed meanwhile by another process
+        return 0
+
+
+def clean_folder(folder: str | os.PathLike, older_than_s: float = 3600.0) -> list[str]:
+    """Remove temporary files left by killed writers, if older than ``older_than_s`` (a live
+    writer's file is seconds old), and unreadable shards. Returns the names removed."""
+    removed = []
+    now = time.time()
+    for p in Path(folder).glob(".tmp-*"):
+        try:
+            if now - p.stat().st_mtime >= older_than_s:
+                p.unlink()
+                removed.append(p.name)
+        except OSError:
+            pass
+    for entry in describe_folder(folder, verify=False)["bad_shards"]:
+        name = entry.split(":", 1)[0]
+        try:
+            (Path(folder) / name).unlink()
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def cache_main(args: list[str]) -> int:
+    """``evalkit cache [--root DIR] [--verify] [--clean] [--json] [FINGERPRINT...]``: entries, size
+    and fingerprint of each cache folder; --verify reads every shard in full (exit 1 on a
+    problem); --clean removes temporary files of killed writers (older than an hour) and
+    unreadable shards."""
+    import argparse
+
+    from .config import default_cache_dir
+
+    p = argparse.ArgumentParser(prog="evalkit cache", description=cache_main.__doc__)
+    p.add_argument("keys", nargs="*", help="only folders whose name contains one of these (e.g. a fingerprint key)")
+    p.add_argument("--root", default=None, help="cache root (default: the runs' cache_dir, <evalkit home>/embeddings)")
+    p.add_argument("--verify", action="store_true", help="read and check every shard")
+    p.add_argument("--clean", action="store_true", help="remove stale temporary files and unreadable shards")
+    p.add_argument("--json", action="store_true", help="print one JSON object per folder")
+    p.add_argument("--show-fingerprint", action="store_true", help="print each folder's fingerprint.json")
+    ns = p.parse_args(args)
+    root = Path(ns.root or default_cache_dir())
+    folders = [f for f in cache_folders(root) if not ns.keys or any(k in f.name for k in ns.keys)]
+    if not folders:
+        print(f"evalkit cache: no cache folders under {root}" + (f" matching {ns.keys}" if ns.keys else ""))
+        return 0 if not ns.keys else 1
+    status = 0
+    total = 0
+    for f in folders:
+        if ns.clean:
+            for name in clean_folder(f):
+                print(f"removed {f.name}/{name}")
+        d = describe_folder(f, verify=ns.verify)
+        total += d["bytes"]
+        if d["problems"]:
+            status = 1
+        if ns.json:
+            print(json.dumps(d, sort_keys=True))
+            continue
+        fails = ", ".join(f"{k} {v}" for k, v in d["failures"].items()) or "none"
+        print(f"{f.name}")
+        print(f"  backend {d['backend']}" + (f", model {d['model']}" if d["model"] else "")
+              + f"; {d['entries']:,} entries (failures: {fails}); {d['shards']:,} shards, {_human(d['bytes'])}"
+              + (f"; {d['duplicate_rows']:,} rows embedded twice" if d["duplicate_rows"] else "")
+              + (f"; {d['temporary_files']} temporary file(s) of unfinished writes ({_human(d['temporary_bytes'])})"
+                 if d["temporary_files"] else ""))
+        if ns.show_fingerprint:
+            for line in json.dumps(d["fingerprint"], indent=2, sort_keys=True).splitlines():
+                print("    " + line)
+        if ns.verify:
+            print("  verify: " + ("ok" if not d["problems"] else "PROBLEMS")
+                  + (f" ({d['shards_without_checksum']} shard(s) from an older evalkit have no checksum: "
+                     "arrays checked, bytes not)" if d["shards_without_checksum"] else ""))
+        for prob in d["problems"]:
+            print(f"  problem: {prob}")
+    print(f"{len(folders)} folder(s), {_human(total)} in {root}")
+    return status
+
+
+class MissingEmbeddings(RuntimeError):
+    """Images a run needs are not in the cache and it was told not to embed them
+    (``embed_missing=false``, or after a sharded ``evalkit embed``). ``paths`` lists them."""
+
+    def __init__(self, message: str, paths: list[str]):
+        super().__init__(message)
+        self.paths = paths
 
 
 def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | os.PathLike,
             workers: int = 2, chunk_size: int = 16, flush_every: int = 256,
-            progress: bool = True, backend=None) -> tuple[EmbeddingResult, ExtractionStats, dict]:
+            progress: bool = True, embed_missing: bool = True,
+            backend=None) -> tuple[EmbeddingResult, ExtractionStats, dict]:
     """Embed ``paths`` with backend ``family(**options)``, reusing and filling the cache.
 
     ``backend``: an already built Backend instance (a user's model, evalkit.api) used instead of
     ``family(**options)``; it runs in this process (no worker processes: it may not be picklable),
     and ``family`` only names its cache folder.
     Returns the embeddings in input order, statistics, and the backend fingerprint.
-    Raises before any work if the backend is not ready (e.g. weights missing).
+    Raises before any work if the backend is not ready (e.g. weights missing). With
+    ``embed_missing=False`` nothing is embedded: images not in the cache raise
+    ``MissingEmbeddings`` listing them (missing files are still recorded failures, not raised).
     """
     t0 = time.perf_counter()
     given = backend is not None
@@ -131,6 +387,8 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
     backend.check_ready()
     fingerprint = backend.fingerprint()
     cache = EmbeddingCache(cache_root, family, fingerprint)
+    # a chunk goes to the backend's batch method (Backend.embed) whole: at least one model batch
+    chunk_size = max(int(chunk_size), int(getattr(backend, "batch_size", 1)))
 
     n = len(paths)
     keys = [image_key(p) for p in paths]
@@ -151,6 +409,16 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
         else:
             todo_by_key.setdefault(k, []).append(i)
 
+    if todo_by_key and not embed_missing:
+        cache.refresh()    # other jobs may have written since this process first looked
+        for k in [k for k in todo_by_key if k in cache]:
+            for i in todo_by_key.pop(k):
+                vectors[i], failures[i], details[i] = cache.get(k)
+                stats.from_cache += 1
+        if todo_by_key:
+            missing = [paths[i] for idx in todo_by_key.values() for i in idx]
+            raise MissingEmbeddings(f"{len(missing)} of {n} images are not in the embedding cache {cache.dir} "
+                                    f"(first: {missing[0]})", missing)
     todo_keys = list(todo_by_key)  # identical images (same bytes) are embedded once
     todo_paths = [paths[todo_by_key[k][0]] for k in todo_keys]
     stats.computed = len(todo_keys)

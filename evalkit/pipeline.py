@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from . import config as config_mod
 from .data import dataset_files, load_dataset
-from .embeddings import extract
+from . import shard
 from .protocols import build_protocol
 from .protocols.base import Embedded, RunContext
 from .report import markdown, plots, record
@@ -41,6 +41,7 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
         config_mod.validate(cfg)
         bcls = backend_class(cfg.backend)
     protocol = build_protocol(cfg.protocol, backend_class=bcls)
+    shard.check_stage(cfg, protocol)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -51,16 +52,23 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
     protocol.check(cfg, samples)
     plan = protocol.plan(cfg, samples)
     timings["load"] = time.perf_counter() - t
+    stage = cfg.get("stage", "run")    # a cluster job's piece of the run (evalkit/shard.py)
+    if stage == "embed":
+        return shard.embed_stage(cfg, samples, plan, out, _extract_options(cfg, backend))
 
     # backend -> embeddings of the planned rows (cached), failures recorded per image
     t = time.perf_counter()
-    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], backend)
+    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], out, backend)
     timings["embed"] = time.perf_counter() - t
     log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
 
     # scores (or counts, or candidate lists)
     t = time.perf_counter()
-    output = protocol.score(cfg, plan, Embedded(plan.rows, emb, len(samples), fingerprint))
+    embedded = Embedded(plan.rows, emb, len(samples), fingerprint)
+    if stage == "score":
+        return shard.score_stage(cfg, protocol, plan, embedded, out)
+    output = (shard.merge_stage(cfg, protocol, plan, embedded) if stage == "merge"
+              else protocol.score(cfg, plan, embedded))
     timings["score"] = time.perf_counter() - t
 
     # metrics: pure functions on what was scored
@@ -77,13 +85,21 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
     return metrics
 
 
-def _embed(cfg, paths: list[str], backend=None):
+def _extract_options(cfg, backend=None) -> dict:
+    """The extraction loop's arguments for the configured backend (all but the paths); with a
+    Backend instance (evalkit.api), that instance and no options."""
+    return dict(family=cfg.backend.get("target") or cfg.backend.family,
+                options={} if backend is not None else config_mod.backend_options(cfg.backend),
+                cache_root=cfg.cache_dir, workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size,
+                progress=cfg.progress, backend=backend)
+
+
+def _embed(cfg, paths: list[str], out: Path | None = None, backend=None):
     """The configured backend's (or the given instance's) embeddings of ``paths`` (cached;
-    failures recorded per image)."""
-    return extract(paths, cfg.backend.get("target") or cfg.backend.family,
-                   {} if backend is not None else config_mod.backend_options(cfg.backend),
-                   cfg.cache_dir, workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size,
-                   progress=cfg.progress, backend=backend)
+    failures recorded per image). Images missing from the cache are embedded unless
+    ``embed_missing`` (or a sharded ``evalkit embed`` of these images) says otherwise: see
+    ``shard.run_embeddings``."""
+    return shard.run_embeddings(cfg, paths, out, _extract_options(cfg, backend))
 
 
 def instance_config(backend, base=None):

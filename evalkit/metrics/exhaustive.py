@@ -57,6 +57,7 @@ its last bit between block shapes, so results are bit-reproducible for a given `
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -65,11 +66,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..scoring import BlockDistance, _check_distance, _check_failure_policy
+from ..scoring import _check_distance, _check_failure_policy
 from .rates import check_labels as _labels
 from .rates import MAX_THRESHOLD, ThresholdChoice, _check_target, check_threshold
 
 __all__ = ["Counts", "CrossCounts", "ExhaustiveResult", "exhaustive_counts", "exhaustive_protocol",
+           "exhaustive_shard", "exhaustive_merge", "save_partial", "load_partial", "shard_range",
            "float32_threshold"]
 
 _MB = 2 ** 20
@@ -353,6 +355,7 @@ def exhaustive_counts(
     memory_budget_mb: float = 1024.0,
     keep_scores: bool | str = "auto",
     topk: int = 1_000_000,
+    device: str = "cpu",
 ) -> ExhaustiveResult:
     """Count every genuine and impostor comparison among the rows of ``emb``, per group.
 
@@ -364,6 +367,11 @@ def exhaustive_counts(
     threshold with one ``np.bincount`` on combined codes. Totals per cell need no pass at all:
     pairs per label cell follow from the label counts (``h_a h_b``, ``h_a (h_a - 1) / 2``), minus
     the genuine ones, which are all kept.
+
+    The same work split into jobs: :func:`exhaustive_shard` scores one contiguous range of the
+    blocks (the same blocks, so the same float32 products) and returns a partial result,
+    :func:`exhaustive_merge` combines the partials into exactly this function's result. This
+    function is that merge of a single shard.
 
     Args:
         emb: ``(n, d)`` embeddings (rows of failed images may hold anything, e.g. NaN).
@@ -383,11 +391,129 @@ def exhaustive_counts(
             ``"auto"`` keep all when ``24 * n_impostor`` bytes (12 kept per score, doubled while
             sorted) fit in half the budget.
         topk: how many of the smallest impostor scores to keep when not keeping all.
+        device: ``"cpu"`` (numpy) or ``"cuda"``: the block products on a GPU through CuPy
+            (``evalkit.accel``); the accounting is the same code on the CPU.
 
     Returns:
         ``ExhaustiveResult``; counts at ``thresholds`` are exact (for the float32 scores).
     """
     t_start = time.perf_counter()
+    plan = _make_plan(emb, ok, subjects, groups, thresholds, distance, failure_policy, block_rows,
+                      memory_budget_mb, keep_scores, topk)
+    part = _score_blocks(plan, emb, 0, len(plan.blocks), device)
+    return _merge(plan, [part], time.perf_counter() - t_start)
+
+
+def exhaustive_shard(emb, ok, subjects, groups=None, *, shard_index: int, shard_count: int, device: str = "cpu",
+                     **kwargs) -> dict:
+    """Score shard ``shard_index`` of ``shard_count`` of the block grid (arguments as
+    :func:`exhaustive_counts`); returns a partial result for :func:`exhaustive_merge` (plain
+    arrays, see :func:`save_partial`).
+
+    The blocks are those of the one-process run (same rows per block, so the same float32
+    products, bit for bit, on the same BLAS), split into contiguous ranges of about equal numbers
+    of comparisons. A partial holds the genuine scores of its blocks, its impostor matches at the
+    thresholds (row, column, threshold bin), and its kept impostor scores: all of them under
+    ``keep_scores``, else its own ``topk`` smallest, which contain every score of the global
+    ``topk`` smallest that falls in its blocks.
+    """
+    plan = _make_plan(emb, ok, subjects, groups, kwargs.pop("thresholds", ()), kwargs.pop("distance", "euclidean"),
+                      kwargs.pop("failure_policy", "nonmatch"), kwargs.pop("block_rows", None),
+                      kwargs.pop("memory_budget_mb", 1024.0), kwargs.pop("keep_scores", "auto"),
+                      kwargs.pop("topk", 1_000_000))
+    if kwargs:
+        raise TypeError(f"unknown arguments {sorted(kwargs)}")
+    b0, b1 = shard_range(plan.pair_counts, shard_index, shard_count)
+    part = _score_blocks(plan, emb, b0, b1, device)
+    part["shard"] = np.array([int(shard_index), int(shard_count)], dtype=np.int64)
+    return part
+
+
+def exhaustive_merge(partials: Sequence[dict], ok, subjects, groups=None, **kwargs) -> ExhaustiveResult:
+    """Combine the partials of every shard into the :func:`exhaustive_counts` result, exactly
+    (same counts, same kept scores in the same order, byte for byte). ``ok``, ``subjects``,
+    ``groups`` and the keyword arguments must be those the shards were run with (checked: each
+    partial carries a signature of the plan); the embeddings are not needed.
+
+    Raises:
+        ValueError: a partial from another plan, or shards missing / overlapping.
+    """
+    t_start = time.perf_counter()
+    kwargs.pop("device", None)
+    n = len(np.asarray(ok))
+    plan = _make_plan(np.zeros((n, 1), np.float32), ok, subjects, groups, kwargs.pop("thresholds", ()),
+                      kwargs.pop("distance", "euclidean"), kwargs.pop("failure_policy", "nonmatch"),
+                      kwargs.pop("block_rows", None), kwargs.pop("memory_budget_mb", 1024.0),
+                      kwargs.pop("keep_scores", "auto"), kwargs.pop("topk", 1_000_000), check_emb=False)
+    if kwargs:
+        raise TypeError(f"unknown arguments {sorted(kwargs)}")
+    return _merge(plan, list(partials), time.perf_counter() - t_start)
+
+
+def shard_range(costs: np.ndarray, index: int, count: int) -> tuple[int, int]:
+    """Items ``[b0, b1)`` of shard ``index`` of ``count``: contiguous ranges of about equal total
+    cost (an item belongs to the shard its cost's midpoint falls in). Deterministic; depends only
+    on the costs and the count. Some shards are empty when there are fewer items than shards."""
+    index, count = int(index), int(count)
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard index must be in 0..count-1 and count >= 1, got index {index}, count {count}")
+    c = np.asarray(costs, dtype=np.float64)
+    if not len(c):
+        return 0, 0
+    total = c.sum()
+    mid = np.cumsum(c) - c / 2
+    owner = np.minimum((mid * count // total).astype(np.int64), count - 1) if total > 0 else \
+        np.minimum(np.arange(len(c)) * count // len(c), count - 1)
+    b0 = int(np.searchsorted(owner, index, side="left"))
+    b1 = int(np.searchsorted(owner, index, side="right"))
+    return b0, b1
+
+
+PARTIAL_FORMAT = "evalkit.exhaustive-partial/1"
+
+
+def save_partial(path, partial: dict) -> None:
+    """Write a partial (exhaustive or search) as an npz of plain arrays (no pickle), atomically."""
+    from ..shard import save_npz_atomic
+
+    save_npz_atomic(path, partial)
+
+
+def load_partial(path) -> dict:
+    """Read a partial written by :func:`save_partial`."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+@dataclass
+class _Plan:
+    n: int
+    distance: str
+    failure_policy: str
+    thr: np.ndarray
+    t_order: np.ndarray
+    t32: np.ndarray
+    enc: dict
+    ok: np.ndarray
+    perm: np.ndarray
+    okp: np.ndarray
+    gi: np.ndarray
+    gj: np.ndarray
+    g_start: np.ndarray
+    g_fail: np.ndarray
+    n_ok: int
+    n_imp_done: int
+    keep_all: bool
+    K: int
+    blocks: list
+    pair_counts: np.ndarray
+    signature: str
+
+
+def _make_plan(emb, ok, subjects, groups, thresholds, distance, failure_policy, block_rows, memory_budget_mb,
+               keep_scores, topk, check_emb: bool = True) -> _Plan:
+    """Everything about the work that does not need a score: checks, row order, genuine pairs,
+    the blocks. Cheap (linear in images + genuine pairs), so each shard and the merge redo it."""
     _check_distance(distance)
     _check_failure_policy(failure_policy)
     if keep_scores not in (True, False, "auto") or isinstance(keep_scores, (int, float)) and not isinstance(keep_scores, bool):
@@ -405,14 +531,13 @@ def exhaustive_counts(
     ok = np.asarray(ok)
     if ok.shape != (n,) or ok.dtype != bool:
         raise ValueError(f"ok must be a bool array of length {n}")
-    bad = np.flatnonzero(ok & ~np.isfinite(emb).all(axis=1))
-    if len(bad):
-        raise ValueError(f"row {bad[0]} is marked ok but holds a non-finite value")
+    if check_emb:
+        bad = np.flatnonzero(ok & ~np.isfinite(emb).all(axis=1))
+        if len(bad):
+            raise ValueError(f"row {bad[0]} is marked ok but holds a non-finite value")
     thr = np.asarray([check_threshold(x) for x in thresholds], dtype=np.float64)
-    T = len(thr)
     t_order = np.argsort(thr, kind="stable")
     t32 = float32_threshold(thr[t_order])           # sorted, float32: same decisions on float32 scores
-    t_max = t32[-1] if T else None
     _, subj_codes = _encode(subjects, n, "subjects")
     enc = {a: _encode(v, n, f"groups[{a!r}]") for a, v in dict(groups or {}).items()}
 
@@ -420,10 +545,6 @@ def exhaustive_counts(
     perm = np.argsort(subj_codes, kind="stable")
     sc = subj_codes[perm]
     okp = ok[perm]
-    X = np.array(emb[perm], dtype=np.float32)
-    X[~okp] = np.nan                        # failed rows give NaN scores: never kept, never matched
-    bd = BlockDistance(X, None, distance, dtype=np.float32, chunk_bytes=64 * _MB)
-
     # every genuine pair (i < j, permuted rows), sorted by i; row r's pairs are gi[start[r]:start[r+1]]
     run_end = np.searchsorted(sc, sc, side="right")
     per_row = (run_end - np.arange(n) - 1).astype(np.int64)
@@ -435,18 +556,43 @@ def exhaustive_counts(
     n_ok = int(okp.sum())
     n_imp_done = n_ok * (n_ok - 1) // 2 - int((~g_fail).sum())
 
-    keep_all = keep_scores is True or (keep_scores == "auto"
-                                       and n_imp_done * _BYTES_PER_KEPT_PEAK <= 0.5 * memory_budget_mb * _MB)
-    K = int(topk)
-    pairs_per_block = max(1, int(0.25 * memory_budget_mb * _MB / _BYTES_PER_PAIR))
+    keep_all = bool(keep_scores is True or (keep_scores == "auto"
+                                            and n_imp_done * _BYTES_PER_KEPT_PEAK <= 0.5 * memory_budget_mb * _MB))
+    per_pair = _BYTES_PER_PAIR_KEEP if keep_all else _BYTES_PER_PAIR
+    pairs_per_block = max(1, int(0.25 * memory_budget_mb * _MB / per_pair))
+    blocks = []
+    r0 = 0
+    while r0 < n - 1:
+        m = n - r0
+        b = int(block_rows) if block_rows is not None else max(1, pairs_per_block // m)
+        r1 = min(n, r0 + b)
+        blocks.append((r0, r1))
+        r0 = r1
+    pair_counts = np.array([(r1 - r0) * (n - r0) for r0, r1 in blocks], dtype=np.float64)
+    h = hashlib.sha256()
+    for part in (repr((n, distance, failure_policy, keep_all, int(topk), blocks)).encode(), t32.tobytes(),
+                 okp.tobytes(), sc.tobytes(), perm.tobytes()):
+        h.update(part)
+    return _Plan(n=n, distance=distance, failure_policy=failure_policy, thr=thr, t_order=t_order, t32=t32, enc=enc,
+                 ok=ok, perm=perm, okp=okp, gi=gi, gj=gj, g_start=g_start, g_fail=g_fail, n_ok=n_ok,
+                 n_imp_done=n_imp_done, keep_all=keep_all, K=int(topk), blocks=blocks, pair_counts=pair_counts,
+                 signature=h.hexdigest())
 
-    if keep_all:
-        pairs_per_block = max(1, int(0.25 * memory_budget_mb * _MB / _BYTES_PER_PAIR_KEEP))
-        d_all = np.empty(n_imp_done, dtype=np.float32)
-        r_all = np.empty(n_imp_done, dtype=np.int32)
-        c_all = np.empty(n_imp_done, dtype=np.int32)
-        pos = 0
-    g_scores = np.empty(len(gi), dtype=np.float32)
+
+def _score_blocks(plan: _Plan, emb, b0: int, b1: int, device: str = "cpu") -> dict:
+    """Score blocks ``b0:b1`` of the plan: the partial result of one shard (see exhaustive_shard)."""
+    from ..accel import block_distance
+
+    n, T, K, t32 = plan.n, len(plan.t32), plan.K, plan.t32
+    t_max = t32[-1] if T else None
+    blocks = plan.blocks[b0:b1]
+    X = np.array(np.asarray(emb)[plan.perm], dtype=np.float32)
+    X[~plan.okp] = np.nan                 # failed rows give NaN scores: never kept, never matched
+    bd = block_distance(X, None, plan.distance, dtype=np.float32, chunk_bytes=64 * _MB, device=device)
+    g_lo = int(plan.g_start[blocks[0][0]]) if blocks else 0
+    g_hi = int(plan.g_start[blocks[-1][1]]) if blocks else 0
+    g_scores = np.empty(g_hi - g_lo, dtype=np.float32)
+    gi, gj, g_start = plan.gi, plan.gj, plan.g_start
     m_rows: list[np.ndarray] = []            # matches at the largest threshold: rows, cols, bins
     m_cols: list[np.ndarray] = []
     m_bins: list[np.ndarray] = []
@@ -455,17 +601,15 @@ def exhaustive_counts(
     kept_c: list[np.ndarray] = []
     n_kept = 0
     dropped = False
+    cutoff_finite = False
     cutoff = np.float32(np.inf)              # every impostor score < cutoff is kept
-    buf = None
-    r0 = n_blocks = max_rows = 0
-    while r0 < n - 1:
+    buf = mask = None
+    for r0, r1 in blocks:
         m = n - r0
-        b = int(block_rows) if block_rows is not None else max(1, pairs_per_block // m)
-        r1 = min(n, r0 + b)
         b = r1 - r0
-        max_rows = max(max_rows, b)
         if buf is None or buf.size < b * m:
             buf = np.empty(b * m, dtype=np.float32)
+            mask = np.empty(b * m, dtype=bool)      # reused: a fresh mask per block costs page faults
         D = bd.block(r0, r1, r0, n, out=buf[: b * m].reshape(b, m))
         flat_d = D.reshape(-1)
         # not comparisons: the diagonal and below in the leading square (j <= i)
@@ -474,30 +618,30 @@ def exhaustive_counts(
         # genuine comparisons: record them all, then take them out of the impostor path
         gs = slice(g_start[r0], g_start[r1])
         grow, gcol = gi[gs] - r0, gj[gs] - r0
-        g_scores[gs] = D[grow, gcol]
+        g_scores[g_start[r0] - g_lo:g_start[r1] - g_lo] = D[grow, gcol]
         D[grow, gcol] = np.inf
         # impostor matches at the largest threshold (NaN = failed, +inf = not an impostor: never)
         if T:
-            sel = np.flatnonzero(flat_d <= t_max)
+            sel = _true_positions(np.less_equal(flat_d, t_max, out=mask[: flat_d.size]))
             if len(sel):
                 m_rows.append(sel // m + r0)
                 m_cols.append(sel % m + r0)
                 m_bins.append(np.searchsorted(t32, flat_d[sel], side="left").astype(np.int16))
-        # impostor scores: all (written straight into the preallocated list), or the smallest K so far
-        if keep_all:
+        # impostor scores: all, or the smallest K so far (ties at the cut-off: lowest rows first)
+        if plan.keep_all:
             sel = np.flatnonzero(flat_d < cutoff)            # cutoff is +inf: every completed impostor
             q, rem = np.divmod(sel, m)
-            d_all[pos:pos + len(sel)] = flat_d[sel]
-            r_all[pos:pos + len(sel)] = q + r0
-            c_all[pos:pos + len(sel)] = rem + r0
-            pos += len(sel)
+            kept_d.append(flat_d[sel])
+            kept_r.append((q + r0).astype(np.int32))
+            kept_c.append((rem + r0).astype(np.int32))
             del sel, q, rem
         else:
             if not np.isfinite(cutoff) and flat_d.size >= K:
                 kth = np.partition(flat_d, K - 1)[K - 1]     # NaN sorts last, +inf before it
                 if np.isfinite(kth):
                     cutoff = np.nextafter(kth, np.float32(np.inf))
-            sel = np.flatnonzero(flat_d < cutoff)
+                    cutoff_finite = True
+            sel = _true_positions(np.less(flat_d, cutoff, out=mask[: flat_d.size]))
             if len(sel):
                 q, rem = np.divmod(sel, m)
                 kept_d.append(flat_d[sel])
@@ -505,38 +649,104 @@ def exhaustive_counts(
                 kept_c.append((rem + r0).astype(np.int32))
                 n_kept += len(sel)
                 if n_kept > 2 * K:
-                    cutoff, n_kept = _compact(kept_d, kept_r, kept_c, K)
-                    dropped = True
-        r0 = r1
-        n_blocks += 1
-    del buf
-    if keep_all:
-        if pos != n_imp_done:   # the combinatorial count and the scores found must agree
-            raise RuntimeError(f"internal error: {pos} impostor scores found, {n_imp_done} expected")
-    else:
-        d_all = np.concatenate(kept_d) if kept_d else np.empty(0, np.float32)
-        r_all = np.concatenate(kept_r) if kept_r else np.empty(0, np.int32)
-        c_all = np.concatenate(kept_c) if kept_c else np.empty(0, np.int32)
-        del kept_d, kept_r, kept_c
-        if len(d_all) > K:
-            sel = np.argpartition(d_all, K - 1)[:K]
-            d_all, r_all, c_all = d_all[sel], r_all[sel], c_all[sel]
-            dropped = True
-        if (dropped or np.isfinite(cutoff)) and len(d_all):
-            cutoff = d_all.max()                 # every impostor score below the largest kept is kept
-    o = np.argsort(d_all)                        # deterministic for a given input
-    d_all = d_all[o]
-    r_all = r_all[o]
-    c_all = c_all[o]
-    del o
-    complete = keep_all or (not dropped and not np.isfinite(cutoff))
-    cutoff_out = float("inf") if complete else float(cutoff)
+                    d, r, c = _smallest_k(np.concatenate(kept_d), np.concatenate(kept_r), np.concatenate(kept_c), K)
+                    kept_d[:], kept_r[:], kept_c[:] = [d], [r], [c]
+                    cutoff, n_kept, dropped, cutoff_finite = d.max(), len(d), True, True
+    del buf, mask
+    d = _cat(kept_d, np.float32)
+    del kept_d
+    r, c = _cat(kept_r, np.int32), _cat(kept_c, np.int32)
+    del kept_r, kept_c
+    if not plan.keep_all and len(d) > K:
+        d, r, c = _smallest_k(d, r, c, K)
+        dropped = True
+    return {"format": np.array(PARTIAL_FORMAT), "signature": np.array(plan.signature),
+            "blocks": np.array([b0, b1], dtype=np.int64), "g_range": np.array([g_lo, g_hi], dtype=np.int64),
+            "g_scores": g_scores, "m_rows": _cat(m_rows, np.int64), "m_cols": _cat(m_cols, np.int64),
+            "m_bins": _cat(m_bins, np.int16), "kept_d": d, "kept_r": r, "kept_c": c,
+            "dropped": np.array(dropped), "cutoff_finite": np.array(cutoff_finite)}
 
-    mr = np.concatenate(m_rows) if m_rows else np.empty(0, np.int64)
-    mc = np.concatenate(m_cols) if m_cols else np.empty(0, np.int64)
-    mb = np.concatenate(m_bins).astype(np.int64) if m_bins else np.empty(0, np.int64)
+
+def _true_positions(mask: np.ndarray) -> np.ndarray:
+    """Positions of the True entries of a 1-D bool array, ascending; sparse masks are scanned a
+    machine word (8 entries) at a time."""
+    if mask.size % 8:
+        return np.flatnonzero(mask)
+    words = np.flatnonzero(mask.view(np.uint64))
+    pos = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    return pos[mask[pos]]
+
+
+def _cat(parts: list, dtype) -> np.ndarray:
+    if not parts:
+        return np.empty(0, dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _smallest_k(d, r, c, K):
+    """The K smallest scores in the order (score, row, column): deterministic whichever way the
+    candidates were gathered, so shards and one process keep the same list."""
+    if len(d) <= K:
+        return d, r, c
+    kth = np.partition(d, K - 1)[K - 1]
+    below = np.flatnonzero(d < kth)
+    tie = np.flatnonzero(d == kth)
+    need = K - len(below)
+    if len(tie) > need:
+        tie = tie[np.lexsort((c[tie], r[tie]))[:need]]
+    sel = np.concatenate([below, tie])
+    return d[sel], r[sel], c[sel]
+
+
+def _merge(plan: _Plan, partials: list, seconds: float) -> ExhaustiveResult:
+    """Combine partials covering every block once into the result (see exhaustive_merge)."""
+    n, T, K = plan.n, len(plan.t32), plan.K
+    for p in partials:
+        if str(p.get("format", "")) != PARTIAL_FORMAT:
+            raise ValueError(f"not an exhaustive partial (format {p.get('format')!r})")
+        if str(p["signature"]) != plan.signature:
+            raise ValueError("a partial was computed for other inputs or settings (signature mismatch): "
+                             "merge with the same images, labels, thresholds and protocol settings as the shards")
+    partials = sorted(partials, key=lambda p: (int(p["blocks"][0]), int(p["blocks"][1])))
+    at = 0
+    for p in partials:
+        b0, b1 = (int(x) for x in p["blocks"])
+        if b0 != at and b1 > b0:
+            raise ValueError(f"shards do not cover the block grid once: blocks {at}..{b0 - 1} missing or "
+                             f"{b0}..{at - 1} twice" if b0 > at else f"blocks {b0}..{at - 1} are in two shards")
+        at = max(at, b1)
+    if at != len(plan.blocks):
+        raise ValueError(f"shards cover blocks 0..{at - 1} of {len(plan.blocks)}: a shard is missing")
+    gi, gj, g_fail, okp, perm, t32 = plan.gi, plan.gj, plan.g_fail, plan.okp, plan.perm, plan.t32
+    g_scores = np.empty(len(gi), dtype=np.float32)
+    for p in partials:
+        lo, hi = (int(x) for x in p["g_range"])
+        g_scores[lo:hi] = p["g_scores"]
+    d_all = _cat([p["kept_d"] for p in partials], np.float32)
+    r_all = _cat([p["kept_r"] for p in partials], np.int32)
+    c_all = _cat([p["kept_c"] for p in partials], np.int32)
+    dropped = any(bool(p["dropped"]) for p in partials)
+    finite = any(bool(p["cutoff_finite"]) for p in partials)
+    if plan.keep_all:
+        if len(d_all) != plan.n_imp_done:   # the combinatorial count and the scores found must agree
+            raise RuntimeError(f"internal error: {len(d_all)} impostor scores found, {plan.n_imp_done} expected")
+        o = np.argsort(d_all)               # the input is in block order however it was sharded
+    else:
+        if len(d_all) > K:
+            d_all, r_all, c_all = _smallest_k(d_all, r_all, c_all, K)
+            dropped = True
+        o = np.lexsort((c_all, r_all, d_all))
+    d_all, r_all, c_all = d_all[o], r_all[o], c_all[o]
+    del o
+    complete = plan.keep_all or not (dropped or finite)
+    cutoff_out = float("inf") if complete or not len(d_all) else float(d_all.max())
+
+    mr = _cat([p["m_rows"] for p in partials], np.int64)
+    mc = _cat([p["m_cols"] for p in partials], np.int64)
+    mb = _cat([p["m_bins"] for p in partials], np.int16).astype(np.int64)
     g_bin = (np.searchsorted(t32, np.where(g_fail, np.inf, g_scores), side="left")
              if T else np.zeros(len(gi), np.int64))   # thresholds below the score, as for impostors
+    failure_policy = plan.failure_policy
 
     def cross(attr: str, labels: tuple, codes: np.ndarray) -> CrossCounts:
         L = len(labels)
@@ -555,9 +765,9 @@ def exhaustive_counts(
                            false_nonmatches=fnm, false_matches=fm)
 
     inv = np.empty(T, dtype=np.int64)
-    inv[t_order] = np.arange(T)               # back to the caller's threshold order
+    inv[plan.t_order] = np.arange(T)          # back to the caller's threshold order
     overall = _reorder_counts(cross("", ("all",), np.zeros(n, np.int64)).group("all"), inv)
-    group_counts = {a: _reorder_cross(cross(a, lab, codes[perm]), inv) for a, (lab, codes) in enc.items()}
+    group_counts = {a: _reorder_cross(cross(a, lab, codes[perm]), inv) for a, (lab, codes) in plan.enc.items()}
 
     ga, gb_ = perm[gi], perm[gj]
     perm32 = perm.astype(np.int32)
@@ -566,29 +776,17 @@ def exhaustive_counts(
     lo = np.minimum(ia, ib)
     np.maximum(ia, ib, out=ib)
     ia = lo
+    max_rows = max((r1 - r0 for r0, r1 in plan.blocks), default=0)
     return ExhaustiveResult(
-        thresholds=thr, distance=distance, failure_policy=failure_policy, overall=overall,
+        thresholds=plan.thr, distance=plan.distance, failure_policy=failure_policy, overall=overall,
         groups=group_counts,
         genuine_a=np.minimum(ga, gb_), genuine_b=np.maximum(ga, gb_),
         genuine_scores=np.where(g_fail, np.inf, g_scores.astype(np.float64)), genuine_failed=g_fail,
         impostor_a=ia, impostor_b=ib,
         impostor_scores=d_all, impostor_complete=bool(complete), impostor_cutoff=cutoff_out,
-        n_images=n, n_failed_images=int(n - n_ok), n_comparisons=n * (n - 1) // 2,
-        seconds=time.perf_counter() - t_start, block_rows=max_rows, n_blocks=n_blocks,
-        _labels=dict(enc), _ok=ok.copy())
-
-
-def _compact(kept_d, kept_r, kept_c, K):
-    """Keep the K smallest kept scores; return the new cut-off (the largest kept) and the size."""
-    d = np.concatenate(kept_d)
-    r = np.concatenate(kept_r)
-    c = np.concatenate(kept_c)
-    sel = np.argpartition(d, K - 1)[:K]
-    d, r, c = d[sel], r[sel], c[sel]
-    kept_d[:] = [d]
-    kept_r[:] = [r]
-    kept_c[:] = [c]
-    return d.max(), len(d)
+        n_images=n, n_failed_images=int(n - plan.n_ok), n_comparisons=n * (n - 1) // 2,
+        seconds=seconds, block_rows=max_rows, n_blocks=len(plan.blocks),
+        _labels=dict(plan.enc), _ok=plan.ok.copy())
 
 
 def _reorder_counts(c: Counts, inv) -> Counts:

@@ -41,17 +41,17 @@ a subject's probes together) within each group. A gallery subject that attracts 
 
 from __future__ import annotations
 
+import hashlib
 import time
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..scoring import BlockDistance
 from .bootstrap import percentile_interval
 from .rates import MAX_THRESHOLD, check_threshold
 
-__all__ = ["SearchResult", "search", "probe_validity", "mated_misses", "nonmated_false_positives", "cmc_hits",
+__all__ = ["SearchResult", "search", "search_shard", "search_merge", "probe_validity", "mated_misses", "nonmated_false_positives", "cmc_hits",
            "false_candidate_matrix", "cluster_bootstrap_rates", "NO_RANK"]
 
 #: Rank given to a mate that can never be returned (failed probe, failed enrolment).
@@ -113,7 +113,7 @@ def _check_vectors(v, name: str) -> np.ndarray:
 
 def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=None, candidates: int = 50,
            distance: str = "euclidean", probe_ok=None, gallery_ok=None, memory_budget_mb: float = 256.0,
-           dtype=np.float32) -> SearchResult:
+           dtype=np.float32, device: str = "cpu") -> SearchResult:
     """Search every probe against the gallery; see the module docstring for what is kept.
 
     Args:
@@ -127,11 +127,62 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
         probe_ok, gallery_ok: embedding present (default: rows without NaN).
         memory_budget_mb: bound on the score block and its temporaries.
         dtype: float32 (one GEMM per block, as the exhaustive protocol) or float64.
+        device: "cpu" or "cuda" (the block products through CuPy, ``evalkit.accel``; the rest
+            of the work is the same code on the CPU).
+
+    The same work split into jobs: :func:`search_shard` searches one contiguous range of the
+    probe blocks (the same blocks as here, so the same products bit for bit) and
+    :func:`search_merge` puts the partials together into exactly this function's result.
 
     Raises:
         ValueError: shapes or columns that do not fit, sizes not ascending or not ending at C.
     """
     t0 = time.perf_counter()
+    prep = _search_prep(probe_vectors, gallery_vectors, gallery_column, probe_mate, sizes, candidates, distance,
+                        probe_ok, gallery_ok, memory_budget_mb, dtype)
+    part = _search_blocks(prep, 0, len(prep["blocks"]), device)
+    return _search_result([part], prep, time.perf_counter() - t0)
+
+
+SEARCH_PARTIAL_FORMAT = "evalkit.search-partial/1"
+
+
+def search_shard(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, shard_index: int,
+                 shard_count: int, device: str = "cpu", **kwargs) -> dict:
+    """Search shard ``shard_index`` of ``shard_count`` of the probes (arguments as :func:`search`):
+    a contiguous range of the probe blocks, balanced by probe count. Returns a partial (plain
+    arrays: the range's mate scores, ranks, best non-mate scores and candidate lists) for
+    :func:`search_merge`; ``evalkit.metrics.exhaustive.save_partial`` writes it."""
+    from .exhaustive import shard_range
+
+    prep = _search_prep(probe_vectors, gallery_vectors, gallery_column, probe_mate, **_search_kwargs(kwargs))
+    rows = np.array([r1 - r0 for r0, r1 in prep["blocks"]], dtype=np.float64)
+    b0, b1 = shard_range(rows, shard_index, shard_count)
+    part = _search_blocks(prep, b0, b1, device)
+    part["shard"] = np.array([int(shard_index), int(shard_count)], dtype=np.int64)
+    return part
+
+
+def search_merge(partials, probe_vectors, gallery_vectors, gallery_column, probe_mate, **kwargs) -> SearchResult:
+    """The :func:`search` result from the partials of every shard, exactly (byte for byte). The
+    arguments must be those the shards had (checked against each partial's signature)."""
+    t0 = time.perf_counter()
+    kwargs.pop("device", None)
+    prep = _search_prep(probe_vectors, gallery_vectors, gallery_column, probe_mate, **_search_kwargs(kwargs))
+    return _search_result(list(partials), prep, time.perf_counter() - t0)
+
+
+def _search_kwargs(kwargs: dict) -> dict:
+    allowed = {"sizes": None, "candidates": 50, "distance": "euclidean", "probe_ok": None, "gallery_ok": None,
+               "memory_budget_mb": 256.0, "dtype": np.float32}
+    unknown = set(kwargs) - set(allowed)
+    if unknown:
+        raise TypeError(f"unknown arguments {sorted(unknown)}")
+    return {**allowed, **kwargs}
+
+
+def _search_prep(probe_vectors, gallery_vectors, gallery_column, probe_mate, sizes, candidates, distance,
+                 probe_ok, gallery_ok, memory_budget_mb, dtype) -> dict:
     P = _check_vectors(probe_vectors, "probe_vectors")
     G = _check_vectors(gallery_vectors, "gallery_vectors")
     if P.shape[1] != G.shape[1]:
@@ -157,59 +208,107 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
     g_ok = ~np.isnan(G).any(axis=1) if gallery_ok is None else np.asarray(gallery_ok, bool) & ~np.isnan(G).any(axis=1)
     column_ok = np.zeros(n_col, dtype=bool)
     column_ok[col[g_ok]] = True
+    item = np.dtype(dtype).itemsize
+    # bytes per block entry: the image block, its subject reduction, argpartition's copy of it and
+    # its int64 indices, and a bool mask
+    rows = int(max(1, min(len(P), memory_budget_mb * 2 ** 20 // max(1, (3 * item + 9) * len(G)))))
+    blocks = [(r0, min(len(P), r0 + rows)) for r0 in range(0, len(P), rows)]
+    h = hashlib.sha256()
+    for part in (repr((len(P), len(G), n_col, L, distance, np.dtype(dtype).str, blocks, sizes.tolist())).encode(),
+                 col.tobytes(), mate.tobytes(), p_ok.tobytes(), g_ok.tobytes()):
+        h.update(part)
+    return {"P": P, "G": G, "col": col, "mate": mate, "n_col": n_col, "sizes": sizes, "L": L, "p_ok": p_ok,
+            "g_ok": g_ok, "column_ok": column_ok, "rows": rows, "blocks": blocks, "distance": distance,
+            "dtype": dtype, "signature": h.hexdigest()}
 
+
+def _search_blocks(prep: dict, b0: int, b1: int, device: str = "cpu") -> dict:
+    """Search the probe rows of blocks ``b0:b1``: the partial of one shard."""
+    from ..accel import block_distance
+
+    P, G, col, mate, n_col, sizes, L = (prep[k] for k in ("P", "G", "col", "mate", "n_col", "sizes", "L"))
+    p_ok, g_ok, distance = prep["p_ok"], prep["g_ok"], prep["distance"]
+    blocks = prep["blocks"][b0:b1]
+    lo = blocks[0][0] if blocks else 0
+    hi = blocks[-1][1] if blocks else 0
     # gallery images sorted by column, so a subject's images are one contiguous run of columns
     order = np.argsort(col, kind="stable")
     col_sorted = col[order]
     multi = len(col) != n_col
     run_starts = np.flatnonzero(np.r_[True, col_sorted[1:] != col_sorted[:-1]])
     seg = np.r_[0, sizes[:-1]]          # column segments [sizes[j-1], sizes[j])
-    Pz = np.where(p_ok[:, None], P, 0)  # NaN rows would poison the GEMM; failed rows are set to inf below
-    Gz = np.where(g_ok[:, None], G, 0)[order]
-    bd = BlockDistance(Pz, Gz, distance, dtype=dtype)
-    item = np.dtype(dtype).itemsize
-    # bytes per block entry: the image block, its subject reduction, argpartition's copy of it and
-    # its int64 indices, and a bool mask
-    rows = int(max(1, min(len(P), memory_budget_mb * 2 ** 20 // max(1, (3 * item + 9) * len(G)))))
+    # NaN rows would poison the GEMM (failed rows are set to inf below); copies only where needed:
+    # a 300,000 x 512 gallery is 600 MB
+    Pz = P[lo:hi] if p_ok[lo:hi].all() else np.where(p_ok[lo:hi, None], P[lo:hi], 0)
+    Gz = G if g_ok.all() else np.where(g_ok[:, None], G, 0)
+    if (order != np.arange(len(order))).any():
+        Gz = Gz[order]
+    bd = block_distance(Pz, Gz, distance, dtype=prep["dtype"], device=device)
 
-    n_p, n_s = len(P), len(sizes)
+    n_p, n_s = hi - lo, len(sizes)
     mate_score = np.full(n_p, np.inf)
     rank = np.zeros((n_p, n_s), dtype=np.int64)
     best_nonmate = np.full((n_p, n_s), np.inf)
     top_column = np.full((n_p, L), -1, dtype=np.int64)
     top_score = np.full((n_p, L), np.inf)
     bad_cols = ~g_ok[order]
+    any_bad = bool(bad_cols.any())
     normalised = distance in ("cosine", "euclidean_l2")
-    for r0 in range(0, n_p, rows):
-        r1 = min(n_p, r0 + rows)
-        D = bd.block(r0, r1, 0, len(G))
+    bounds = np.r_[seg, n_col]
+    # buffers reused by every block (fresh arrays of this size cost page faults on each block):
+    # the image block, the per-subject block, the partition copy, one mask
+    rows = prep["rows"]
+    d_buf = np.empty(rows * len(G), dtype=prep["dtype"])
+    s_buf = np.empty(rows * n_col, dtype=prep["dtype"]) if multi else None
+    p_buf = np.empty(rows * n_col, dtype=prep["dtype"]) if L < n_col else None
+    m_buf = np.empty(rows * max(n_col, len(G)), dtype=bool)
+    for a0, a1 in blocks:
+        r0, r1 = a0 - lo, a1 - lo       # rows of this shard's arrays
+        b = r1 - r0
+        D = bd.block(r0, r1, 0, len(G), out=d_buf[: b * len(G)].reshape(b, len(G)))
         if normalised:
-            D[np.isnan(D)] = np.inf     # a zero vector has no direction, so no score
-        if bad_cols.any():
+            nan = np.isnan(D, out=m_buf[: D.size].reshape(D.shape))
+            D[nan] = np.inf             # a zero vector has no direction, so no score
+        if any_bad:
             D[:, bad_cols] = np.inf
-        D[~p_ok[r0:r1]] = np.inf
+        D[~p_ok[a0:a1]] = np.inf
         # (rows, C) per subject; a subject whose every image failed is +inf already
-        S = np.minimum.reduceat(D, run_starts, axis=1) if multi else D
-        del D
-        m = mate[r0:r1]
+        S = np.minimum.reduceat(D, run_starts, axis=1, out=s_buf[: b * n_col].reshape(b, n_col)) if multi else D
+        m = mate[a0:a1]
         mated = np.flatnonzero(m >= 0)
-        ms = np.full(r1 - r0, np.inf)
+        ms = np.full(b, np.inf)
         ms[mated] = S[mated, m[mated]]
         mate_score[r0:r1] = ms
-        # candidate list (full gallery): L smallest by argpartition, then sorted (ties: lower column)
+        mask = m_buf[: b * n_col].reshape(b, n_col)
+        # candidate list (full gallery): the L smallest, ties broken by lower column. The L-th
+        # smallest score per row from an in-place partition of a copy; the list is then every
+        # column scoring <= it, in column order (where more than L do, i.e. a tie straddles the
+        # list's end, those < it and the lowest-column ties), sorted by score (stable).
         if L < n_col:
-            part = np.argpartition(S, L - 1, axis=1)   # one kth: a second one costs 4x here
-            idx = part[:, :L]
-            # argpartition picks arbitrarily among subjects tied with the L-th score: where such a
-            # tie straddles the list's end (more than L scores <= the L-th; rare with real scores),
-            # keep the lowest columns
-            kth = np.take_along_axis(S, part[:, L - 1:L], axis=1)[:, 0]
-            for i in np.flatnonzero(((S <= kth[:, None]).sum(axis=1) > L) & np.isfinite(kth)):
-                below = np.flatnonzero(S[i] < kth[i])
-                idx[i] = np.r_[below, np.flatnonzero(S[i] == kth[i])[:L - len(below)]]
-            idx.sort(axis=1)
+            P_ = p_buf[: b * n_col].reshape(b, n_col)
+            np.copyto(P_, S)
+            P_.partition(L - 1, axis=1)
+            kth = P_[:, L - 1].copy()
+            np.less_equal(S, kth[:, None], out=mask)
+            pos = _true_positions(mask)
+            counts = np.bincount(pos // n_col, minlength=b)
+            if (counts == L).all():
+                idx = (pos % n_col).reshape(b, L)
+            else:
+                idx = np.empty((b, L), dtype=np.int64)
+                starts = np.r_[0, np.cumsum(counts)]
+                cols = pos % n_col
+                for i in range(b):
+                    c = cols[starts[i]:starts[i + 1]]
+                    if len(c) > L:
+                        sc = S[i, c]
+                        below = c[sc < kth[i]]
+                        c = np.r_[below, c[sc == kth[i]][:L - len(below)]] if np.isfinite(kth[i]) else \
+                            np.r_[below, c[~(sc < kth[i])][:L - len(below)]]
+                        c.sort()
+                    idx[i] = c
         else:
-            idx = np.broadcast_to(np.arange(n_col), (r1 - r0, n_col)).copy()
+            idx = np.broadcast_to(np.arange(n_col), (b, n_col)).copy()
         vals = np.take_along_axis(S, idx, axis=1)
         o = np.argsort(vals, axis=1, kind="stable")
         top_column[r0:r1] = np.take_along_axis(idx, o, axis=1)
@@ -218,17 +317,54 @@ def search(probe_vectors, gallery_vectors, gallery_column, probe_mate, *, sizes=
         S[mated, m[mated]] = np.inf
         best_nonmate[r0:r1] = np.minimum.accumulate(np.minimum.reduceat(S, seg, axis=1), axis=1)
         if len(mated):
-            le = S[mated] <= ms[mated, None]
-            ahead = np.cumsum(np.add.reduceat(le, seg, axis=1, dtype=np.int64), axis=1)
+            le = np.less_equal(S, ms[:, None], out=mask)
+            ahead = np.cumsum(np.stack([np.count_nonzero(le[mated, s0:s1] if len(mated) < b else le[:, s0:s1], axis=1)
+                                        for s0, s1 in zip(bounds[:-1], bounds[1:])], axis=1), axis=1)
             rk = 1 + ahead
             rk[~np.isfinite(ms[mated])] = NO_RANK
             rk[m[mated, None] >= sizes[None, :]] = 0          # mate not enrolled in that gallery
             rank[r0 + mated] = rk
-        del S
+        del S, D
     top_column[~np.isfinite(top_score)] = -1   # an infinite "candidate" is no candidate
-    return SearchResult(sizes=sizes, candidates=L, probe_mate=mate, probe_ok=p_ok, column_ok=column_ok,
-                        mate_score=mate_score, rank=rank, best_nonmate=best_nonmate, top_column=top_column,
-                        top_score=top_score, distance=distance, seconds=time.perf_counter() - t0, block_rows=rows)
+    return {"format": np.array(SEARCH_PARTIAL_FORMAT), "signature": np.array(prep["signature"]),
+            "blocks": np.array([b0, b1], dtype=np.int64), "rows": np.array([lo, hi], dtype=np.int64),
+            "mate_score": mate_score, "rank": rank, "best_nonmate": best_nonmate, "top_column": top_column,
+            "top_score": top_score}
+
+
+def _true_positions(mask: np.ndarray) -> np.ndarray:
+    """Flat positions of the True entries of a C-contiguous bool array, ascending. Sparse masks
+    (a candidate list per row of a wide block) are found a machine word at a time: 8 bytes are
+    tested at once and only the words holding a True are looked into."""
+    flat = mask.reshape(-1)
+    if flat.size % 8:
+        return np.flatnonzero(flat)
+    words = np.flatnonzero(flat.view(np.uint64))
+    pos = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    return pos[flat[pos]]
+
+
+def _search_result(partials: list, prep: dict, seconds: float) -> SearchResult:
+    for p in partials:
+        if str(p.get("format", "")) != SEARCH_PARTIAL_FORMAT:
+            raise ValueError(f"not a search partial (format {p.get('format')!r})")
+        if str(p["signature"]) != prep["signature"]:
+            raise ValueError("a partial was computed for other inputs or settings (signature mismatch): "
+                             "merge with the same probes, gallery and protocol settings as the shards")
+    partials = sorted(partials, key=lambda p: int(p["blocks"][0]))
+    at = 0
+    for p in partials:
+        b0, b1 = (int(x) for x in p["blocks"])
+        if b1 > b0 and b0 != at:
+            raise ValueError(f"shards do not cover the probe blocks once (block {min(at, b0)} missing or twice)")
+        at = max(at, b1)
+    if at != len(prep["blocks"]):
+        raise ValueError(f"shards cover probe blocks 0..{at - 1} of {len(prep['blocks'])}: a shard is missing")
+    keys = ("mate_score", "rank", "best_nonmate", "top_column", "top_score")
+    full = {k: (partials[0][k] if len(partials) == 1 else np.concatenate([p[k] for p in partials])) for k in keys}
+    return SearchResult(sizes=prep["sizes"], candidates=prep["L"], probe_mate=prep["mate"], probe_ok=prep["p_ok"],
+                        column_ok=prep["column_ok"], distance=prep["distance"], seconds=seconds,
+                        block_rows=prep["rows"], **full)
 
 
 # --------------------------------------------------------------------------- metrics at a threshold

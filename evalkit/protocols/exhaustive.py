@@ -26,6 +26,7 @@ class ExhaustiveProtocolConfig(ProtocolConfig):
     max_images_per_subject: Optional[int] = None   # seeded cap per subject (None: every image)
     memory_budget_mb: float = 1024.0         # bounds the score blocks and the kept impostor list
     topk: int = 1_000_000                    # smallest impostor scores kept exactly (thresholds down to FMR 1/n)
+    device: str = "cpu"                      # cpu | cuda: block products on a GPU through CuPy (evalkit.accel)
     seed: int = "${seed}"  # type: ignore[assignment]
 
 
@@ -47,16 +48,35 @@ class ExhaustiveProtocol(Protocol):
         kept = cap_images_per_subject(samples, p.max_images_per_subject, np.random.default_rng(int(p.seed)))
         return Plan(samples, kept)
 
+    def _engine_args(self, cfg, plan: Plan, embedded: Embedded) -> tuple[tuple, dict]:
+        used = plan.used_samples
+        return ((embedded.matrix(), embedded.ok, used.subjects, dict(used.attributes)),
+                dict(thresholds=[float(self.threshold_value(cfg))] if cfg.threshold.policy == "fixed" else [],
+                     distance=cfg.backend.distance, failure_policy=cfg.failure_policy,
+                     memory_budget_mb=float(cfg.protocol.memory_budget_mb), topk=int(cfg.protocol.topk)))
+
     def score(self, cfg, plan: Plan, embedded: Embedded):
         from ..metrics.exhaustive import exhaustive_counts
 
-        used = plan.used_samples
-        res = exhaustive_counts(embedded.matrix(), embedded.ok, used.subjects, dict(used.attributes),
-                                thresholds=[float(self.threshold_value(cfg))] if cfg.threshold.policy == "fixed" else [],
-                                distance=cfg.backend.distance, failure_policy=cfg.failure_policy,
-                                memory_budget_mb=float(cfg.protocol.memory_budget_mb), topk=int(cfg.protocol.topk))
+        args, kw = self._engine_args(cfg, plan, embedded)
+        res = exhaustive_counts(*args, device=cfg.protocol.get("device", "cpu"), **kw)
         log.info("exhaustive: %d comparisons over %d images in %.1f s", res.n_comparisons, res.n_images, res.seconds)
         return res
+
+    def score_shard(self, cfg, plan: Plan, embedded: Embedded, index: int, count: int) -> dict:
+        """stage=score: blocks of shard ``index`` of ``count`` (evalkit.metrics.exhaustive.exhaustive_shard)."""
+        from ..metrics.exhaustive import exhaustive_shard
+
+        args, kw = self._engine_args(cfg, plan, embedded)
+        return exhaustive_shard(*args, shard_index=index, shard_count=count, device=cfg.protocol.get("device", "cpu"),
+                                **kw)
+
+    def merge_shards(self, cfg, plan: Plan, embedded: Embedded, partials: list):
+        """stage=merge: the score() result from every shard's partial, exactly."""
+        from ..metrics.exhaustive import exhaustive_merge
+
+        (_, ok, subjects, groups), kw = self._engine_args(cfg, plan, embedded)
+        return exhaustive_merge(partials, ok, subjects, groups, **kw)
 
     def summarise(self, cfg, plan: Plan, output, context: RunContext) -> dict:
         from ..metrics import summary

@@ -37,6 +37,7 @@ class SearchProtocolConfig(ProtocolConfig):
     audit_thresholds: list[float] = field(default_factory=list)   # vendor thresholds (distances) to audit
     audit_deepface_default: bool = True      # also audit at the backend's own default threshold (DeepFace's table)
     memory_budget_mb: float = 512.0          # bounds each probe-by-gallery score block
+    device: str = "cpu"                      # cpu | cuda: block products on a GPU through CuPy (evalkit.accel)
     seed: int = "${seed}"  # type: ignore[assignment]
 
 
@@ -104,17 +105,35 @@ class SearchProtocol(Protocol):
                     out.append({"threshold": default.value, "source": default.source})
         return sorted(out, key=lambda a: a["threshold"])
 
-    def score(self, cfg, plan: SearchPlan, embedded: Embedded):
-        from ..metrics.search import search
-
+    def _engine_args(self, cfg, plan: SearchPlan, embedded: Embedded) -> tuple[tuple, dict]:
         split, p = plan.split, cfg.protocol
         vec, ok = embedded.matrix(), embedded.ok
         gi, pi = embedded.positions(split.gallery), embedded.positions(split.probes)
-        res = search(vec[pi], vec[gi], split.gallery_column, split.probe_mate, sizes=split.sizes,
-                     candidates=int(p.candidates), distance=cfg.backend.distance, probe_ok=ok[pi], gallery_ok=ok[gi],
-                     memory_budget_mb=float(p.memory_budget_mb))
-        log.info("search: %d probes x %d gallery images in %.2f s", res.n_probes, len(split.gallery), res.seconds)
+        return ((vec[pi], vec[gi], split.gallery_column, split.probe_mate),
+                dict(sizes=split.sizes, candidates=int(p.candidates), distance=cfg.backend.distance,
+                     probe_ok=ok[pi], gallery_ok=ok[gi], memory_budget_mb=float(p.memory_budget_mb)))
+
+    def score(self, cfg, plan: SearchPlan, embedded: Embedded):
+        from ..metrics.search import search
+
+        args, kw = self._engine_args(cfg, plan, embedded)
+        res = search(*args, device=cfg.protocol.get("device", "cpu"), **kw)
+        log.info("search: %d probes x %d gallery images in %.2f s", res.n_probes, len(plan.split.gallery), res.seconds)
         return res
+
+    def score_shard(self, cfg, plan: SearchPlan, embedded: Embedded, index: int, count: int) -> dict:
+        """stage=score: the probe blocks of shard ``index`` of ``count`` (evalkit.metrics.search.search_shard)."""
+        from ..metrics.search import search_shard
+
+        args, kw = self._engine_args(cfg, plan, embedded)
+        return search_shard(*args, shard_index=index, shard_count=count, device=cfg.protocol.get("device", "cpu"), **kw)
+
+    def merge_shards(self, cfg, plan: SearchPlan, embedded: Embedded, partials: list):
+        """stage=merge: the score() result from every shard's partial, exactly."""
+        from ..metrics.search import search_merge
+
+        args, kw = self._engine_args(cfg, plan, embedded)
+        return search_merge(partials, *args, **kw)
 
     def summarise(self, cfg, plan: SearchPlan, output, context: RunContext) -> dict:
         from ..metrics.search_summary import summarise_search

@@ -23,13 +23,15 @@ MEAN = [10.0, 120.0, 200.0]   # per channel, in the model's colour order: a colo
 STD = [50.0, 60.0, 70.0]
 
 
-def make_model(path: Path, layout: str = "nchw", seed: int = 0) -> np.ndarray:
+def make_model(path: Path, layout: str = "nchw", seed: int = 0, batch="1") -> np.ndarray:
     """Write a Flatten+MatMul graph with two outputs ("embedding", and "double" = 2 * embedding);
-    return its projection matrix."""
+    return its projection matrix. ``batch``: the input's batch dimension, "1" (fixed) or a name
+    (dynamic, as real exports have)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    shape = [1, 3, H, W] if layout == "nchw" else [1, H, W, 3]
+    b = 1 if batch == "1" else batch
+    shape = [b, 3, H, W] if layout == "nchw" else [b, H, W, 3]
     proj = np.random.default_rng(seed).standard_normal((3 * H * W, D)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["pixels"], ["flat"], axis=1),
@@ -37,8 +39,8 @@ def make_model(path: Path, layout: str = "nchw", seed: int = 0) -> np.ndarray:
          helper.make_node("Mul", ["embedding", "two"], ["double"])],
         "tiny_projection",
         [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, D]),
-         helper.make_tensor_value_info("double", TensorProto.FLOAT, [1, D])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [b, D]),
+         helper.make_tensor_value_info("double", TensorProto.FLOAT, [b, D])],
         initializer=[numpy_helper.from_array(proj, "proj"), numpy_helper.from_array(np.float32([2.0]), "two")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -199,3 +201,138 @@ def test_yunet_five_point_alignment_on_real_faces(tmp_path, lfw_image, yunet_onn
     fp_files = [f.name for f in type(b).required_files({"model_path": str(model), "detector": "yunet",
                                                         "detector_model_path": str(yunet_onnx)})]
     assert fp_files == ["tiny112.onnx", yunet_onnx.name]
+
+
+class _CountingSession:
+    """Wraps an onnxruntime session and records the batch size of every run."""
+
+    def __init__(self, sess):
+        self.sess, self.batches = sess, []
+
+    def run(self, names, feeds):
+        self.batches.append(len(next(iter(feeds.values()))))
+        return self.sess.run(names, feeds)
+
+
+def test_batched_embeddings_equal_one_at_a_time(tmp_path, lfw_image, corrupt_image):
+    """One session.run per batch of batch_size faces (the last one shorter); the vectors equal the
+    one-face-per-run ones to float32 rounding and the numpy reference; a failed image in the
+    middle of a batch is recorded for itself and leaves the others' rows in place."""
+    model = tmp_path / "dyn.onnx"
+    proj = make_model(model, batch="N")
+    paths = [lfw_image(n, i) for n in ("Tony_Blair", "Colin_Powell", "Jennifer_Lopez") for i in (1, 2, 3)]
+    paths.insert(4, str(corrupt_image))
+    opts = dict(model_path=str(model), input_size=[W, H], mean=MEAN, std=STD, detector="skip", l2_normalise=False)
+    batched = build_backend("onnx", {**opts, "batch_size": 4})
+    batched._session = _CountingSession(batched._open())
+    one = build_backend("onnx", {**opts, "batch_size": 1})
+    one._session = _CountingSession(one._open())
+    rb, r1 = batched.embed(paths), one.embed(paths)
+    assert batched._session.batches == [4, 4, 1] and one._session.batches == [1] * 9
+    assert rb.failures == r1.failures and rb.failures[4] == UNREADABLE and sum(f is not None for f in rb.failures) == 1
+    ok = rb.ok
+    np.testing.assert_allclose(rb.vectors[ok], r1.vectors[ok], rtol=1e-5, atol=1e-4)
+    assert np.isnan(rb.vectors[4]).all()
+    for i in np.flatnonzero(ok):
+        np.testing.assert_allclose(rb.vectors[i], reference(paths[i], proj, "rgb", "nchw"), rtol=1e-4, atol=1e-3)
+    # normalised rows too
+    unit = build_backend("onnx", {**opts, "batch_size": 4, "l2_normalise": True}).embed(paths).vectors[ok]
+    np.testing.assert_allclose(unit, rb.vectors[ok] / np.linalg.norm(rb.vectors[ok], axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_fixed_batch_model_runs_one_face_at_a_time(tmp_path, lfw_image):
+    model = tmp_path / "fixed.onnx"
+    make_model(model)            # input batch dimension fixed at 1
+    b = build_backend("onnx", dict(model_path=str(model), input_size=[W, H], detector="skip", batch_size=8))
+    b._session = _CountingSession(b._open())
+    res = b.embed([lfw_image("Tony_Blair", i) for i in (1, 2, 3)])
+    assert res.ok.all() and b._session.batches == [1, 1, 1]
+
+
+def test_extraction_loop_sends_whole_batches(tmp_path, lfw_image, monkeypatch):
+    """extract hands the backend's batch method chunks of at least batch_size images."""
+    from evalkit.backends.onnx_backend import OnnxBackend
+    from evalkit.embeddings import extract
+
+    model = tmp_path / "dyn.onnx"
+    make_model(model, batch="N")
+    seen = []
+    real = OnnxBackend.embed
+
+    def spy(self, paths):
+        seen.append(len(paths))
+        return real(self, paths)
+
+    monkeypatch.setattr(OnnxBackend, "embed", spy)
+    paths = [lfw_image(n, i) for n in ("Tony_Blair", "Colin_Powell") for i in (1, 2, 3)]
+    opts = dict(model_path=str(model), input_size=[W, H], detector="skip", batch_size=4)
+    res, _, _ = extract(paths, "onnx", opts, tmp_path / "cache", workers=1, chunk_size=2, progress=False)
+    assert seen == [4, 2] and res.ok.all()
+
+
+def test_provider_auto_falls_back_to_cpu_with_a_note_and_is_fingerprinted(tmp_path, monkeypatch, caplog):
+    """Without a usable CUDA provider, auto runs on the CPU and says why; cuda refuses; the
+    provider that really runs is in the fingerprint. The second case is onnxruntime-gpu on a
+    machine without a GPU: the CUDA provider is listed, but the session comes up on the CPU."""
+    import logging
+
+    import onnxruntime as ort
+
+    model = tmp_path / "dyn.onnx"
+    make_model(model, batch="N")
+    opts = dict(model_path=str(model), input_size=[W, H], detector="skip")
+    cuda_listed = "CUDAExecutionProvider" in ort.get_available_providers()
+    if not cuda_listed:
+        with caplog.at_level(logging.INFO, logger="evalkit"):
+            fp = build_backend("onnx", opts).fingerprint()
+        assert fp["execution_provider"] == "CPUExecutionProvider"
+        assert "running on the CPU: this onnxruntime has no CUDA provider" in caplog.text
+        with pytest.raises(RuntimeError, match="provider=cuda, but this onnxruntime has no CUDA provider"):
+            build_backend("onnx", {**opts, "provider": "cuda"}).check_ready()
+    # onnxruntime-gpu without a GPU: CUDA listed, the session silently on the CPU
+    real_session = ort.InferenceSession
+    asked = []
+
+    def no_gpu_session(path, sess_options=None, providers=None):
+        asked.append(list(providers))
+        return real_session(path, sess_options=sess_options, providers=[p for p in providers if p != "CUDAExecutionProvider"])
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", no_gpu_session)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="evalkit"):
+        b = build_backend("onnx", opts)
+        fp = b.fingerprint()
+    assert asked[0] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert fp["execution_provider"] == "CPUExecutionProvider" and "could not start" in caplog.text
+    with pytest.raises(RuntimeError, match="provider=cuda, but the CUDA provider is installed but could not start"):
+        build_backend("onnx", {**opts, "provider": "cuda"}).check_ready()
+    cpu = build_backend("onnx", {**opts, "provider": "cpu"})
+    n_before = len(asked)
+    assert cpu.fingerprint()["execution_provider"] == "CPUExecutionProvider" and asked[n_before:][0] == ["CPUExecutionProvider"]
+
+
+def _cuda_reason():
+    import shutil
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "onnxruntime has no CUDA provider here (onnxruntime-gpu not installed)"
+    if shutil.which("nvidia-smi") is None:
+        return "no NVIDIA GPU on this machine (no nvidia-smi)"
+    return None
+
+
+@pytest.mark.skipif(_cuda_reason() is not None, reason=str(_cuda_reason()))
+def test_cuda_provider_embeddings_match_cpu(tmp_path, lfw_image):
+    """On a GPU machine with onnxruntime-gpu: auto picks CUDA, the fingerprint says so (a separate
+    cache folder), and the vectors agree with the CPU provider's to float32 tolerance."""
+    model = tmp_path / "dyn.onnx"
+    make_model(model, batch="N")
+    opts = dict(model_path=str(model), input_size=[W, H], detector="skip", batch_size=4)
+    gpu, cpu = build_backend("onnx", opts), build_backend("onnx", {**opts, "provider": "cpu"})
+    assert gpu.fingerprint()["execution_provider"] == "CUDAExecutionProvider"
+    assert gpu.fingerprint() != cpu.fingerprint()
+    paths = [lfw_image("Tony_Blair", i) for i in (1, 2, 3)]
+    np.testing.assert_allclose(gpu.embed(paths).vectors, cpu.embed(paths).vectors, rtol=1e-4, atol=1e-4)
