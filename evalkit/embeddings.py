@@ -367,16 +367,23 @@ class MissingEmbeddings(RuntimeError):
 
 def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | os.PathLike,
             workers: int = 2, chunk_size: int = 16, flush_every: int = 256,
-            progress: bool = True, embed_missing: bool = True) -> tuple[EmbeddingResult, ExtractionStats, dict]:
+            progress: bool = True, embed_missing: bool = True,
+            backend=None) -> tuple[EmbeddingResult, ExtractionStats, dict]:
     """Embed ``paths`` with backend ``family(**options)``, reusing and filling the cache.
 
+    ``backend``: an already built Backend instance (a user's model, evalkit.api) used instead of
+    ``family(**options)``; it runs in this process (no worker processes: it may not be picklable),
+    and ``family`` only names its cache folder.
     Returns the embeddings in input order, statistics, and the backend fingerprint.
     Raises before any work if the backend is not ready (e.g. weights missing). With
     ``embed_missing=False`` nothing is embedded: images not in the cache raise
     ``MissingEmbeddings`` listing them (missing files are still recorded failures, not raised).
     """
     t0 = time.perf_counter()
-    backend = build_backend(family, options)
+    given = backend is not None
+    if given:
+        workers = 1
+    backend = backend if given else build_backend(family, options)
     backend.check_ready()
     fingerprint = backend.fingerprint()
     cache = EmbeddingCache(cache_root, family, fingerprint)

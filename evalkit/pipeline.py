@@ -26,17 +26,23 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)   # PDF font subsetting
 
 
 @runfolder.marks_failures   # a run that raises leaves FAILED.json with its error (evalkit.runfolder)
-def run(cfg, out_dir: str | Path) -> dict:
+def run(cfg, out_dir: str | Path, backend=None) -> dict:
     """Execute one run described by a resolved config into ``out_dir``; returns metrics.
 
     The same steps for every protocol (evalkit.protocols.base): dataset -> protocol.check ->
     protocol.plan -> embeddings of the planned rows (cached) -> protocol.score ->
-    protocol.summarise -> run folder."""
+    protocol.summarise -> run folder. ``backend``: a Backend instance to use instead of the
+    config's (evalkit.api); ``cfg.backend`` is then replaced by a description of it."""
     from .backends import backend_class
 
-    config_mod.validate(cfg)
+    if backend is not None:
+        cfg.backend = instance_config(backend, cfg.backend)
+        bcls = type(backend)
+        config_mod.validate(cfg, backend_class=bcls)
+    else:
+        config_mod.validate(cfg)
+        bcls = backend_class(cfg.backend)
     preflight.check_config(cfg)
-    bcls = backend_class(cfg.backend)
     protocol = build_protocol(cfg.protocol, backend_class=bcls)
     shard.check_stage(cfg, protocol)
     out = Path(out_dir)
@@ -52,11 +58,11 @@ def run(cfg, out_dir: str | Path) -> dict:
     timings["load"] = time.perf_counter() - t
     stage = cfg.get("stage", "run")    # a cluster job's piece of the run (evalkit/shard.py)
     if stage == "embed":
-        return shard.embed_stage(cfg, samples, plan, out, _extract_options(cfg, bcls))
+        return shard.embed_stage(cfg, samples, plan, out, _extract_options(cfg, bcls, backend))
 
     # backend -> embeddings of the planned rows (cached), failures recorded per image
     t = time.perf_counter()
-    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], out, bcls)
+    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], out, bcls, backend)
     timings["embed"] = time.perf_counter() - t
     log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
 
@@ -83,21 +89,32 @@ def run(cfg, out_dir: str | Path) -> dict:
     return metrics
 
 
-def _extract_options(cfg, bcls=None) -> dict:
-    """The extraction loop's arguments for the configured backend (all but the paths); the
+def _extract_options(cfg, bcls=None, backend=None) -> dict:
+    """The extraction loop's arguments for the configured backend (all but the paths): the
     dataset's face rule is passed when the user set no backend.multiple_faces and the backend
-    implements it."""
-    opts = config_mod.backend_options(cfg.backend, cfg.dataset, getattr(bcls, "multiple_faces_choices", None))
+    implements it; with a Backend instance (evalkit.api), that instance and no options."""
+    opts = {} if backend is not None else config_mod.backend_options(
+        cfg.backend, cfg.dataset, getattr(bcls, "multiple_faces_choices", None))
     return dict(family=cfg.backend.get("target") or cfg.backend.family, options=opts,
                 cache_root=cfg.cache_dir, workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size,
-                progress=cfg.progress)
+                progress=cfg.progress, backend=backend)
 
 
-def _embed(cfg, paths: list[str], out: Path | None = None, bcls=None):
-    """The configured backend's embeddings of ``paths`` (cached; failures recorded per image).
-    Images missing from the cache are embedded unless ``embed_missing`` (or a sharded
-    ``evalkit embed`` of these images) says otherwise: see ``shard.run_embeddings``."""
-    return shard.run_embeddings(cfg, paths, out, _extract_options(cfg, bcls))
+def _embed(cfg, paths: list[str], out: Path | None = None, bcls=None, backend=None):
+    """The configured backend's (or the given instance's) embeddings of ``paths`` (cached;
+    failures recorded per image). Images missing from the cache are embedded unless
+    ``embed_missing`` (or a sharded ``evalkit embed`` of these images) says otherwise: see
+    ``shard.run_embeddings``."""
+    return shard.run_embeddings(cfg, paths, out, _extract_options(cfg, bcls, backend))
+
+
+def instance_config(backend, base=None):
+    """The ``backend`` block of a run that uses a Backend instance: its name (also its family,
+    which names its cache folder), its distance, its class; workers 1 (it runs in-process)."""
+    cls = type(backend)
+    return OmegaConf.create({"name": str(backend.name), "family": str(backend.name), "workers": 1,
+                             "chunk_size": int(base.get("chunk_size", 16)) if base is not None else 16,
+                             "distance": str(backend.distance), "instance": f"{cls.__module__}.{cls.__qualname__}"})
 
 
 def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint, timings: dict, t: float) -> None:

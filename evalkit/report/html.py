@@ -23,7 +23,6 @@ exact JSON text, so a test can compare the page with metrics.json without parsin
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import math
@@ -70,18 +69,14 @@ def read_scores(path: Path, failure_policy: str = "nonmatch") -> dict | None:
     (exclude). None when the file is absent."""
     if not path.is_file():
         return None
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return None
+    from ..scores import read_scores_csv
     from ..scoring import apply_failure_policy
 
-    attrs = [c[:-2] for c in rows[0] if c.endswith("_a") and c not in ("sample_a", "subject_a")]
-    failed = np.array([r["failed"] == "1" for r in rows], dtype=bool)
-    score = np.array([math.inf if r["score"] == "" else float(r["score"]) for r in rows], dtype=float)
-    mated = np.array([r["mated"] == "1" for r in rows], dtype=bool)
-    groups = {a: (np.array([r[f"{a}_a"] for r in rows]), np.array([r[f"{a}_b"] for r in rows])) for a in attrs}
-    score, keep = apply_failure_policy(score, failed, failure_policy)
+    t = read_scores_csv(path)
+    if len(t) == 0:
+        return None
+    failed, mated, groups = t.failed, t.mated, t.groups
+    score, keep = apply_failure_policy(np.where(failed, math.inf, t.distance), failed, failure_policy)
     return {"score": score[keep], "mated": mated[keep], "failed": failed[keep],
             "groups": {a: (ga[keep], gb[keep]) for a, (ga, gb) in groups.items()}}
 
