@@ -206,6 +206,51 @@ class FaceNetBackendConfig(BackendConfig):
     distance: str = "euclidean_l2"
 
 
+@dataclass
+class RekognitionBackendConfig(BackendConfig):
+    """Amazon Rekognition, a scoring backend (evalkit/backends/rekognition.py, conf/backend/rekognition.yaml).
+    Credentials come from the standard AWS chain only: there is deliberately no key for them."""
+    name: str = "rekognition"
+    family: str = "rekognition"
+    distance: str = "none"                   # scores are the service's similarities (0-100, higher = more alike)
+    region: Optional[str] = None             # None: AWS_REGION / AWS_DEFAULT_REGION / ~/.aws/config
+    endpoint_url: Optional[str] = None       # None: the AWS endpoint (tests: the local fake)
+    quality_filter: str = "NONE"             # NONE | AUTO | LOW | MEDIUM | HIGH, sent on every call
+    face_match_threshold: float = 0.0        # SearchFacesByImage: 0 returns the whole candidate list
+    model_version: str = "7.0"               # the face model version expected (checked against the service's answers)
+    multiple_faces: str = "best"             # best (the best-matching face in a CompareFaces target) | fail
+    price_per_call: float = 0.001            # USD per billable image call (Group 1, first 1M a month, us-east-1)
+    currency: str = "USD"
+    max_calls: Optional[int] = 1000          # refuse a run needing more billable calls (after the cache)
+    max_cost: Optional[float] = None         # ... or costing more than this
+    allow_over_limit: bool = False           # accept a run above max_calls / max_cost
+    collection_id: Optional[str] = None      # None: evalkit-<gallery digest>
+    keep_collection: bool = False            # keep the 1:N collection after the run (billed per face and month)
+    max_retries: int = 8                     # per call, on throttling and transient faults
+    backoff_base: float = 0.5                # seconds; capped exponential backoff with full jitter
+    backoff_max: float = 20.0
+    concurrency: int = 4                     # calls in flight
+    cache_dir: Optional[str] = None          # response cache; None: <evalkit home>/responses
+    timeout_s: float = 60.0
+
+
+@dataclass
+class ScoreFileBackendConfig(BackendConfig):
+    """A vendor's score file (evalkit/backends/score_file.py, conf/backend/scores.yaml)."""
+    name: str = "scores"
+    family: str = "scores"
+    distance: str = "none"
+    path: str = MISSING                      # CSV: sample_a,sample_b,score[,failure] or probe,rank,candidate,score[,failure]
+    direction: str = MISSING                 # similarity (higher = more alike) | distance (lower = more alike)
+    missing: str = "error"                   # error | failure: comparisons of the protocol absent from the file
+    label: Optional[str] = None              # the system that produced the scores, for the report
+    score_min: Optional[float] = None        # the documented score range, if any
+    score_max: Optional[float] = None
+
+
+SCORING_FAMILIES = ("rekognition", "scores")
+
+
 BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size")
 
 
@@ -277,6 +322,8 @@ def register() -> None:
     cs.store(group="backend", name="base_facenet", node=FaceNetBackendConfig)
     cs.store(group="backend", name="base_onnx", node=OnnxBackendConfig)
     cs.store(group="backend", name="base_lbph", node=LBPHBackendConfig)
+    cs.store(group="backend", name="base_rekognition", node=RekognitionBackendConfig)
+    cs.store(group="backend", name="base_scores", node=ScoreFileBackendConfig)
     cs.store(group="threshold", name="base_threshold", node=ThresholdConfig)
 
 
@@ -316,6 +363,31 @@ def _validate_search(cfg: Any) -> None:
         raise ConfigError("protocol.max_subjects must be >= 2 or null")
 
 
+def _validate_scoring(cfg: Any) -> None:
+    """A scoring backend (scores, not embeddings): what its runs cannot do, said before any work."""
+    b = cfg.backend
+    if b.family == "scores" and b.direction not in ("similarity", "distance"):
+        raise ConfigError(f"backend.direction={b.direction!r}: say whether the file's scores are a similarity "
+                          "(higher = more alike) or a distance (lower = more alike)")
+    if b.family == "scores" and b.missing not in ("error", "failure"):
+        raise ConfigError(f"backend.missing={b.missing!r}: choose error or failure")
+    if b.family == "rekognition" and b.quality_filter not in ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH"):
+        raise ConfigError(f"backend.quality_filter={b.quality_filter!r}: choose NONE, AUTO, LOW, MEDIUM or HIGH")
+    if cfg.protocol.kind == "exhaustive":
+        raise ConfigError(f"protocol=exhaustive needs embeddings (every image against every other); the {b.family} "
+                          "backend returns scores: use a pairs protocol (lfw_view2, generated) or protocol=search")
+    if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train":
+        raise ConfigError(f"threshold.calibration=lfw_view1_train would score a second pair list with the {b.family} "
+                          "backend; use threshold.calibration=subject_split")
+    if cfg.threshold.deepface_default:
+        raise ConfigError(f"threshold.deepface_default: DeepFace has no threshold for the {b.family} backend; give "
+                          "threshold.value in the backend's own units")
+    if cfg.protocol.kind == "search" and [v for v in cfg.protocol.gallery_sizes if v is not None]:
+        raise ConfigError(f"protocol.gallery_sizes={list(cfg.protocol.gallery_sizes)}: a {b.family} search returns "
+                          "candidate lists of the full gallery only (a smaller gallery's list is not a prefix of it); "
+                          "use protocol.gallery_sizes=[null]")
+
+
 def validate(cfg: Any) -> None:
     """Checks the schema cannot express (allowed values), with clear messages."""
     def one_of(value, allowed, key):
@@ -351,7 +423,10 @@ def validate(cfg: Any) -> None:
     if not 0 < cfg.threshold.target_fmr <= 1:
         raise ConfigError(f"threshold.target_fmr must be in (0, 1], got {cfg.threshold.target_fmr}")
     one_of(cfg.failure_policy, ("nonmatch", "exclude"), "failure_policy")
-    one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
+    if cfg.backend.family in SCORING_FAMILIES:
+        _validate_scoring(cfg)
+    else:
+        one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
     one_of(cfg.dataset.kind, ("lfw", "csv"), "dataset.kind")
     one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive", "search"), "protocol.kind")
     if cfg.protocol.kind == "search":

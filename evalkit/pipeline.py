@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from . import black_box
 from . import config as config_mod
 from .data import build_pairs, dataset_files, load_dataset
 from .embeddings import extract
@@ -27,6 +28,9 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)   # PDF font subsetting
 def run(cfg, out_dir: str | Path) -> dict:
     """Execute one run described by a resolved config into ``out_dir``; returns metrics."""
     config_mod.validate(cfg)
+    # a scoring backend (a service, a score file) is built first: credentials and files are
+    # checked before any work (evalkit.black_box)
+    scorer = black_box.build(cfg) if black_box.is_scoring(cfg) else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -34,10 +38,12 @@ def run(cfg, out_dir: str | Path) -> dict:
 
     # dataset -> samples table -> protocol pairs
     samples = load_dataset(cfg.dataset)
+    if scorer is not None and hasattr(scorer, "bind"):
+        scorer.bind(samples.ids)
     if cfg.protocol.kind == "exhaustive":
         return _run_exhaustive(cfg, samples, out, timings, t)
     if cfg.protocol.kind == "search":
-        return _run_search(cfg, samples, out, timings, t)
+        return _run_search(cfg, samples, out, timings, t, scorer)
     pairs = build_pairs(cfg.protocol, samples, cfg.dataset)
     cal_pairs = None
     if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train":
@@ -49,34 +55,42 @@ def run(cfg, out_dir: str | Path) -> dict:
     log.info("%s: %d samples, protocol %s: %d pairs over %d images", samples.name, len(samples),
              pairs.name, len(pairs), len(used))
 
-    # backend -> embeddings (cached), failures recorded per image
-    t = time.perf_counter()
-    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in used])
-    timings["embed"] = time.perf_counter() - t
-    log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
+    if scorer is not None:   # a scoring backend: one score per comparison from the service / file
+        t = time.perf_counter()
+        dist, ok, pair_failed, emb, stats, _ = black_box.score_pairs(scorer, samples, pairs, used)
+        fingerprint = scorer.fingerprint()
+        table = black_box.mark_pair_failures(ScoreTable.build(samples, pairs, dist, ok), pair_failed)
+        table, calibration = _calibration(cfg, samples, table, None, None, ok)
+        timings["score"] = time.perf_counter() - t
+    else:
+        # backend -> embeddings (cached), failures recorded per image
+        t = time.perf_counter()
+        emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in used])
+        timings["embed"] = time.perf_counter() - t
+        log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
 
-    # scores: one row per comparison
-    t = time.perf_counter()
-    dim = emb.vectors.shape[1]
-    full = np.full((len(samples), max(dim, 1)), np.nan, dtype=np.float32)
-    if dim:
-        full[used] = emb.vectors
-    ok = np.zeros(len(samples), dtype=bool)
-    ok[used] = emb.ok
-    dist = pair_distances(full, pairs.a, pairs.b, cfg.backend.distance)
-    table = ScoreTable.build(samples, pairs, dist, ok)
-    table, calibration = _calibration(cfg, samples, table, cal_pairs, full, ok)
-    timings["score"] = time.perf_counter() - t
+        # scores: one row per comparison
+        t = time.perf_counter()
+        dim = emb.vectors.shape[1]
+        full = np.full((len(samples), max(dim, 1)), np.nan, dtype=np.float32)
+        if dim:
+            full[used] = emb.vectors
+        ok = np.zeros(len(samples), dtype=bool)
+        ok[used] = emb.ok
+        dist = pair_distances(full, pairs.a, pairs.b, cfg.backend.distance)
+        table = ScoreTable.build(samples, pairs, dist, ok)
+        table, calibration = _calibration(cfg, samples, table, cal_pairs, full, ok)
+        timings["score"] = time.perf_counter() - t
 
     # metrics: pure functions on the score table
     t = time.perf_counter()
     used_samples = samples.subset(used)
     header = _header(cfg, samples, used_samples, fingerprint, {
         "name": pairs.name, "n_comparisons": len(table), "n_genuine": int(table.mated.sum()),
-        "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0])))})
+        "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0])))}, scorer)
     metrics = summary.summarise(
         table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
-        threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
+        threshold_value=_threshold_value(cfg, scorer), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header,
         image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=calibration,
         reference=dict(cfg.reference), **_statistics_options(cfg))
@@ -84,9 +98,14 @@ def run(cfg, out_dir: str | Path) -> dict:
 
     # run folder
     t = time.perf_counter()
-    table.write_csv(out / "scores.csv")
+    direction = scorer.score_direction if scorer is not None else "distance"
+    (black_box.present_table(table, direction) if scorer is not None else table).write_csv(out / "scores.csv")
     if cfg.det_plot:
-        _det_plots(out, table, metrics, cfg)
+        _det_plots(out, table, metrics, cfg, direction)
+    if scorer is not None:   # thresholds in the backend's own units from here on (scoring_base.present_metrics)
+        from .backends.scoring_base import present_metrics
+
+        metrics = present_metrics(metrics, direction)
     _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
     return metrics
 
@@ -105,7 +124,12 @@ def _embed(cfg, paths: list[str]):
                    workers=cfg.backend.workers, chunk_size=cfg.backend.chunk_size, progress=cfg.progress)
 
 
-def _header(cfg, samples, used_samples, fingerprint: dict, protocol: dict) -> dict:
+def _header(cfg, samples, used_samples, fingerprint: dict, protocol: dict, scorer=None) -> dict:
+    backend = {"name": cfg.backend.name, "family": cfg.backend.family, "distance": cfg.backend.distance,
+               "fingerprint": fingerprint}
+    if scorer is not None:   # a scoring backend: its declared direction replaces a distance
+        backend.update(distance=None, kind="scoring", score_direction=scorer.score_direction,
+                       score_range=list(scorer.score_range) if scorer.score_range else None)
     return {
         "experiment": cfg.experiment,
         "dataset": {"name": samples.name, "n_samples": len(used_samples),
@@ -113,8 +137,7 @@ def _header(cfg, samples, used_samples, fingerprint: dict, protocol: dict) -> di
                     "attributes": samples.attribute_names, "label_sources": samples.label_sources,
                     "label_coverage": used_samples.label_coverage()},
         "protocol": protocol,
-        "backend": {"name": cfg.backend.name, "family": cfg.backend.family, "distance": cfg.backend.distance,
-                    "fingerprint": fingerprint},
+        "backend": backend,
     }
 
 
@@ -178,7 +201,7 @@ def _run_exhaustive(cfg, samples, out: Path, timings: dict, t: float) -> dict:
     return metrics
 
 
-def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
+def _run_search(cfg, samples, out: Path, timings: dict, t: float, scorer=None) -> dict:
     """protocol=search: a seeded subject-disjoint gallery/probe split, every probe searched
     against the gallery in chunks of matrix products (evalkit.metrics.search), FPIR/FNIR/CMC per
     probe group (evalkit.metrics.search_summary)."""
@@ -192,20 +215,25 @@ def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
                          gallery_sizes=list(p.gallery_sizes), seed=int(p.seed), max_subjects=p.max_subjects)
     used = split.used_samples()
     used_samples = samples.subset(used)
-    audit = _audit_thresholds(cfg)   # before any embedding: a bad audit setting fails early
+    audit = _audit_thresholds(cfg, scorer)   # before any embedding: a bad audit setting fails early
     timings["load"] = time.perf_counter() - t
     log.info("%s: search split: %d enrolled subjects (%d gallery images), %d mated + %d non-mated probes",
              samples.name, len(split.enrolled), len(split.gallery), split.n_mated_probes, split.n_nonmated_probes)
     t = time.perf_counter()
-    emb, stats, fingerprint = _embed(cfg, list(used_samples.paths))
-    timings["embed"] = time.perf_counter() - t
-    t = time.perf_counter()
-    pos = np.searchsorted(used, np.arange(len(samples)))   # sample row -> row of the embedded subset
-    vec = emb.vectors if emb.vectors.shape[1] else np.full((len(used), 1), np.nan, np.float32)
-    gi, pi = pos[split.gallery], pos[split.probes]
-    res = search(vec[pi], vec[gi], split.gallery_column, split.probe_mate, sizes=split.sizes,
-                 candidates=int(p.candidates), distance=cfg.backend.distance, probe_ok=emb.ok[pi], gallery_ok=emb.ok[gi],
-                 memory_budget_mb=float(p.memory_budget_mb))
+    if scorer is not None:   # a scoring backend returns the candidate lists itself
+        res, emb, stats = black_box.search_result(scorer, samples, split, int(p.candidates),
+                                                  int(p.gallery_images_per_subject))
+        fingerprint = scorer.fingerprint()
+    else:
+        emb, stats, fingerprint = _embed(cfg, list(used_samples.paths))
+        timings["embed"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pos = np.searchsorted(used, np.arange(len(samples)))   # sample row -> row of the embedded subset
+        vec = emb.vectors if emb.vectors.shape[1] else np.full((len(used), 1), np.nan, np.float32)
+        gi, pi = pos[split.gallery], pos[split.probes]
+        res = search(vec[pi], vec[gi], split.gallery_column, split.probe_mate, sizes=split.sizes,
+                     candidates=int(p.candidates), distance=cfg.backend.distance, probe_ok=emb.ok[pi],
+                     gallery_ok=emb.ok[gi], memory_budget_mb=float(p.memory_budget_mb))
     timings["score"] = time.perf_counter() - t
     log.info("search: %d probes x %d gallery images in %.2f s", res.n_probes, len(split.gallery), res.seconds)
     t = time.perf_counter()
@@ -219,23 +247,37 @@ def _run_search(cfg, samples, out: Path, timings: dict, t: float) -> dict:
                 "max_probes_per_subject": p.max_probes_per_subject, "nonmated_fraction": float(p.nonmated_fraction),
                 "max_subjects": p.max_subjects,
                 "n_comparisons": int(res.n_probes * len(split.gallery))}
-    header = _header(cfg, samples, used_samples, fingerprint, protocol)
+    header = _header(cfg, samples, used_samples, fingerprint, protocol, scorer)
     metrics = summarise_search(
         res, probe_subjects=samples.subjects[split.probes], probe_groups=probe_groups, column_groups=column_groups,
         threshold_policy=cfg.threshold.policy, target_fpir=cfg.threshold.target_fpir,
-        threshold_value=_threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
+        threshold_value=_threshold_value(cfg, scorer), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
         image_failures=emb.failures, image_groups=used_samples.attributes, header=header, image_notes=emb.details,
         audit=audit, **_statistics_options(cfg))
     timings["metrics"] = time.perf_counter() - t
     t = time.perf_counter()
-    _write_search_table(out / "search.csv", samples, split, res)
+    direction = scorer.score_direction if scorer is not None else "distance"
+    _write_search_table(out / "search.csv", samples, split, res, direction)
+    if scorer is not None:   # thresholds in the backend's own units from here on (scoring_base.present_metrics)
+        from .backends.scoring_base import present_metrics
+
+        metrics = present_metrics(metrics, direction)
     _finish(cfg, out, metrics, used_samples, emb, stats, fingerprint, timings, t)
     return metrics
 
 
-def _audit_thresholds(cfg) -> list[dict]:
+def _audit_thresholds(cfg, scorer=None) -> list[dict]:
     """The vendor thresholds a search run audits: protocol.audit_thresholds, plus DeepFace's own
-    default for the model when asked and it has one for this distance."""
+    default for the model when asked and it has one for this distance. A scoring backend's
+    thresholds are in its own units (given ones too), plus the operating points it documents
+    (Rekognition: 80 and 99), turned into the internal orientation (evalkit.black_box)."""
+    if scorer is not None:
+        given = [{"threshold": float(v), "source": "given (protocol.audit_thresholds)"} for v in cfg.protocol.audit_thresholds]
+        for a in scorer.default_audit_thresholds():
+            if all(g["threshold"] != a["threshold"] for g in given):
+                given.append(dict(a))
+        out = [{**a, "threshold": black_box.to_internal_threshold(a["threshold"], scorer.score_direction)} for a in given]
+        return sorted(out, key=lambda a: a["threshold"])
     out = [{"threshold": float(v), "source": "given (protocol.audit_thresholds)"} for v in cfg.protocol.audit_thresholds]
     model = _deepface_model(cfg)
     if cfg.protocol.audit_deepface_default and model:
@@ -254,12 +296,15 @@ def _audit_thresholds(cfg) -> list[dict]:
     return sorted(out, key=lambda a: a["threshold"])
 
 
-def _write_search_table(path: Path, samples, split, res) -> None:
+def _write_search_table(path: Path, samples, split, res, direction: str = "distance") -> None:
     """search.csv: one row per probe: who it is, its mate's score and rank, its best non-mate
-    score (full gallery) and the nearest candidates; enough to recompute every rate."""
+    score (full gallery) and the nearest candidates; enough to recompute every rate. Scores are
+    in the backend's own units (a similarity backend's "no candidate" is -inf)."""
     import csv
 
     from .metrics.search import NO_RANK
+
+    sign = -1.0 if direction == "similarity" else 1.0
 
     enrolled = split.enrolled
     with open(path, "w", newline="") as fh:
@@ -271,10 +316,10 @@ def _write_search_table(path: Path, samples, split, res) -> None:
             rk = int(res.rank[i, -1])
             top = res.top_column[i, 0]
             w.writerow([samples.ids[row], samples.subjects[row], int(mated), int(res.probe_ok[i]),
-                        repr(float(res.mate_score[i])) if mated else "",
+                        repr(sign * float(res.mate_score[i])) if mated else "",
                         ("" if not mated else ("inf" if rk == NO_RANK else rk)),
-                        repr(float(res.best_nonmate[i, -1])), enrolled[top] if top >= 0 else "",
-                        repr(float(res.top_score[i, 0])) if top >= 0 else "",
+                        repr(sign * float(res.best_nonmate[i, -1])), enrolled[top] if top >= 0 else "",
+                        repr(sign * float(res.top_score[i, 0])) if top >= 0 else "",
                         *[samples.attributes[a][row] for a in samples.attribute_names]])
 
 
@@ -284,8 +329,11 @@ def _deepface_model(cfg) -> str | None:
     return {"deepface": cfg.backend.get("model_name"), "dlib": "Dlib"}.get(cfg.backend.family)
 
 
-def _threshold_value(cfg):
-    """The fixed threshold: the configured value, or DeepFace's own for the backend's model and distance."""
+def _threshold_value(cfg, scorer=None):
+    """The fixed threshold: the configured value, or DeepFace's own for the backend's model and distance.
+    A scoring backend's value is in its own units, turned into the internal orientation."""
+    if scorer is not None:
+        return black_box.to_internal_threshold(cfg.threshold.value, scorer.score_direction)
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and cfg.threshold.deepface_default:
         from .backends.deepface_backend import deepface_threshold
 
@@ -348,8 +396,10 @@ def _metric_plots(out: Path, metrics: dict) -> None:
                                                   f"{metrics['experiment']}: failure to enrol"), out / "fte")
 
 
-def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
-    """Per attribute: each group's DET curve and its genuine/impostor score distributions."""
+def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg, direction: str = "distance") -> None:
+    """Per attribute: each group's DET curve and its genuine/impostor score distributions (in the
+    backend's own units and direction for a scoring backend)."""
+    sign = -1.0 if direction == "similarity" else 1.0
     scores, keep = apply_failure_policy(table.distance, table.failed, cfg.failure_policy)
     th = metrics["threshold"]
     per_group = th.get("per_group") or {}
@@ -364,10 +414,16 @@ def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
             m = same & (ga == g)
             gen, imp = scores[m & table.mated], scores[m & ~table.mated]
             curves[str(g)] = (gen, imp)
-            finite[str(g)] = (gen[np.isfinite(gen)], imp[np.isfinite(imp)])
+            finite[str(g)] = (sign * gen[np.isfinite(gen)], sign * imp[np.isfinite(imp)])
             failed[str(g)] = int((m & table.failed).sum())
         plots.det_plot(curves, out / f"det_{attr}", f"{metrics['experiment']}: DET by {attr}",
                        threshold=thr, min_count=2, formats=plots.FORMATS)
+        shown = thr if sign > 0 or thr is None else (
+            {g: sign * v for g, v in thr.items()} if isinstance(thr, dict) else sign * thr)
+        xlabel = (f"{cfg.backend.distance} distance (lower = more alike; linear scale)" if direction == "distance"
+                  and cfg.backend.family not in config_mod.SCORING_FAMILIES else
+                  f"{cfg.backend.name} {direction} ({'higher' if direction == 'similarity' else 'lower'} = more alike; "
+                  "linear scale)")
         plots.save_figure(plots.score_distribution_plot(
-            finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=thr,
-            xlabel=f"{cfg.backend.distance} distance (lower = more alike; linear scale)", failed=failed), out / f"scores_{attr}")
+            finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=shown,
+            xlabel=xlabel, failed=failed), out / f"scores_{attr}")

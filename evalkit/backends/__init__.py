@@ -11,6 +11,9 @@ BACKENDS.register("deepface", "evalkit.backends.deepface_backend:DeepFaceBackend
 BACKENDS.register("facenet", "evalkit.backends.facenet:FaceNetBackend")
 BACKENDS.register("onnx", "evalkit.backends.onnx_backend:OnnxBackend")
 BACKENDS.register("lbph", "evalkit.backends.lbph:LBPHBackend")
+# scoring backends (scores, not embeddings: evalkit.backends.scoring_base)
+BACKENDS.register("rekognition", "evalkit.backends.rekognition:RekognitionBackend")
+BACKENDS.register("scores", "evalkit.backends.score_file:ScoreFileBackend")
 
 
 def build_backend(family: str, options: dict):
