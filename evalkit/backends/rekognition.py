@@ -167,6 +167,13 @@ class RekognitionBackend(ScoringBackend):
     def _session(self):
         import boto3
 
+        # botocore's DEBUG log prints request headers, whose SigV4 Authorization names the access
+        # key id: never let it reach evalkit's logs, whatever the run's log level
+        for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+            lg = logging.getLogger(name)
+            if lg.getEffectiveLevel() < logging.INFO:
+                lg.setLevel(logging.INFO)
+
         s = boto3.session.Session(region_name=self.region)
         if not self.region and s.region_name:
             self.region = s.region_name

@@ -152,6 +152,7 @@ class FakeRekognition:
         with self.lock:
             self.calls.clear()
             self.counts.clear()
+            self._n = self._throttled = 0   # schedules count from the next call
 
     def n_calls(self, operation: str | None = None) -> int:
         return sum(1 for c in self.calls if operation is None or c["operation"] == operation)
