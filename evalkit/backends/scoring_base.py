@@ -295,3 +295,33 @@ def sigmoid_similarity(distance, centre: float, scale: float) -> np.ndarray:
 def similarity_to_distance(similarity: float, centre: float, scale: float) -> float:
     """Inverse of :func:`sigmoid_similarity` for 0 < s < 100."""
     return centre + scale * math.log(100.0 / similarity - 1.0)
+
+
+def direction_of(metrics: dict) -> str:
+    """The score direction of a run's metrics.json: the threshold's (or backend's) declared one;
+    runs without one (every embedding backend) are distances."""
+    th = metrics.get("threshold") or {}
+    be = metrics.get("backend") or {}
+    return th.get("direction") or be.get("score_direction") or DISTANCE
+
+
+def words(direction: str) -> dict:
+    """The phrases a report needs to describe scores and thresholds in one direction."""
+    if direction == SIMILARITY:
+        return {"kind": "similarity", "cmp": ">=", "at": "at a similarity >= the threshold",
+                "at_or": "at a similarity at or above the threshold", "alike": "higher = more alike",
+                "beyond_impostors": "the threshold sits above every impostor score", "side": "at or above",
+                "sign": -1.0}
+    return {"kind": "distance", "cmp": "<=", "at": "at a distance <= the threshold",
+            "at_or": "at a distance at or below the threshold", "alike": "lower = more alike",
+            "beyond_impostors": "the threshold sits below every impostor score", "side": "at or below",
+            "sign": 1.0}
+
+
+def backend_scores_text(backend: dict) -> str:
+    """"distance euclidean" for an embedding backend; "scores: similarity (higher = more alike)"
+    for a scoring one."""
+    d = backend.get("score_direction")
+    if d:
+        return f"scores: {d} ({words(d)['alike']})"
+    return f"distance {backend.get('distance')}"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends.scoring_base import backend_scores_text, direction_of, words
 from ..data.samples import SPECIAL_LABELS as LABEL_GROUPS
 from . import plots
 
@@ -97,10 +98,11 @@ def _load(run_dir: Path) -> tuple[dict, dict]:
     return m, rec
 
 
-def read_scores(path: Path, failure_policy: str = "nonmatch") -> dict | None:
+def read_scores(path: Path, failure_policy: str = "nonmatch", direction: str = "distance") -> dict | None:
     """scores.csv -> {score, mated, failed, groups: attr -> (labels a, labels b)} as arrays, with
     the failure policy applied as metrics do: failed comparisons are +inf (nonmatch) or dropped
-    (exclude). None when the file is absent."""
+    (exclude). None when the file is absent. Scores come back in the distance orientation the
+    rates use: a similarity run's scores are negated (``direction``; backends/scoring_base.py)."""
     if not path.is_file():
         return None
     with open(path, newline="") as fh:
@@ -111,7 +113,8 @@ def read_scores(path: Path, failure_policy: str = "nonmatch") -> dict | None:
 
     attrs = [c[:-2] for c in rows[0] if c.endswith("_a") and c not in ("sample_a", "subject_a")]
     failed = np.array([r["failed"] == "1" for r in rows], dtype=bool)
-    score = np.array([math.inf if r["score"] == "" else float(r["score"]) for r in rows], dtype=float)
+    score = np.array([math.inf if r["score"] == "" else words(direction)["sign"] * float(r["score"]) for r in rows],
+                     dtype=float)
     mated = np.array([r["mated"] == "1" for r in rows], dtype=bool)
     groups = {a: (np.array([r[f"{a}_a"] for r in rows]), np.array([r[f"{a}_b"] for r in rows])) for a in attrs}
     score, keep = apply_failure_policy(score, failed, failure_policy)
@@ -443,9 +446,13 @@ def _figures_section(m: dict, run_dir: Path, scores, figs: _Figures) -> str:
     out = ['<section id="figures"><h2>Figures</h2>']
     exp = m.get("experiment", "")
     distance = _get(m, "backend", "distance") or "distance"
+    w = words(direction_of(m))
+    sign = w["sign"]   # thresholds in metrics.json are in the backend's units; read_scores' are distance-oriented
     for attr in m.get("groups", {}):
         out.append(f"<h3>By {esc(attr)}</h3>")
-        thr = _threshold_for(m, attr)
+        shown = _threshold_for(m, attr)
+        thr = shown if sign > 0 or shown is None else (
+            {g: None if v is None else sign * v for g, v in shown.items()} if isinstance(shown, dict) else sign * shown)
         # DET
         det = _pipeline_svg(run_dir, f"det_{attr}")
         if det is not None:
@@ -464,9 +471,11 @@ def _figures_section(m: dict, run_dir: Path, scores, figs: _Figures) -> str:
         if dist is None and scores() is not None:
             curves = _within(scores(), attr)
             failed = {g: int(np.sum(~np.isfinite(np.concatenate(v)))) for g, v in curves.items()}
+            curves = {g: tuple(sign * x for x in v) for g, v in curves.items()}
+            xlabel = (f"{distance.capitalize()} distance (lower = more similar; linear scale)" if sign > 0 and
+                      not _get(m, "backend", "score_direction") else f"{w['kind'].capitalize()} ({w['alike']}; linear scale)")
             dist = plots.figure_svg(plots.score_distribution_plot(
-                curves, f"{exp}: score distributions by {attr}", threshold=thr,
-                xlabel=f"{distance.capitalize()} distance (lower = more similar; linear scale)", failed=failed))
+                curves, f"{exp}: score distributions by {attr}", threshold=shown, xlabel=xlabel, failed=failed))
         if dist is not None:
             tnote = ("dashed line: the operating threshold" if thr is not None else
                      "no threshold line: the per-group thresholds of another attribute vary within these groups")
@@ -555,14 +564,14 @@ def _threshold_text(m: dict) -> str:
     label = th.get("label")
     parts = []
     if th.get("value") is not None:
-        parts.append("distance " + num("threshold.value", th["value"], f"{th['value']:.6g}"))
+        parts.append(words(direction_of(m))["kind"] + " " + num("threshold.value", th["value"], f"{th['value']:.6g}"))
     if label:
         parts.append(esc(label))
     elif pol in ("target_fmr", "global_fmr"):
         parts.append(f"one threshold for everyone, set on all {esc(th.get('n_impostor'))} impostor comparisons at "
                      f"target FMR {th.get('target_fmr'):g}")
     elif pol == "fixed":
-        parts.append("a fixed distance")
+        parts.append("a fixed " + words(direction_of(m))["kind"])
     if th.get("achieved_fmr") is not None:
         parts.append(f'achieved FMR {num("threshold.achieved_fmr", th["achieved_fmr"], pct(th["achieved_fmr"]))}')
     if th.get("achieved_fpir") is not None:   # one-to-many search runs
@@ -585,7 +594,7 @@ def _provenance_section(m: dict, rec: dict) -> str:
          f"({esc(pr.get('n_gallery_images'))} gallery images), {esc(pr.get('n_mated_probes'))} mated and "
          f"{esc(pr.get('n_nonmated_probes'))} non-mated probes, {esc(pr.get('n_comparisons'))} probe-image scores, "
          f"split seed {esc(pr.get('seed'))}"),
-        ("Backend", f"{esc(be.get('name'))} (family {esc(be.get('family'))}), distance {esc(be.get('distance'))}"),
+        ("Backend", f"{esc(be.get('name'))} (family {esc(be.get('family'))}), {esc(backend_scores_text(be))}"),
         ("Threshold policy", f"{esc(th.get('policy'))}: {_threshold_text(m)}"),
         ("Failure policy", esc(m.get("failure_policy"))),
         ("metrics.json schema", esc(m.get("schema"))),
@@ -691,7 +700,7 @@ def _caveats_section(m: dict) -> str:
     th = m.get("threshold", {})
     if th.get("resolvable") is False:
         items.append("<li><b>Threshold:</b> the target FMR is below 1/(number of impostors); it cannot be resolved on "
-                     "this data and the threshold sits below every impostor score.</li>")
+                     f"this data and {words(direction_of(m))['beyond_impostors']}.</li>")
     if th.get("policy") == "per_group_fmr":
         items.append("<li><b>Per-group thresholds:</b> each group has its own threshold (BFW style). FMR is equalised by "
                      "construction; the disparity moves into FNMR. This is not the one-threshold deployment view.</li>")
@@ -817,14 +826,15 @@ def render_report(run_dir: str | Path) -> str:
 
         return render_search_report(run_dir, m, rec)
     m = _in_dataset_order(m)
-    scores = functools.cache(lambda: read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch")))
+    scores = functools.cache(lambda: read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch"),
+                                                 direction_of(m)))
     conf = _get(rec, "config", "confidence") or _get(m, "bootstrap", "confidence") or 0.95
     figs = _Figures()
     ds, pr, be = m.get("dataset", {}), m.get("protocol", {}), m.get("backend", {})
     title = f"evalkit report: {m.get('experiment', run_dir.name)}"
     body = [f"<header><h1>{esc(title)}</h1>"
             f'<p class="sub">{esc(ds.get("name"))} · {esc(pr.get("name"))} · backend {esc(be.get("name"))} '
-            f'({esc(be.get("distance"))} distance) · failure policy {esc(m.get("failure_policy"))} · '
+            f'({esc(backend_scores_text(be))}) · failure policy {esc(m.get("failure_policy"))} · '
             f'{esc(m.get("schema"))}</p>'
             '<nav aria-label="Sections"><a href="#headline">Headline</a><a href="#disparity">Disparity</a>'
             '<a href="#tests">Tests</a><a href="#operating">Per-group curves</a><a href="#intersections">Intersections</a>'

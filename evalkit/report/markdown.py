@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..backends.scoring_base import backend_scores_text, direction_of, words
 from .html import pct as _html_pct
 
 
@@ -127,20 +128,21 @@ def render_summary(m: dict) -> str:
     if (m.get("protocol") or {}).get("kind") == "search":
         return render_search_summary(m)
     ds, pr, be, th = m["dataset"], m["protocol"], m["backend"], m["threshold"]
+    w = words(direction_of(m))   # a scoring backend's scores may be similarities (backends/scoring_base.py)
     lines = [
         f"# {m['experiment']}",
         "",
         f"- Dataset: **{ds['name']}**, {ds['n_samples']} images of {ds['n_subjects']} subjects used by the protocol.",
         f"- Protocol: **{pr['name']}**, {pr['n_comparisons']} comparisons ({pr['n_genuine']} genuine, {pr['n_impostor']} impostor).",
         f"- Backend: **{be['name']}** ({be['family']}; {be['fingerprint'].get('model', '')}, detector "
-        f"{be['fingerprint'].get('detector', '?')}), distance {be['distance']}.",
+        f"{be['fingerprint'].get('detector', '?')}), {backend_scores_text(be)}.",
     ]
     if th["policy"] == "global_fmr":
         note = "" if th["resolvable"] else (
             f" The target is below 1/{th['n_impostor']} impostors: it cannot be resolved on this data; "
-            "the threshold sits below every impostor score.")
+            f"{w['beyond_impostors']}.")
         lines.append(
-            f"- Threshold: **{th['value']:.6g}** (distance), one for everyone, set on all {th['n_impostor']} impostor "
+            f"- Threshold: **{th['value']:.6g}** ({w['kind']}), one for everyone, set on all {th['n_impostor']} impostor "
             f"comparisons at target FMR {th['target_fmr']:g} (achieved {th['achieved_fmr']:.3g}).{note}")
     elif th["policy"] == "per_group_fmr":
         per = next(iter(th["per_group"].values()))
@@ -151,7 +153,7 @@ def render_summary(m: dict) -> str:
                      "construction, so read the disparity in FNMR.")
     elif th["policy"] == "calibrated":
         c = th["calibration"]
-        lines.append(f"- Threshold: **{th['value']:.6g}** (distance), set at FMR {th['target_fmr']:g} on "
+        lines.append(f"- Threshold: **{th['value']:.6g}** ({w['kind']}), set at FMR {th['target_fmr']:g} on "
                      f"{c['source']} ({c['n_impostor']} impostors) and applied unchanged here "
                      f"(FMR over this run's impostors {th['achieved_fmr']:.3g}).")
     else:
@@ -386,11 +388,12 @@ def render_search_summary(m: dict) -> str:
              + (f"; at most {pr['max_probes_per_subject']} probes per subject" if pr.get("max_probes_per_subject") else "")
              + (f"; {pr['max_subjects']} subjects sampled" if pr.get("max_subjects") else "") + ".",
              f"- Backend: **{be['name']}** ({be['family']}; {be['fingerprint'].get('model', '')}, detector "
-             f"{be['fingerprint'].get('detector', '?')}), distance {be['distance']}."]
+             f"{be['fingerprint'].get('detector', '?')}), {backend_scores_text(be)}."]
+    w = words(direction_of(m))
     if th["policy"] == "global_fpir":
         note = "" if th.get("resolvable", True) else (
             f" The target is below 1/{th['n_nonmated']} non-mated searches: it cannot be resolved on this data.")
-        lines.append(f"- Threshold: **{th['value']:.6g}** (distance): {th['label']} (achieved FPIR "
+        lines.append(f"- Threshold: **{th['value']:.6g}** ({w['kind']}): {th['label']} (achieved FPIR "
                      f"{th['achieved_fpir']:.3g}).{note}")
     else:
         lines.append(f"- Threshold: **{th['value']:.6g}** ({th.get('label') or th['policy']}; FPIR over all "
@@ -404,8 +407,8 @@ def render_search_summary(m: dict) -> str:
                  f"probes whose mate has no gallery embedding, {fs['excluded']} excluded; {fs.get('note', '')}.")
     lines += ["",
               "FPIR: the share of non-mated searches (the person is not enrolled) returning at least one candidate at a "
-              "distance <= the threshold. FNIR: the share of mated searches whose mate is not returned within the "
-              f"top {s['candidates']} at a distance <= the threshold; FNIR rank 1: the mate is not the nearest enrolled "
+              f"{w['at'][5:]}. FNIR: the share of mated searches whose mate is not returned within the "
+              f"top {s['candidates']} {w['at']}; FNIR rank 1: the mate is not the nearest enrolled "
               "subject (no threshold). NIST FRVT/FRTE 1:N definitions (NISTIR 8271). Groups are the probe's group. "
               f"Rates are at the full {s['gallery_size']}-subject gallery, with "
               + ("95% probe-subject cluster bootstrap intervals (" + f"{m['bootstrap']['replicates']} replicates, seed "

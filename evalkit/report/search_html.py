@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..backends.scoring_base import backend_scores_text, direction_of, words
 from ..data.samples import SPECIAL_LABELS
 from . import plots
 from .html import (_Figures, _fte_figure, _fte_table, _get, _pipeline_svg, _provenance_section,
@@ -462,7 +463,7 @@ def render_search_report(run_dir: Path, m: dict, rec: dict) -> str:
     title = f"evalkit report: {m.get('experiment', run_dir.name)}"
     body = [f"<header><h1>{esc(title)}</h1>"
             f'<p class="sub">{esc(ds.get("name"))} · one-to-many search ({esc(pr.get("name"))}) · backend '
-            f'{esc(be.get("name"))} ({esc(be.get("distance"))} distance) · failure policy {esc(m.get("failure_policy"))} · '
+            f'{esc(be.get("name"))} ({esc(backend_scores_text(be))}) · failure policy {esc(m.get("failure_policy"))} · '
             f'{esc(m.get("schema"))}</p>'
             '<nav aria-label="Sections"><a href="#headline">Headline</a><a href="#disparity">Disparity</a>'
             '<a href="#cmc">CMC</a><a href="#gallery-size">Gallery size</a><a href="#false-candidates">False candidates</a>'
@@ -478,8 +479,8 @@ def render_search_report(run_dir: Path, m: dict, rec: dict) -> str:
         f"{num('protocol.n_nonmated_subjects', pr.get('n_nonmated_subjects'))} people enrolled nowhere; "
         f"candidate list {num('search.candidates', s.get('candidates'))}; split seed {esc(pr.get('seed'))}.</p>"
         f"<p>Threshold: {_threshold_text(m)}. <b>FPIR</b>: the share of non-mated searches that return at least one "
-        "candidate at a distance at or below the threshold. <b>FNIR</b>: the share of mated searches whose mate is not "
-        "returned in the candidate list at or below the threshold; <b>FNIR rank 1</b>: the mate is not the nearest "
+        f"candidate {words(direction_of(m))['at_or']}. <b>FNIR</b>: the share of mated searches whose mate is not "
+        f"returned in the candidate list {words(direction_of(m))['side']} the threshold; <b>FNIR rank 1</b>: the mate is not the nearest "
         "enrolled subject (no threshold). NIST FRVT/FRTE 1:N definitions (NISTIR 8271). A search belongs to its "
         "probe's group. Each rate shows the errors and searches behind it.</p>")
     body.append(_key_figures(m))

@@ -239,3 +239,23 @@ def test_candidate_list_file_search_run_matches_a_hand_count(lfw_samples, data_d
                 nm += 1
                 fp += any(d <= t for _, d in lists[pid])
         assert (e["fpir"]["errors"], e["fpir"]["n"]) == (fp, nm) and (e["fnir"]["errors"], e["fnir"]["n"]) == (miss, mated)
+
+
+def test_reports_speak_in_the_files_direction(lfw_samples, data_dir, tmp_path):
+    """A similarity run's summary.md and report.html call the threshold a similarity, put it above
+    the impostor scores when the target cannot be resolved, and draw the score distributions from
+    scores.csv (det_plot=false) on the similarity axis."""
+    pairs = _protocol_pairs(lfw_samples, data_dir)
+    _pair_file(tmp_path / "vendor.csv", lfw_samples, pairs)
+    m = run(compose_config([*PAIRS_RUN, f"data_dir={data_dir}", "backend=scores", f"backend.path={tmp_path / 'vendor.csv'}",
+                            "backend.direction=similarity", "threshold.target_fmr=0.001"]), tmp_path / "run")
+    assert m["threshold"]["resolvable"] is False
+    md = (tmp_path / "run" / "summary.md").read_text()
+    assert "(similarity), one for everyone" in md and "sits above every impostor score" in md
+    assert "scores: similarity (higher = more alike)" in md and "distance None" not in md
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "similarity (higher = more alike)" in html and "Similarity (higher = more alike; linear scale)" in html
+    assert "distance None" not in html and "sits above every impostor score" in html
+    # the threshold sits above every impostor's similarity in the file (nothing matches falsely)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "scores.csv")))
+    assert max(float(r["score"]) for r in rows if r["mated"] == "0") < m["threshold"]["value"]
