@@ -257,6 +257,11 @@ class ScoringBackend(ABC):
         """Service, region, model version, the parameters that change scores; never a secret."""
 
     @classmethod
+    def required_files(cls, options: dict) -> list:
+        """Weight files (none: the system is called, not run here); for ``evalkit weights``."""
+        return []
+
+    @classmethod
     def default_audit_thresholds(cls) -> list[dict]:
         """[{threshold, source}] in the backend's own units: the operating points its maker
         documents (audited by protocol=search). Default: none."""
