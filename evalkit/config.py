@@ -251,6 +251,18 @@ class ScoreFileBackendConfig(BackendConfig):
 SCORING_FAMILIES = ("rekognition", "scores")
 
 
+def _is_scoring_family(family: str) -> bool:
+    """A backend family that returns scores (evalkit.backends.scoring_base), by its registered class."""
+    if family in SCORING_FAMILIES:
+        return True
+    from .backends import BACKENDS
+
+    try:
+        return getattr(BACKENDS.get(family), "kind", "embedding") == "scoring"
+    except Exception:   # unknown or unimportable: the run reports it where the backend is built
+        return False
+
+
 BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size")
 
 
@@ -423,7 +435,7 @@ def validate(cfg: Any) -> None:
     if not 0 < cfg.threshold.target_fmr <= 1:
         raise ConfigError(f"threshold.target_fmr must be in (0, 1], got {cfg.threshold.target_fmr}")
     one_of(cfg.failure_policy, ("nonmatch", "exclude"), "failure_policy")
-    if cfg.backend.family in SCORING_FAMILIES:
+    if _is_scoring_family(cfg.backend.family):
         _validate_scoring(cfg)
     else:
         one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")

@@ -421,7 +421,7 @@ def _det_plots(out: Path, table: ScoreTable, metrics: dict, cfg, direction: str 
         shown = thr if sign > 0 or thr is None else (
             {g: sign * v for g, v in thr.items()} if isinstance(thr, dict) else sign * thr)
         xlabel = (f"{cfg.backend.distance} distance (lower = more alike; linear scale)" if direction == "distance"
-                  and cfg.backend.family not in config_mod.SCORING_FAMILIES else
+                  and not black_box.is_scoring(cfg) else
                   f"{cfg.backend.name} {direction} ({'higher' if direction == 'similarity' else 'lower'} = more alike; "
                   "linear scale)")
         plots.save_figure(plots.score_distribution_plot(
