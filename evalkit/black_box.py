@@ -32,24 +32,62 @@ log = logging.getLogger("evalkit")
 Ref = namedtuple("Ref", "id path")
 
 
-def backend_class(family: str):
-    from .backends import BACKENDS
-
-    return BACKENDS.get(family)
+def is_scoring_class(cls) -> bool:
+    """True for a backend class that returns scores rather than embeddings."""
+    return getattr(cls, "kind", "embedding") == "scoring"
 
 
 def is_scoring(cfg) -> bool:
     """True when the run's backend returns scores rather than embeddings."""
-    return getattr(backend_class(cfg.backend.family), "kind", "embedding") == "scoring"
+    from .backends import backend_class
+
+    return is_scoring_class(backend_class(cfg.backend))
 
 
 def build(cfg):
     """The run's scoring backend, ready (credentials, files) or raising before any work."""
+    from .backends import backend_class
     from .config import backend_options
 
-    backend = backend_class(cfg.backend.family)(**backend_options(cfg.backend))
+    backend = backend_class(cfg.backend)(**backend_options(cfg.backend))
     backend.check_ready()
     return backend
+
+
+def config_direction(cfg, cls=None) -> str:
+    """The score direction a scoring backend's config declares (a score file's ``backend.direction``,
+    else the class's ``score_direction``)."""
+    if cls is None:
+        from .backends import backend_class
+
+        cls = backend_class(cfg.backend)
+    return cls.direction_of_config(cfg.backend)
+
+
+def threshold_value(cfg, cls=None):
+    """``threshold.value`` (in the backend's own units) in the internal orientation."""
+    return to_internal_threshold(cfg.threshold.value, config_direction(cfg, cls))
+
+
+def audit_thresholds(cfg, cls) -> list[dict]:
+    """The thresholds a search run with a scoring backend audits, in the internal orientation:
+    protocol.audit_thresholds (in the backend's units) plus the operating points the backend
+    documents (Rekognition: 80 and 99)."""
+    direction = config_direction(cfg, cls)
+    given = [{"threshold": float(v), "source": "given (protocol.audit_thresholds)"} for v in cfg.protocol.audit_thresholds]
+    for a in cls.default_audit_thresholds():
+        if all(g["threshold"] != a["threshold"] for g in given):
+            given.append(dict(a))
+    out = [{**a, "threshold": to_internal_threshold(a["threshold"], direction)} for a in given]
+    return sorted(out, key=lambda a: a["threshold"])
+
+
+def declare(metrics: dict, backend) -> dict:
+    """metrics.json's backend block for a scoring backend: its direction instead of a distance."""
+    be = dict(metrics.get("backend") or {})
+    be.update(distance=None, kind="scoring", score_direction=backend.score_direction,
+              score_range=list(backend.score_range) if backend.score_range else None)
+    return {**metrics, "backend": be}
 
 
 @dataclass
@@ -181,8 +219,65 @@ def search_result(backend, samples, split, candidates: int, images_per_subject: 
     return res, emb, _stats(emb, backend, t0)
 
 
+class BlackBox:
+    """What ``protocol.score`` receives from a scoring backend instead of embeddings (the
+    protocol contract's "scorer"): it scores the plan's pairs or runs its searches, and keeps the
+    per-image failures (``result``, aligned with the plan's rows), the call statistics and the
+    fingerprint for the run folder."""
+
+    kind = "scoring"
+
+    def __init__(self, backend, rows, samples):
+        self.backend = backend
+        self.rows = np.asarray(rows)
+        self.samples = samples
+        self.fingerprint = backend.fingerprint()
+        self.result = None
+        self.stats = None
+        self.direction = backend.score_direction
+
+    def score_table(self, pairs):
+        """The protocol's score table (internal orientation), comparisons the backend could not
+        score flagged failed."""
+        from .scores import ScoreTable
+
+        dist, ok, pair_failed, self.result, self.stats, _ = score_pairs(self.backend, self.samples, pairs, self.rows)
+        return mark_pair_failures(ScoreTable.build(self.samples, pairs, dist, ok), pair_failed)
+
+    def search(self, split, candidates: int, images_per_subject: int):
+        res, self.result, self.stats = search_result(self.backend, self.samples, split, candidates, images_per_subject)
+        return res
+
+
 def to_internal_threshold(value, direction: str):
     """A threshold given in the backend's units, in the internal orientation."""
     if value is None:
         return None
     return -float(value) if direction == SIMILARITY else float(value)
+
+
+def validate_run(cfg) -> None:
+    """A scoring backend (scores, not embeddings): what its runs cannot do, said before any work."""
+    from .config import ConfigError
+
+    b = cfg.backend
+    if b.family == "scores" and b.direction not in ("similarity", "distance"):
+        raise ConfigError(f"backend.direction={b.direction!r}: say whether the file's scores are a similarity "
+                          "(higher = more alike) or a distance (lower = more alike)")
+    if b.family == "scores" and b.missing not in ("error", "failure"):
+        raise ConfigError(f"backend.missing={b.missing!r}: choose error or failure")
+    if b.family == "rekognition" and b.quality_filter not in ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH"):
+        raise ConfigError(f"backend.quality_filter={b.quality_filter!r}: choose NONE, AUTO, LOW, MEDIUM or HIGH")
+    if cfg.protocol.kind == "exhaustive":
+        raise ConfigError(f"protocol=exhaustive needs embeddings (every image against every other); the {b.family} "
+                          "backend returns scores: use a pairs protocol (lfw_view2, generated) or protocol=search")
+    if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train":
+        raise ConfigError(f"threshold.calibration=lfw_view1_train would score a second pair list with the {b.family} "
+                          "backend; use threshold.calibration=subject_split")
+    if cfg.threshold.deepface_default:
+        raise ConfigError(f"threshold.deepface_default: DeepFace has no threshold for the {b.family} backend; give "
+                          "threshold.value in the backend's own units")
+    if cfg.protocol.kind == "search" and [v for v in cfg.protocol.gallery_sizes if v is not None]:
+        raise ConfigError(f"protocol.gallery_sizes={list(cfg.protocol.gallery_sizes)}: a {b.family} search returns "
+                          "candidate lists of the full gallery only (a smaller gallery's list is not a prefix of it); "
+                          "use protocol.gallery_sizes=[null]")

@@ -29,7 +29,7 @@ def default_data_dir() -> str:
 
 
 def default_cache_dir() -> str:
-    from .backends.weights import evalkit_home
+    from .paths import evalkit_home
 
     return str(evalkit_home() / "embeddings")
 
@@ -37,9 +37,12 @@ def default_cache_dir() -> str:
 # -- datasets ---------------------------------------------------------------------------------
 @dataclass
 class DatasetConfig:
+    """Every dataset config: ``kind`` names the adapter in evalkit.registry.DATASETS (``target``,
+    a ``package.module:Class``, names one directly)."""
     name: str = MISSING
-    kind: str = MISSING                      # adapter: "lfw" | "csv"
+    kind: str = MISSING                      # adapter: "lfw" | "csv" | a registered or entry-point name
     attributes: list[str] = field(default_factory=list)   # attributes to group by (empty: all)
+    target: Optional[str] = None             # package.module:Class of a third-party adapter
 
 
 @dataclass
@@ -61,64 +64,23 @@ class CSVDatasetConfig(DatasetConfig):
 # -- protocols --------------------------------------------------------------------------------
 @dataclass
 class ProtocolConfig:
+    """Every protocol config: ``kind`` names the protocol in evalkit.registry.PROTOCOLS (``target``,
+    a ``package.module:Class``, names one directly). Each protocol's own schema lives in its file
+    under evalkit/protocols/ (e.g. ``evalkit.protocols.search.SearchProtocolConfig``)."""
     name: str = MISSING
-    kind: str = MISSING                      # "lfw" | "generated" | "exhaustive" | "search"
-
-
-@dataclass
-class LFWProtocolConfig(ProtocolConfig):
-    name: str = "lfw_view2"
-    kind: str = "lfw"
-    split: str = "view2"                     # view2 | view1_train | view1_test
-    pairs_per_fold: Optional[int] = None     # keep the first n mated + n non-mated pairs per fold (smoke runs)
-
-
-@dataclass
-class GeneratedProtocolConfig(ProtocolConfig):
-    name: str = "generated"
-    kind: str = "generated"
-    max_images_per_subject: Optional[int] = 10
-    nonmated: Optional[int] = None           # None: every non-mated pair; else a seeded sample of this many
-    seed: int = "${seed}"  # type: ignore[assignment]
-
-
-@dataclass
-class ExhaustiveProtocolConfig(ProtocolConfig):
-    """Every image against every other, counted in chunks (evalkit.metrics.exhaustive)."""
-    name: str = "exhaustive"
-    kind: str = "exhaustive"
-    max_images_per_subject: Optional[int] = None   # seeded cap per subject (None: every image)
-    memory_budget_mb: float = 1024.0         # bounds the score blocks and the kept impostor list
-    topk: int = 1_000_000                    # smallest impostor scores kept exactly (thresholds down to FMR 1/n)
-    seed: int = "${seed}"  # type: ignore[assignment]
-
-
-@dataclass
-class SearchProtocolConfig(ProtocolConfig):
-    """One-to-many search: a gallery of enrolled subjects, mated and non-mated probes
-    (evalkit.data.protocols.search_split, evalkit.metrics.search)."""
-    name: str = "search"
-    kind: str = "search"
-    gallery_images_per_subject: int = 1      # images enrolled per subject (its score is its best image's)
-    max_probes_per_subject: Optional[int] = 5   # seeded cap on probes per subject (mated and non-mated)
-    nonmated_fraction: float = 0.5           # share of subjects held out of every gallery (non-mated probes)
-    gallery_sizes: list[Optional[int]] = field(default_factory=lambda: [None])   # enrolled subjects; null = all
-    max_subjects: Optional[int] = None       # seeded subsample of the dataset's subjects (quick runs)
-    candidates: int = 50                     # candidate-list length L (NIST FRTE 1:N returns 50)
-    audit_thresholds: list[float] = field(default_factory=list)   # vendor thresholds (distances) to audit
-    audit_deepface_default: bool = True      # also audit at DeepFace's default threshold for the model
-    memory_budget_mb: float = 512.0          # bounds each probe-by-gallery score block
-    seed: int = "${seed}"  # type: ignore[assignment]
+    kind: str = MISSING                      # "lfw" | "generated" | "exhaustive" | "search" | a plug-in's name
+    target: Optional[str] = None             # package.module:Class of a third-party protocol
 
 
 # -- backends ---------------------------------------------------------------------------------
 @dataclass
 class BackendConfig:
     name: str = MISSING                      # label in outputs, e.g. "dlib", "deepface-dlib"
-    family: str = MISSING                    # registry key in evalkit.backends
+    family: str = MISSING                    # registry key in evalkit.registry.BACKENDS
     workers: int = 2                         # worker processes for embedding
     chunk_size: int = 16                     # images per task sent to a worker
     distance: str = "euclidean"              # euclidean | euclidean_l2 | cosine
+    target: Optional[str] = None             # package.module:Class of a third-party backend
 
 
 @dataclass
@@ -206,64 +168,7 @@ class FaceNetBackendConfig(BackendConfig):
     distance: str = "euclidean_l2"
 
 
-@dataclass
-class RekognitionBackendConfig(BackendConfig):
-    """Amazon Rekognition, a scoring backend (evalkit/backends/rekognition.py, conf/backend/rekognition.yaml).
-    Credentials come from the standard AWS chain only: there is deliberately no key for them."""
-    name: str = "rekognition"
-    family: str = "rekognition"
-    distance: str = "none"                   # scores are the service's similarities (0-100, higher = more alike)
-    region: Optional[str] = None             # None: AWS_REGION / AWS_DEFAULT_REGION / ~/.aws/config
-    endpoint_url: Optional[str] = None       # None: the AWS endpoint (tests: the local fake)
-    quality_filter: str = "NONE"             # NONE | AUTO | LOW | MEDIUM | HIGH, sent on every call
-    face_match_threshold: float = 0.0        # SearchFacesByImage: 0 returns the whole candidate list
-    model_version: str = "7.0"               # the face model version expected (checked against the service's answers)
-    multiple_faces: str = "best"             # best (the best-matching face in a CompareFaces target) | fail
-    price_per_call: float = 0.001            # USD per billable image call (Group 1, first 1M a month, us-east-1)
-    currency: str = "USD"
-    max_calls: Optional[int] = 1000          # refuse a run needing more billable calls (after the cache)
-    max_cost: Optional[float] = None         # ... or costing more than this
-    allow_over_limit: bool = False           # accept a run above max_calls / max_cost
-    collection_id: Optional[str] = None      # None: evalkit-<gallery digest>
-    keep_collection: bool = False            # keep the 1:N collection after the run (billed per face and month)
-    max_retries: int = 8                     # per call, on throttling and transient faults
-    backoff_base: float = 0.5                # seconds; capped exponential backoff with full jitter
-    backoff_max: float = 20.0
-    concurrency: int = 4                     # calls in flight
-    cache_dir: Optional[str] = None          # response cache; None: <evalkit home>/responses
-    timeout_s: float = 60.0
-
-
-@dataclass
-class ScoreFileBackendConfig(BackendConfig):
-    """A vendor's score file (evalkit/backends/score_file.py, conf/backend/scores.yaml)."""
-    name: str = "scores"
-    family: str = "scores"
-    distance: str = "none"
-    path: str = MISSING                      # CSV: sample_a,sample_b,score[,failure] or probe,rank,candidate,score[,failure]
-    direction: str = MISSING                 # similarity (higher = more alike) | distance (lower = more alike)
-    missing: str = "error"                   # error | failure: comparisons of the protocol absent from the file
-    label: Optional[str] = None              # the system that produced the scores, for the report
-    score_min: Optional[float] = None        # the documented score range, if any
-    score_max: Optional[float] = None
-
-
-SCORING_FAMILIES = ("rekognition", "scores")
-
-
-def _is_scoring_family(family: str) -> bool:
-    """A backend family that returns scores (evalkit.backends.scoring_base), by its registered class."""
-    if family in SCORING_FAMILIES:
-        return True
-    from .backends import BACKENDS
-
-    try:
-        return getattr(BACKENDS.get(family), "kind", "embedding") == "scoring"
-    except Exception:   # unknown or unimportable: the run reports it where the backend is built
-        return False
-
-
-BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size")
+BACKEND_RUNTIME_KEYS = ("name", "family", "workers", "chunk_size", "target")
 
 
 # -- thresholds -------------------------------------------------------------------------------
@@ -296,9 +201,12 @@ class BootstrapConfig:
 # -- the whole run ----------------------------------------------------------------------------
 @dataclass
 class Config:
-    dataset: DatasetConfig = MISSING
-    backend: BackendConfig = MISSING
-    protocol: ProtocolConfig = MISSING
+    # Typed by the group option's own schema (its yaml's ``base_<name>`` default); ``Any`` here so
+    # that a third-party plug-in's yaml (``target: package.module:Class``, its own keys) composes
+    # too: evalkit.config.validate then checks it against the class's ``config_schema``.
+    dataset: Any = MISSING
+    backend: Any = MISSING
+    protocol: Any = MISSING
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     experiment: str = "${dataset.name}-${protocol.name}-${backend.name}"
     seed: int = 0
@@ -316,26 +224,28 @@ class Config:
 
 
 def register() -> None:
-    """Register resolvers and schemas (idempotent)."""
+    """Register resolvers and schemas (idempotent): the run schema, and the config schema of
+    every registered dataset, protocol and backend (built-in, entry point) as
+    ``<group>/base_<name>``."""
     if not OmegaConf.has_resolver("evalkit_data_dir"):
         OmegaConf.register_new_resolver("evalkit_data_dir", default_data_dir)
     if not OmegaConf.has_resolver("evalkit_cache_dir"):
         OmegaConf.register_new_resolver("evalkit_cache_dir", default_cache_dir)
+    from .registry import BACKENDS, DATASETS, PROTOCOLS, RegistryError
+
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="dataset", name="base_lfw", node=LFWDatasetConfig)
-    cs.store(group="dataset", name="base_csv", node=CSVDatasetConfig)
-    cs.store(group="protocol", name="base_lfw", node=LFWProtocolConfig)
-    cs.store(group="protocol", name="base_generated", node=GeneratedProtocolConfig)
-    cs.store(group="protocol", name="base_exhaustive", node=ExhaustiveProtocolConfig)
-    cs.store(group="protocol", name="base_search", node=SearchProtocolConfig)
-    cs.store(group="backend", name="base_dlib", node=DlibBackendConfig)
-    cs.store(group="backend", name="base_deepface", node=DeepFaceBackendConfig)
-    cs.store(group="backend", name="base_facenet", node=FaceNetBackendConfig)
-    cs.store(group="backend", name="base_onnx", node=OnnxBackendConfig)
-    cs.store(group="backend", name="base_lbph", node=LBPHBackendConfig)
-    cs.store(group="backend", name="base_rekognition", node=RekognitionBackendConfig)
-    cs.store(group="backend", name="base_scores", node=ScoreFileBackendConfig)
+    for reg in (DATASETS, PROTOCOLS, BACKENDS):
+        for name in reg.names():
+            try:
+                schema = reg.schema(name)
+            except RegistryError as exc:   # a broken third-party plug-in must not stop every run
+                import logging
+
+                logging.getLogger("evalkit").warning("%s %r: no config schema registered: %s", reg.kind, name, exc)
+                continue
+            if schema is not None:
+                cs.store(group=reg.config_group, name=f"base_{name}", node=schema)
     cs.store(group="threshold", name="base_threshold", node=ThresholdConfig)
 
 
@@ -349,67 +259,74 @@ class ConfigError(ValueError):
     """A config value that the schema allows but evalkit cannot use; the message says which."""
 
 
-def _validate_search(cfg: Any) -> None:
-    p = cfg.protocol
-    if cfg.threshold.policy not in ("global_fpir", "fixed"):
-        raise ConfigError(f"threshold.policy={cfg.threshold.policy} is a 1:1 policy; protocol=search needs "
-                          "threshold=global_fpir (one threshold at a target FPIR over the non-mated searches) or "
-                          "threshold=fixed (e.g. a vendor's threshold). Try: evalkit run protocol=search "
-                          "threshold=global_fpir, or +experiment=lfw_search")
-    if not 0 < cfg.threshold.target_fpir <= 1:
-        raise ConfigError(f"threshold.target_fpir must be in (0, 1], got {cfg.threshold.target_fpir}")
-    if p.gallery_images_per_subject < 1:
-        raise ConfigError("protocol.gallery_images_per_subject must be >= 1")
-    if p.max_probes_per_subject is not None and p.max_probes_per_subject < 1:
-        raise ConfigError("protocol.max_probes_per_subject must be >= 1 or null")
-    if not 0 < p.nonmated_fraction < 1:
-        raise ConfigError(f"protocol.nonmated_fraction must be in (0, 1), got {p.nonmated_fraction}")
-    if p.candidates < 1:
-        raise ConfigError("protocol.candidates must be >= 1")
-    if any(v is not None and v < 1 for v in p.gallery_sizes):
-        raise ConfigError(f"protocol.gallery_sizes must be positive (or null for every enrolled subject), got "
-                          f"{list(p.gallery_sizes)}")
-    if p.memory_budget_mb <= 0:
-        raise ConfigError("protocol.memory_budget_mb must be > 0")
-    if p.max_subjects is not None and p.max_subjects < 2:
-        raise ConfigError("protocol.max_subjects must be >= 2 or null")
+def one_of(value, allowed, key: str) -> None:
+    """Raise ConfigError unless ``value`` is in ``allowed``, naming the key, the choices and the
+    closest one ("Did you mean ...?")."""
+    if value not in allowed:
+        import difflib
+
+        hint = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}.{extra}")
 
 
-def _validate_scoring(cfg: Any) -> None:
-    """A scoring backend (scores, not embeddings): what its runs cannot do, said before any work."""
-    b = cfg.backend
-    if b.family == "scores" and b.direction not in ("similarity", "distance"):
-        raise ConfigError(f"backend.direction={b.direction!r}: say whether the file's scores are a similarity "
-                          "(higher = more alike) or a distance (lower = more alike)")
-    if b.family == "scores" and b.missing not in ("error", "failure"):
-        raise ConfigError(f"backend.missing={b.missing!r}: choose error or failure")
-    if b.family == "rekognition" and b.quality_filter not in ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH"):
-        raise ConfigError(f"backend.quality_filter={b.quality_filter!r}: choose NONE, AUTO, LOW, MEDIUM or HIGH")
-    if cfg.protocol.kind == "exhaustive":
-        raise ConfigError(f"protocol=exhaustive needs embeddings (every image against every other); the {b.family} "
-                          "backend returns scores: use a pairs protocol (lfw_view2, generated) or protocol=search")
-    if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train":
-        raise ConfigError(f"threshold.calibration=lfw_view1_train would score a second pair list with the {b.family} "
-                          "backend; use threshold.calibration=subject_split")
-    if cfg.threshold.deepface_default:
-        raise ConfigError(f"threshold.deepface_default: DeepFace has no threshold for the {b.family} backend; give "
-                          "threshold.value in the backend's own units")
-    if cfg.protocol.kind == "search" and [v for v in cfg.protocol.gallery_sizes if v is not None]:
-        raise ConfigError(f"protocol.gallery_sizes={list(cfg.protocol.gallery_sizes)}: a {b.family} search returns "
-                          "candidate lists of the full gallery only (a smaller gallery's list is not a prefix of it); "
-                          "use protocol.gallery_sizes=[null]")
+def _registered(registry, node: Any, key: str, what: str) -> None:
+    """The node's ``target`` imports, or its ``key`` (kind / family) is a registered name."""
+    from .registry import RegistryError, load_target
+
+    target = node.get("target") if hasattr(node, "get") else None
+    if target:
+        try:
+            load_target(target)
+        except RegistryError as exc:
+            raise ConfigError(f"{what}.target: {exc}") from None
+        return
+    if node.get(key) is None:
+        raise ConfigError(f"{what}.{key} is missing: name a registered {registry.kind} "
+                          f"({', '.join(registry.names())}) or give {what}.target=package.module:Class")
+    one_of(node[key], registry.names(), f"{what}.{key}")
 
 
-def validate(cfg: Any) -> None:
-    """Checks the schema cannot express (allowed values), with clear messages."""
-    def one_of(value, allowed, key):
-        if value not in allowed:
-            import difflib
+def complete_plugin_nodes(cfg: Any) -> None:
+    """A dataset, protocol or backend node composed from a yaml without a ``base_<name>`` schema
+    default (a third-party plug-in's yaml naming its class with ``target:``) is checked against,
+    and completed with the defaults of, that class's ``config_schema``; a wrong key or type
+    raises ConfigError naming it. Nodes already typed by their yaml's schema are left alone."""
+    from omegaconf.errors import OmegaConfBaseException
 
-            hint = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
-            extra = f" Did you mean {hint[0]!r}?" if hint else ""
-            raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}.{extra}")
+    from .registry import BACKENDS, DATASETS, PROTOCOLS, RegistryError, load_target
 
+    for group, registry, key in (("dataset", DATASETS, "kind"), ("protocol", PROTOCOLS, "kind"),
+                                 ("backend", BACKENDS, "family")):
+        node = cfg.get(group)
+        if node is None or OmegaConf.get_type(node) is not dict:
+            continue
+        target = node.get("target")
+        try:
+            schema = (getattr(load_target(target), "config_schema", None) if target
+                      else registry.schema(node.get(key)) if node.get(key) in registry else None)
+        except RegistryError as exc:
+            raise ConfigError(f"{group}.target: {exc}") from None
+        if schema is None:
+            continue
+        try:
+            cfg[group] = OmegaConf.merge(OmegaConf.structured(schema), node)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{group} does not match the schema {schema.__module__}.{schema.__qualname__} of "
+                              f"{target or node.get(key)}: {exc}") from None
+
+
+def validate(cfg: Any, backend_class: type | None = None) -> None:
+    """Checks the schema cannot express (allowed values), with clear messages. Dataset, protocol
+    and backend names are looked up in evalkit.registry (built-in and entry points); the
+    protocol's and the backend's own checks are theirs (``Protocol.validate``,
+    ``Backend.validate_config``). A plug-in node without a schema of its own is first completed
+    from its class's ``config_schema`` (:func:`complete_plugin_nodes`, which changes ``cfg``).
+    ``backend_class``: the run's backend class when it is not the registered ``backend.family``
+    (a user's Backend instance, see evalkit.api)."""
+    from .registry import BACKENDS, DATASETS, PROTOCOLS
+
+    complete_plugin_nodes(cfg)
     one_of(cfg.threshold.policy, ("global_fmr", "fixed", "per_group_fmr", "calibrated", "global_fpir"),
            "threshold.policy")
     if cfg.threshold.policy == "fixed" and cfg.threshold.value is None and not cfg.threshold.deepface_default:
@@ -435,38 +352,26 @@ def validate(cfg: Any) -> None:
     if not 0 < cfg.threshold.target_fmr <= 1:
         raise ConfigError(f"threshold.target_fmr must be in (0, 1], got {cfg.threshold.target_fmr}")
     one_of(cfg.failure_policy, ("nonmatch", "exclude"), "failure_policy")
-    if _is_scoring_family(cfg.backend.family):
-        _validate_scoring(cfg)
+    _registered(DATASETS, cfg.dataset, "kind", "dataset")
+    if backend_class is None:
+        _registered(BACKENDS, cfg.backend, "family", "backend")
+    _registered(PROTOCOLS, cfg.protocol, "kind", "protocol")
+    from .protocols import build_protocol
+
+    build_protocol(cfg.protocol).validate(cfg)
+    if backend_class is None:
+        from .backends import backend_class as _backend_class
+
+        backend_class = _backend_class(cfg.backend)
+    if getattr(backend_class, "kind", "embedding") == "scoring":   # scores, not embeddings (evalkit.black_box)
+        from .black_box import validate_run
+
+        validate_run(cfg)
     else:
         one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
-    one_of(cfg.dataset.kind, ("lfw", "csv"), "dataset.kind")
-    one_of(cfg.protocol.kind, ("lfw", "generated", "exhaustive", "search"), "protocol.kind")
-    if cfg.protocol.kind == "search":
-        _validate_search(cfg)
-    elif cfg.threshold.policy == "global_fpir":
-        raise ConfigError("threshold.policy=global_fpir sets a 1:N threshold and needs protocol=search; "
-                          "for 1:1 protocols use threshold=global_fmr")
-    if cfg.protocol.kind == "exhaustive" and cfg.threshold.policy not in ("global_fmr", "fixed"):
-        raise ConfigError(f"threshold.policy={cfg.threshold.policy} is not available with protocol=exhaustive "
-                          "(it keeps counts, not a score table); use threshold=global_fmr or threshold=fixed")
-    if cfg.backend.family == "deepface":
-        from .backends import weights as _w
-
-        one_of(cfg.backend.model_name, _w.DEEPFACE_MODELS, "backend.model_name")
-        one_of(cfg.backend.detector_backend, _w.DEEPFACE_DETECTORS, "backend.detector_backend")
-        one_of(cfg.backend.normalization, _w.DEEPFACE_NORMALIZATIONS, "backend.normalization")
-        one_of(cfg.backend.engine, (None, *_w.DEEPFACE_ENGINES), "backend.engine")
-        one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine"), "backend.distance")
-        if cfg.backend.detector_weights and not Path(cfg.backend.detector_weights).expanduser().is_file():
-            raise ConfigError(f"backend.detector_weights={cfg.backend.detector_weights!r}: no such file")
-        simple = lambda x: "".join(ch for ch in str(x).lower() if ch.isalnum())  # noqa: E731
-        if simple(cfg.backend.model_name) not in simple(cfg.backend.name):
-            raise ConfigError(
-                f"backend.name={cfg.backend.name!r} does not name backend.model_name={cfg.backend.model_name!r}, so "
-                f"the run would be mislabelled: use backend=deepface-{simple(cfg.backend.model_name)} (if that file "
-                f"exists) or also set backend.name=deepface-{simple(cfg.backend.model_name)}")
-    if cfg.protocol.kind == "lfw" and cfg.dataset.kind != "lfw":
-        raise ConfigError("protocol=lfw_* needs dataset=lfw; use protocol=generated for other datasets")
+    validate_backend = getattr(backend_class, "validate_config", None)
+    if validate_backend is not None:
+        validate_backend(cfg.backend)
     if cfg.backend.workers < 1:
         raise ConfigError("backend.workers must be >= 1")
     if not 0 < cfg.confidence < 1:

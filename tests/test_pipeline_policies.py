@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from evalkit import config as config_mod
 from evalkit.data.samples import Pairs, Samples
 from evalkit.metrics import rates
-from evalkit.pipeline import _calibration, _threshold_value
+from evalkit.protocols.base import fixed_threshold as _threshold_value
+from evalkit.protocols.pairs import calibration_split as _calibration
 from evalkit.scores import ScoreTable
 from evalkit.scoring import pair_distances
 from tests.conftest import compose_config

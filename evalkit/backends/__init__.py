@@ -1,22 +1,25 @@
 """Face recognition backends behind one small contract (see ``base.Backend``).
 
-The registry maps a backend family name to its class, imported only when used.
+The registry (:data:`evalkit.registry.BACKENDS`) maps a backend family name to its class,
+imported only when used; other packages add families through the ``evalkit.backends`` entry
+point group, and ``backend.target: package.module:Class`` names a class directly.
 """
 
-from ..registry import Registry
+from __future__ import annotations
 
-BACKENDS = Registry("backend")
-BACKENDS.register("dlib", "evalkit.backends.dlib_native:DlibBackend")
-BACKENDS.register("deepface", "evalkit.backends.deepface_backend:DeepFaceBackend")
-BACKENDS.register("facenet", "evalkit.backends.facenet:FaceNetBackend")
-BACKENDS.register("onnx", "evalkit.backends.onnx_backend:OnnxBackend")
-BACKENDS.register("lbph", "evalkit.backends.lbph:LBPHBackend")
-# scoring backends (scores, not embeddings: evalkit.backends.scoring_base)
-BACKENDS.register("rekognition", "evalkit.backends.rekognition:RekognitionBackend")
-BACKENDS.register("scores", "evalkit.backends.score_file:ScoreFileBackend")
+from typing import Any
+
+from ..registry import BACKENDS  # noqa: F401  (re-exported: it lived here)
 
 
-def build_backend(family: str, options: dict):
-    """Instantiate a backend of the given family with its options (no model loaded yet)."""
-    cls = BACKENDS.get(family)
+def backend_class(backend_cfg: Any) -> type:
+    """The class of a backend config node: its ``target`` when set, else the registered ``family``."""
+    get = backend_cfg.get if hasattr(backend_cfg, "get") else (lambda k, d=None: getattr(backend_cfg, k, d))
+    return BACKENDS.resolve(get("family"), get("target"))
+
+
+def build_backend(family: str, options: dict, target: str | None = None):
+    """Instantiate a backend of the given family with its options (no model loaded yet); ``target``
+    (or a family written as ``"package.module:Class"``) names the class directly."""
+    cls = BACKENDS.resolve(family, target)
     return cls(**options)

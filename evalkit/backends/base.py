@@ -83,6 +83,15 @@ def read_image_bgr(path: str) -> np.ndarray:
     return img
 
 
+@dataclass(frozen=True)
+class DefaultThreshold:
+    """A backend's own decision threshold (a distance: ``distance <= value`` is a match) and
+    where it comes from, e.g. "DeepFace's default threshold for ArcFace (cosine)"."""
+
+    value: float
+    source: str
+
+
 class Backend(ABC):
     """Subclasses set ``name`` and ``distance`` and implement ``embed_one`` and ``fingerprint``."""
 
@@ -110,6 +119,19 @@ class Backend(ABC):
         """The weight files (``weights.WeightFile``) this backend needs with these options, for
         ``evalkit weights`` and for ``check_ready``. Default: none."""
         return []
+
+    @classmethod
+    def validate_config(cls, backend_cfg) -> None:
+        """Checks of the backend's config node that need no model (allowed values, files), run by
+        evalkit.config.validate before any work; raise evalkit.config.ConfigError. Default: none."""
+
+    @classmethod
+    def default_threshold(cls, options: dict, distance: str) -> "DefaultThreshold | None":
+        """The backend's (vendor's) own default threshold for these options and distance, used by
+        ``threshold=fixed threshold.deepface_default=true`` and by search audits; never a
+        measurement. None: the backend has none. Raises ValueError when it has a table of them
+        but no entry for this model and distance. Default: None."""
+        return None
 
     def embed(self, paths: Sequence[str]) -> EmbeddingResult:
         vectors, failures, details = [], [], []

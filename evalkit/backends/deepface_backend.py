@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import (MULTIPLE_FACES, NO_FACE, Backend, EmbeddingResult, EnrolmentFailure, WeightsMissing,
+from .base import (MULTIPLE_FACES, NO_FACE, Backend, DefaultThreshold, EmbeddingResult, EnrolmentFailure, WeightsMissing,
                    check_choice, read_image_bgr)
 from .weights import (
     ANY_ENGINE,
@@ -67,6 +67,15 @@ def deepface_threshold(model_name: str, distance: str = "cosine") -> float:
         raise ValueError(f"DeepFace has no threshold for {model_name} with distance {distance!r}; "
                          f"it has {sorted(per)}")
     return float(per[distance])
+
+
+def deepface_default_threshold(model_name: str, distance: str) -> DefaultThreshold:
+    """DeepFace's own threshold for ``model_name`` and ``distance`` with its source text (see
+    :func:`deepface_threshold`); raises ValueError when DeepFace has none for them."""
+    src = f"DeepFace's default threshold for {model_name} ({distance})"
+    if model_name == "Dlib" and distance == "euclidean":
+        src += "; also the default tolerance of face_recognition's compare_faces (0.6)"
+    return DefaultThreshold(deepface_threshold(model_name, distance), src)
 
 
 def _use_evalkit_deepface_home(engine: Optional[str]) -> None:
@@ -153,6 +162,36 @@ class DeepFaceBackend(Backend):
         self.engine = engine
         self.detector_weights = detector_weights
         self._deepface = None
+
+    @classmethod
+    def validate_config(cls, backend_cfg) -> None:
+        """Config checks with ``key=value`` messages (evalkit.config.validate calls this before
+        any work): known model, detector, normalisation, engine, distance; the detector weights
+        file exists; ``backend.name`` names the model, so a run is never mislabelled."""
+        from pathlib import Path
+
+        from ..config import ConfigError, one_of
+        from . import weights as _w
+
+        b = backend_cfg
+        one_of(b.model_name, _w.DEEPFACE_MODELS, "backend.model_name")
+        one_of(b.detector_backend, _w.DEEPFACE_DETECTORS, "backend.detector_backend")
+        one_of(b.normalization, _w.DEEPFACE_NORMALIZATIONS, "backend.normalization")
+        one_of(b.engine, (None, *_w.DEEPFACE_ENGINES), "backend.engine")
+        one_of(b.distance, ("euclidean", "euclidean_l2", "cosine"), "backend.distance")
+        if b.detector_weights and not Path(b.detector_weights).expanduser().is_file():
+            raise ConfigError(f"backend.detector_weights={b.detector_weights!r}: no such file")
+        simple = lambda x: "".join(ch for ch in str(x).lower() if ch.isalnum())  # noqa: E731
+        if simple(b.model_name) not in simple(b.name):
+            raise ConfigError(
+                f"backend.name={b.name!r} does not name backend.model_name={b.model_name!r}, so "
+                f"the run would be mislabelled: use backend=deepface-{simple(b.model_name)} (if that file "
+                f"exists) or also set backend.name=deepface-{simple(b.model_name)}")
+
+    @classmethod
+    def default_threshold(cls, options: dict, distance: str) -> DefaultThreshold:
+        """DeepFace's pre-tuned threshold for the model in ``options`` and ``distance``."""
+        return deepface_default_threshold(options.get("model_name", "Dlib"), distance)
 
     # -- weights -----------------------------------------------------------------------------
     @classmethod

@@ -41,6 +41,14 @@ class DlibBackend(Backend):
     name = "dlib"
     distance = "euclidean"
 
+    @classmethod
+    def default_threshold(cls, options: dict, distance: str):
+        """DeepFace's threshold for its Dlib model: the same ResNet as this backend (for euclidean
+        it is also face_recognition's default tolerance, 0.6)."""
+        from .deepface_backend import deepface_default_threshold
+
+        return deepface_default_threshold("Dlib", distance)
+
     def __init__(self, detector: str = "hog", upsample: int = 1, multiple_faces: str = "largest",
                  no_face: str = "fail", chip_size: int = 150, chip_padding: float = 0.25,
                  num_jitters: int = 0, distance: str = "euclidean", **unused):

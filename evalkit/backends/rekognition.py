@@ -53,6 +53,10 @@ from typing import Sequence
 
 import numpy as np
 
+from dataclasses import dataclass
+from typing import Optional
+
+from ..config import BackendConfig
 from ..hashing import file_sha256
 from ..response_cache import ResponseCache, canonical, request_key
 from .base import MISSING_FILE, MULTIPLE_FACES, NO_FACE, UNREADABLE, check_choice
@@ -93,8 +97,37 @@ def external_image_id(sample_id: str) -> str:
     return out
 
 
+@dataclass
+class RekognitionBackendConfig(BackendConfig):
+    """Amazon Rekognition, a scoring backend (evalkit/backends/rekognition.py, conf/backend/rekognition.yaml).
+    Credentials come from the standard AWS chain only: there is deliberately no key for them."""
+    name: str = "rekognition"
+    family: str = "rekognition"
+    distance: str = "none"                   # scores are the service's similarities (0-100, higher = more alike)
+    region: Optional[str] = None             # None: AWS_REGION / AWS_DEFAULT_REGION / ~/.aws/config
+    endpoint_url: Optional[str] = None       # None: the AWS endpoint (tests: the local fake)
+    quality_filter: str = "NONE"             # NONE | AUTO | LOW | MEDIUM | HIGH, sent on every call
+    face_match_threshold: float = 0.0        # SearchFacesByImage: 0 returns the whole candidate list
+    model_version: str = "7.0"               # the face model version expected (checked against the service's answers)
+    multiple_faces: str = "best"             # best (the best-matching face in a CompareFaces target) | fail
+    price_per_call: float = 0.001            # USD per billable image call (Group 1, first 1M a month, us-east-1)
+    currency: str = "USD"
+    max_calls: Optional[int] = 1000          # refuse a run needing more billable calls (after the cache)
+    max_cost: Optional[float] = None         # ... or costing more than this
+    allow_over_limit: bool = False           # accept a run above max_calls / max_cost
+    collection_id: Optional[str] = None      # None: evalkit-<gallery digest>
+    keep_collection: bool = False            # keep the 1:N collection after the run (billed per face and month)
+    max_retries: int = 8                     # per call, on throttling and transient faults
+    backoff_base: float = 0.5                # seconds; capped exponential backoff with full jitter
+    backoff_max: float = 20.0
+    concurrency: int = 4                     # calls in flight
+    cache_dir: Optional[str] = None          # response cache; None: <evalkit home>/responses
+    timeout_s: float = 60.0
+
+
 class RekognitionBackend(ScoringBackend):
     name = "rekognition"
+    config_schema = RekognitionBackendConfig
     score_direction = SIMILARITY
     score_range = (0.0, 100.0)
     score_unit = "%"

@@ -18,6 +18,12 @@ from typing import Sequence
 
 import numpy as np
 
+from dataclasses import dataclass
+from typing import Optional
+
+from omegaconf import MISSING
+
+from ..config import BackendConfig
 from ..data.score_files import ScoreFileError, file_format, read_candidate_lists, read_pair_scores
 from ..hashing import file_sha256
 from .scoring_base import MISSING_SCORE, Candidates, PairScores, ScoringBackend, check_direction
@@ -27,8 +33,23 @@ log = logging.getLogger("evalkit")
 MISSING_POLICIES = ("error", "failure")
 
 
+@dataclass
+class ScoreFileBackendConfig(BackendConfig):
+    """A vendor's score file (evalkit/backends/score_file.py, conf/backend/scores.yaml)."""
+    name: str = "scores"
+    family: str = "scores"
+    distance: str = "none"
+    path: str = MISSING                      # CSV: sample_a,sample_b,score[,failure] or probe,rank,candidate,score[,failure]
+    direction: str = MISSING                 # similarity (higher = more alike) | distance (lower = more alike)
+    missing: str = "error"                   # error | failure: comparisons of the protocol absent from the file
+    label: Optional[str] = None              # the system that produced the scores, for the report
+    score_min: Optional[float] = None        # the documented score range, if any
+    score_max: Optional[float] = None
+
+
 class ScoreFileBackend(ScoringBackend):
     name = "scores"
+    config_schema = ScoreFileBackendConfig
 
     def __init__(self, path: str, direction: str, missing: str = "error", label: str | None = None,
                  score_min: float | None = None, score_max: float | None = None, **unused):
@@ -44,6 +65,10 @@ class ScoreFileBackend(ScoringBackend):
         self.score_range = (score_min, score_max) if score_min is not None or score_max is not None else None
         self._known: set | None = None
         self._stats: dict = {}
+
+    @classmethod
+    def direction_of_config(cls, backend_cfg) -> str:
+        return str(backend_cfg.direction)
 
     def bind(self, sample_ids) -> None:
         """The dataset's sample ids: a score file's ids are checked against them."""

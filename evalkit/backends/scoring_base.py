@@ -257,6 +257,16 @@ class ScoringBackend(ABC):
         """Service, region, model version, the parameters that change scores; never a secret."""
 
     @classmethod
+    def direction_of_config(cls, backend_cfg) -> str:
+        """The score direction of a run with this backend config (before it is built)."""
+        return cls.score_direction
+
+    @classmethod
+    def default_threshold(cls, options: dict, distance: str):
+        """No DeepFace-style default threshold: see ``default_audit_thresholds``."""
+        return None
+
+    @classmethod
     def required_files(cls, options: dict) -> list:
         """Weight files (none: the system is called, not run here); for ``evalkit weights``."""
         return []

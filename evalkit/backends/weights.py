@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..hashing import cached_sha256  # noqa: F401  (re-exported: backends hash their weights)
+from ..paths import evalkit_home  # noqa: F401  (re-exported: it lived here)
 from .base import WeightsMissing
 
 
@@ -67,11 +68,6 @@ def face_recognition_models_file(name: str) -> WeightFile:
     """A file shipped in the PyPI package ``face-recognition-models`` (dlib's models)."""
     return WeightFile(name, package_dir("face_recognition_models") / "models" / name,
                       "the PyPI package face-recognition-models (pip install face-recognition-models)")
-
-
-def evalkit_home() -> Path:
-    """evalkit's own cache/weights folder: $EVALKIT_HOME, else ~/.cache/evalkit."""
-    return Path(os.environ.get("EVALKIT_HOME", Path.home() / ".cache" / "evalkit"))
 
 
 def deepface_home() -> Path:

@@ -1,6 +1,55 @@
-"""Datasets -> one samples table; protocols -> pairs over it.
+"""Datasets -> one samples table. ``load_dataset(cfg)`` dispatches on the config's ``kind``
+through the registry (:data:`evalkit.registry.DATASETS`); protocols (evalkit.protocols) then
+choose comparisons over the table.
 
-``load_dataset(cfg)`` and ``build_pairs(cfg, samples)`` dispatch on the config's ``kind``.
+How a dataset adapter registers (one file + one registry line)
+--------------------------------------------------------------
+
+1. ``evalkit/data/<name>.py`` holds the config schema and the adapter class::
+
+       from dataclasses import dataclass, field
+       from evalkit.config import DatasetConfig
+       from evalkit.data.base import Dataset
+       from evalkit.data.samples import Samples
+
+       @dataclass
+       class RFWDatasetConfig(DatasetConfig):      # name, kind, attributes, target come from DatasetConfig
+           name: str = "rfw"
+           kind: str = "rfw"
+           root: str = "${data_dir}/rfw"
+           attributes: list[str] = field(default_factory=lambda: ["race"])
+
+       class RFWDataset(Dataset):
+           name = "rfw"
+           config_schema = RFWDatasetConfig       # stored in Hydra's ConfigStore as dataset/base_rfw
+
+           def load(self, cfg) -> Samples:        # cfg: the resolved dataset node (cfg.dataset)
+               ...                                # read annotations; labels: strings, evalkit.labels states
+           def files(self, cfg) -> list[Path]:    # annotation files, hashed into record.json
+               ...
+
+   ``load(cfg) -> Samples`` and ``files(cfg) -> list[Path]`` are the whole contract; the
+   adapter is instantiated without arguments for each call. Keep the module's imports light
+   (its schema is read at config registration): import heavy readers inside ``load``.
+2. One line in ``evalkit/registry.py``::
+
+       DATASETS.register("rfw", "evalkit.data.rfw:RFWDataset")
+
+   (the schema is taken from the class's ``config_schema``; ``schema="module:attr"`` names it
+   explicitly instead).
+3. ``conf/dataset/rfw.yaml``::
+
+       defaults:
+         - base_rfw
+         - _self_
+
+Another package registers the same class without touching evalkit, through the entry point
+group ``evalkit.datasets`` (``rfw = "mypkg.rfw:RFWDataset"`` in its pyproject's
+``[project.entry-points."evalkit.datasets"]``), or names it per run with
+``dataset.target=mypkg.rfw:RFWDataset``.
+
+After ``load``, :func:`load_dataset` keeps only the attributes listed in ``cfg.attributes``
+(all of them when empty) and raises :class:`DatasetError` naming any that are missing.
 """
 
 from __future__ import annotations
@@ -10,19 +59,19 @@ from pathlib import Path
 from .samples import CONFLICT, MULTIPLE, UNLABELLED, DatasetError, Pairs, Samples  # noqa: F401
 
 
+def dataset_adapter(cfg):
+    """An instance of the adapter a dataset config node names (``target`` or registered ``kind``)."""
+    from ..registry import DATASETS
+
+    return DATASETS.resolve(cfg.get("kind"), cfg.get("target"))()
+
+
 def load_dataset(cfg) -> Samples:
-    """Samples table for a dataset config (LFWDatasetConfig or CSVDatasetConfig)."""
-    if cfg.kind == "lfw":
-        from .lfw import load_lfw
-
-        samples = load_lfw(cfg.root, images_dir=cfg.images_dir)
-    elif cfg.kind == "csv":
-        from .csv_table import load_csv_dataset
-
-        samples = load_csv_dataset(cfg.path, name=cfg.name, attributes=list(cfg.attributes) or None,
-                                   numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()})
-    else:
-        raise DatasetError(f"unknown dataset kind {cfg.kind!r}")
+    """Samples table for a dataset config node, restricted to its ``attributes`` (when listed)."""
+    samples = dataset_adapter(cfg).load(cfg)
+    if not isinstance(samples, Samples):
+        raise DatasetError(f"dataset adapter for {cfg.get('target') or cfg.kind!r} returned {type(samples).__name__}, "
+                           "not evalkit.data.samples.Samples")
     wanted = list(cfg.attributes)
     missing = [a for a in wanted if a not in samples.attributes]
     if missing:
@@ -36,34 +85,4 @@ def load_dataset(cfg) -> Samples:
 
 def dataset_files(cfg) -> list[Path]:
     """The annotation files a run depends on (hashed into the run record)."""
-    if cfg.kind == "lfw":
-        from .download import LFW_FILES
-
-        root = Path(cfg.root)
-        return [root / f.dest for f in LFW_FILES if (root / f.dest).is_file()]
-    return [Path(cfg.path)]
-
-
-def build_pairs(cfg, samples: Samples, dataset_cfg) -> Pairs:
-    """Pairs for a protocol config over the samples table."""
-    import numpy as np
-
-    if cfg.kind == "lfw":
-        from .lfw import lfw_protocol
-
-        pairs = lfw_protocol(samples, dataset_cfg.root, cfg.split)
-        if cfg.pairs_per_fold is not None:
-            keep = []
-            for f in np.unique(pairs.fold):
-                for m in (True, False):
-                    idx = np.flatnonzero((pairs.fold == f) & (pairs.mated == m))
-                    keep.extend(idx[: cfg.pairs_per_fold])
-            pairs = pairs.subset(np.sort(np.asarray(keep)))
-    elif cfg.kind == "generated":
-        from .protocols import generated_pairs
-
-        pairs = generated_pairs(samples, cfg.max_images_per_subject, cfg.nonmated, int(cfg.seed), name=cfg.name)
-    else:
-        raise DatasetError(f"unknown protocol kind {cfg.kind!r}")
-    pairs.check_against(samples)
-    return pairs
+    return list(dataset_adapter(cfg).files(cfg))

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples
 
 __all__ = ["REQUIRED_COLUMNS", "NA_VALUES", "load_csv_dataset", "band_labels", "band_label"]
@@ -211,3 +212,17 @@ def load_csv_dataset(
         attributes={c: np.asarray(v, dtype=object) for c, v in values.items()},
         label_sources=sources,
     )
+
+
+class CSVDataset(Dataset):
+    """``kind: csv`` (conf/dataset/csv.yaml, schema evalkit.config.CSVDatasetConfig): your own
+    CSV with columns path, subject and any attribute columns."""
+
+    name = "csv"
+
+    def load(self, cfg) -> Samples:
+        return load_csv_dataset(cfg.path, name=cfg.name, attributes=list(cfg.attributes) or None,
+                                numeric_bands={k: list(v) for k, v in cfg.numeric_bands.items()})
+
+    def files(self, cfg) -> list[Path]:
+        return [Path(cfg.path)]

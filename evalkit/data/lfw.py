@@ -30,6 +30,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from evalkit.data.base import Dataset
 from evalkit.data.samples import CONFLICT, MULTIPLE, UNLABELLED, DatasetError, Pairs, Samples
 
 __all__ = [
@@ -507,3 +508,18 @@ def subject_labels(samples: Samples, attribute: str) -> Mapping[str, str]:
     for subj, lab in zip(samples.subjects, labels):
         out.setdefault(str(subj), str(lab))
     return out
+
+
+class LFWDataset(Dataset):
+    """``kind: lfw`` (conf/dataset/lfw.yaml, schema evalkit.config.LFWDatasetConfig)."""
+
+    name = "lfw"
+
+    def load(self, cfg) -> Samples:
+        return load_lfw(cfg.root, images_dir=cfg.images_dir)
+
+    def files(self, cfg) -> list[Path]:
+        from .download import LFW_FILES
+
+        root = Path(cfg.root)
+        return [root / f.dest for f in LFW_FILES if (root / f.dest).is_file()]

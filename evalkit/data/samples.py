@@ -3,12 +3,9 @@
 ``Samples``: one row per image (id, path, subject, one label per demographic attribute).
 ``Pairs``: one row per comparison (indices into a ``Samples``, mated or not, fold).
 
-Labels are strings from the dataset's own annotations. Missing or unusable labels are explicit
-states, never empty strings and never dropped rows:
-
-- ``unlabelled``: the dataset says nothing about this subject/image;
-- ``conflict``: the dataset's annotations disagree (e.g. an image in both sex lists);
-- ``multiple``: the dataset gives several values (e.g. a multi-race label).
+Labels are strings from the dataset's own annotations; missing or unusable labels are the
+explicit states of :mod:`evalkit.labels` (``unlabelled``, ``conflict``, ``multiple``), never empty
+strings and never dropped rows.
 """
 
 from __future__ import annotations
@@ -18,10 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-UNLABELLED = "unlabelled"
-CONFLICT = "conflict"
-MULTIPLE = "multiple"
-SPECIAL_LABELS = (UNLABELLED, CONFLICT, MULTIPLE)
+from ..labels import CONFLICT, MULTIPLE, SPECIAL_LABELS, UNLABELLED  # noqa: F401  (re-exported)
 
 
 class DatasetError(ValueError):

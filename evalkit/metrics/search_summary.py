@@ -56,7 +56,7 @@ import math
 
 import numpy as np
 
-from ..data.samples import SPECIAL_LABELS
+from ..labels import SPECIAL_LABELS
 from . import disparity as disp
 from . import rates, uncertainty
 from .search import (SearchResult, bootstrap_interval, cluster_bootstrap_rates, cmc_hits, false_candidate_matrix,

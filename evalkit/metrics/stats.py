@@ -19,7 +19,7 @@ from __future__ import annotations
 from . import bootstrap as boot_mod
 from . import disparity as disp
 
-from ..data.samples import SPECIAL_LABELS
+from ..labels import SPECIAL_LABELS
 
 FMR_ONLY = ("fmr_max_min_ratio", "fmr_ratio_to_reference")
 FNMR_ONLY = ("fnmr_max_min_ratio", "fnmr_ratio_to_reference")

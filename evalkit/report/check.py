@@ -57,7 +57,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
 
-from ..data.samples import SPECIAL_LABELS
+from ..labels import SPECIAL_LABELS
 
 LABEL_LESS = list(SPECIAL_LABELS)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends.scoring_base import backend_scores_text, direction_of, words
-from ..data.samples import SPECIAL_LABELS as LABEL_GROUPS
+from ..labels import SPECIAL_LABELS as LABEL_GROUPS
 from . import plots
 
 REPORT_NAME = "report.html"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..backends.scoring_base import backend_scores_text, direction_of, words
-from ..data.samples import SPECIAL_LABELS
+from ..labels import SPECIAL_LABELS
 from . import plots
 from .html import (_Figures, _fte_figure, _fte_table, _get, _pipeline_svg, _provenance_section,
                    _threshold_text, ci_text, esc, num, page, pct)

@@ -79,10 +79,10 @@ PAIRS_RUN = ["dataset=lfw", "protocol.pairs_per_fold=3", "progress=false", "det_
 
 
 def _protocol_pairs(lfw_samples, data_dir):
-    from evalkit.data import build_pairs
+    from evalkit.protocols import build_protocol
 
     cfg = compose_config([*PAIRS_RUN, f"data_dir={data_dir}"])
-    return build_pairs(cfg.protocol, lfw_samples, cfg.dataset)
+    return build_protocol(cfg.protocol).plan(cfg, lfw_samples).pairs
 
 
 def _pair_file(path, lfw_samples, pairs, sign: float = 1.0, drop: int | None = None, fail: int | None = None):

@@ -1,0 +1,164 @@
+"""1:1 protocols that hand the metrics a score table: a list of pairs, one score per pair.
+
+A subclass implements :meth:`PairProtocol.pairs` (which comparisons); scoring (one distance per
+pair, failures carried into every comparison of a failed image), the calibration split of the
+``calibrated`` threshold policy, the summary (evalkit.metrics.summary), scores.csv and the DET
+figures are shared.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.samples import Pairs, Samples
+from ..scores import ScoreTable
+from ..scoring import apply_failure_policy, pair_distances
+from .base import Embedded, Plan, Protocol, RunContext, reject_search_policy
+
+log = logging.getLogger("evalkit")
+
+
+@dataclass
+class PairPlan(Plan):
+    """The pairs to score, and the LFW View 1 DevTrain pairs when they calibrate the threshold."""
+
+    pairs: Pairs | None = None
+    calibration_pairs: Pairs | None = None
+
+
+@dataclass
+class PairOutput:
+    """The evaluated score table and, for ``threshold=calibrated``, the calibration split."""
+
+    table: ScoreTable
+    calibration: dict | None
+
+
+class PairProtocol(Protocol):
+    """Base of the 1:1 protocols built on a list of pairs (LFW views, generated pairs)."""
+
+    def pairs(self, cfg, samples: Samples) -> Pairs:
+        raise NotImplementedError
+
+    def validate(self, cfg) -> None:
+        reject_search_policy(cfg)
+
+    def plan(self, cfg, samples: Samples) -> PairPlan:
+        pairs = self.pairs(cfg, samples)
+        pairs.check_against(samples)
+        cal = None
+        if cfg.threshold.policy == "calibrated" and cfg.threshold.calibration == "lfw_view1_train":
+            from ..data.lfw import lfw_protocol
+
+            cal = lfw_protocol(samples, cfg.dataset.root, "view1_train")
+        rows = np.unique(np.concatenate([pairs.used_samples()] + ([cal.used_samples()] if cal else [])))
+        log.info("%s: %d samples, protocol %s: %d pairs over %d images", samples.name, len(samples),
+                 pairs.name, len(pairs), len(rows))
+        return PairPlan(samples, rows, pairs, cal)
+
+    def score(self, cfg, plan: PairPlan, embedded: Embedded) -> PairOutput:
+        if getattr(embedded, "kind", None) == "scoring":   # a black-box scoring backend (evalkit.black_box)
+            table, calibration = calibration_split(cfg, plan.samples, embedded.score_table(plan.pairs), None, None, None)
+            return PairOutput(table, calibration)
+        full, ok = embedded.full()
+        pairs = plan.pairs
+        dist = pair_distances(full, pairs.a, pairs.b, cfg.backend.distance)
+        table = ScoreTable.build(plan.samples, pairs, dist, ok)
+        table, calibration = calibration_split(cfg, plan.samples, table, plan.calibration_pairs, full, ok)
+        return PairOutput(table, calibration)
+
+    def summarise(self, cfg, plan: PairPlan, output: PairOutput, context: RunContext) -> dict:
+        from ..metrics import summary
+
+        table = output.table
+        header = context.header({
+            "name": plan.pairs.name, "n_comparisons": len(table), "n_genuine": int(table.mated.sum()),
+            "n_impostor": int((~table.mated).sum()), "n_folds": int(len(np.unique(table.fold[table.fold >= 0])))})
+        emb = context.embeddings
+        return summary.summarise(
+            table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
+            threshold_value=self.threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
+            image_failures=emb.failures, image_groups=plan.used_samples.attributes, header=header,
+            image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=output.calibration,
+            reference=dict(cfg.reference), **context.statistics_options())
+
+    def write(self, out_dir: Path, plan: PairPlan, output: PairOutput, context: RunContext) -> None:
+        direction = context.extra.get("score_direction")   # set for a scoring backend (evalkit.black_box)
+        if direction is None:
+            output.table.write_csv(Path(out_dir) / "scores.csv")
+        else:   # scores.csv in the backend's own units
+            from ..black_box import present_table
+
+            present_table(output.table, direction).write_csv(Path(out_dir) / "scores.csv")
+        if context.cfg.det_plot:
+            det_plots(Path(out_dir), output.table, context.metrics, context.cfg, direction)
+
+
+def calibration_split(cfg, samples: Samples, table: ScoreTable, cal_pairs: Pairs | None, full, ok):
+    """(evaluation table, calibration split) for threshold.policy=calibrated; else (table, None).
+
+    ``calibration=lfw_view1_train``: the View 1 DevTrain pairs calibrate and the run's table stays
+    whole; ``subject_split``: a seeded subject-disjoint split of the run's own comparisons
+    (evalkit.metrics.thresholds.subject_split), the calibration half leaves the evaluated table."""
+    if cfg.threshold.policy != "calibrated":
+        return table, None
+    if cal_pairs is not None:   # LFW View 1 DevTrain -> the run's protocol
+        cal = ScoreTable.build(samples, cal_pairs, pair_distances(full, cal_pairs.a, cal_pairs.b, cfg.backend.distance), ok)
+        source = "LFW View 1 DevTrain (pairsDevTrain.txt)"
+        extra = {"shared_subjects_with_run": int(len(np.intersect1d(
+            np.concatenate([cal.subject_a, cal.subject_b]), np.concatenate([table.subject_a, table.subject_b]))))}
+    else:
+        from ..metrics.thresholds import subject_split
+
+        split = subject_split(table.subject_a, table.subject_b, cfg.threshold.calibration_fraction, cfg.seed)
+        cal, table = table.subset(split["calibration"]), table.subset(split["evaluation"])
+        source = (f"a seeded subject-disjoint split (seed {cfg.seed}, {split['n_subjects_calibration']} subjects "
+                  "calibrate, the rest evaluate)")
+        extra = {"n_subjects_calibration": split["n_subjects_calibration"],
+                 "n_subjects_evaluation": split["n_subjects_evaluation"],
+                 "dropped_straddling_comparisons": split["n_dropped"], "seed": int(cfg.seed)}
+    scores, keep = apply_failure_policy(cal.distance, cal.failed, cfg.failure_policy)
+    imp = scores[keep & ~cal.mated]
+    if len(imp) == 0:
+        raise ValueError(f"the calibration split ({source}) has no impostor comparisons")
+    return table, {"source": source, "impostor": imp, "n_genuine": int((keep & cal.mated).sum()), "extra": extra}
+
+
+def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg, direction: str | None = None) -> None:
+    """Per attribute: each group's DET curve and its genuine/impostor score distributions (a
+    scoring backend's ``direction``: the distributions in its own units, thresholds ``metrics``'
+    internal ones)."""
+    from ..report import plots
+
+    sign = -1.0 if direction == "similarity" else 1.0
+    xlabel = (f"{cfg.backend.distance} distance (lower = more alike; linear scale)" if direction is None else
+              f"{cfg.backend.name} {direction} ({'higher' if direction == 'similarity' else 'lower'} = more alike; "
+              "linear scale)")
+
+    scores, keep = apply_failure_policy(table.distance, table.failed, cfg.failure_policy)
+    th = metrics["threshold"]
+    per_group = th.get("per_group") or {}
+    for attr, (ga, gb) in table.groups.items():
+        # one line for everyone; per-group policies mark each group's own only for the attribute
+        # whose groups got their own thresholds (elsewhere a group's comparisons mix thresholds)
+        thr = th["value"] if th["value"] is not None else (
+            {g: v["value"] for g, v in per_group[attr].items()} if attr in per_group else None)
+        curves, finite, failed = {}, {}, {}
+        same = (ga == gb) & keep
+        for g in np.unique(ga[same]):
+            m = same & (ga == g)
+            gen, imp = scores[m & table.mated], scores[m & ~table.mated]
+            curves[str(g)] = (gen, imp)
+            finite[str(g)] = (sign * gen[np.isfinite(gen)], sign * imp[np.isfinite(imp)])
+            failed[str(g)] = int((m & table.failed).sum())
+        plots.det_plot(curves, out / f"det_{attr}", f"{metrics['experiment']}: DET by {attr}",
+                       threshold=thr, min_count=2, formats=plots.FORMATS)
+        shown = thr if sign > 0 or thr is None else (
+            {g: sign * v for g, v in thr.items()} if isinstance(thr, dict) else sign * thr)
+        plots.save_figure(plots.score_distribution_plot(
+            finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=shown,
+            xlabel=xlabel, failed=failed), out / f"scores_{attr}")
