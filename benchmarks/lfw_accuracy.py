@@ -48,8 +48,8 @@ def main(argv: list[str]) -> None:
         a, f, g = m["lfw_accuracy"], m["failures"]["images"], m["groups"]["sex"]
         fb = sum(f.get("fallbacks", {}).values())
         print(f"| {label} | {100 * a['mean']:.2f}% ± {100 * a['sem']:.2f}% | {100 * m['eer']:.2f}% | "
-              f"{f['failed']}/{f['n']}" + (f" (+{fb} centre-box)" if fb else "") + " | "
-              f"{100 * g['male']['fnmr']:.2f}% / {100 * g['female']['fnmr']:.2f}% | {published} | "
+              f"{f['fte']['errors']}/{f['fte']['n']}" + (f" (+{fb} centre-box)" if fb else "") + " | "
+              f"{100 * g['male']['fnmr']['rate']:.2f}% / {100 * g['female']['fnmr']['rate']:.2f}% | {published} | "
               f"{m['_folder']} ({m['_seconds']:.0f} s) |", flush=True)
 
 

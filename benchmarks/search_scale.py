@@ -9,7 +9,7 @@ noise drawn per probe so ranks vary) and half non-mated (one image of each of as
 subjects). Identities are drawn in a 16-d subspace, so some subjects look alike; every image adds
 isotropic noise in all dimensions. ``evalkit.metrics.search.search`` scores every
 probe against every gallery image (euclidean, float32, candidate lists of ``--candidates``) at a few
-nested gallery sizes; ``summarise_search`` then builds the metrics.json ``search`` block at the
+nested gallery sizes; ``summarise_search`` then builds the metrics.json rate and ``search`` blocks at the
 global FPIR 1e-2 threshold with ``--replicates`` probe-subject cluster-bootstrap replicates and two
 synthetic attributes (2 and 4 groups, drawn per subject).
 
@@ -149,8 +149,9 @@ def main(argv: list[str]) -> None:
     print()
     print(f"search: {comparisons / t_search / 1e6:,.0f} M comparisons/s ({comparisons / 1e6:,.0f} M comparisons)")
     thr = metrics["threshold"]
-    print(f"threshold (global FPIR 1e-2): {thr['value']:.4f}, achieved FPIR {thr['achieved_fpir']:.4f}; "
-          f"FNIR {s['overall']['fnir']['rate']:.4f}, FNIR rank 1 {s['overall']['fnir_rank1']['rate']:.4f}, "
+    o = metrics["overall"]
+    print(f"threshold (global FPIR 1e-2): {thr['value']:.4f}, achieved FPIR {thr['achieved']:.4f}; "
+          f"FNIR {o['fnir']['rate']:.4f}, FNIR rank 1 {o['fnir_rank1']['rate']:.4f}, "
           f"CMC(1) {s['cmc']['overall']['rate'][0]:.4f}, CMC({a.candidates}) {s['cmc']['overall']['rate'][-1]:.4f}")
     for size, e in zip(s["by_gallery_size"]["sizes"], s["by_gallery_size"]["overall"]["fpir"]):
         print(f"  gallery {size:>6,}: FPIR {e['rate']:.4f} [{e['ci_boot'][0] if e['ci_boot'] else float('nan'):.4f}, "

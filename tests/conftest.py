@@ -170,3 +170,51 @@ def lfw_search_run(tmp_path_factory, lfw_root):
     out = tmp_path_factory.mktemp("lfw_search_run") / "run"
     run(compose_config([*SEARCH_RUN_OVERRIDES, f"data_dir={lfw_root.parent}"]), out)
     return out
+
+
+# ---------------------------------------------------------------- every metrics.json validates against the schema
+
+_VALIDATED: dict[str, float] = {}
+
+
+def validate_written_metrics(root: Path, skip: bool = False) -> list[Path]:
+    """Validate every metrics.json under ``root`` written (or rewritten) since the last call against
+    evalkit/schema/metrics.schema.json; returns the files checked. A file that does not conform
+    raises AssertionError naming it and the offending path. ``skip``: note the new files as seen
+    without validating them (tests marked ``writes_invalid_metrics``)."""
+    import json
+
+    import jsonschema
+
+    from evalkit.schema import validate_metrics
+
+    checked = []
+    for p in root.rglob("metrics.json"):
+        key, mtime = str(p), p.stat().st_mtime
+        if _VALIDATED.get(key) == mtime:
+            continue
+        _VALIDATED[key] = mtime
+        if skip:
+            continue
+        try:
+            m = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue   # a test's deliberately broken file (not JSON at all)
+        try:
+            validate_metrics(m)
+        except jsonschema.ValidationError as exc:
+            raise AssertionError(f"{p} does not conform to metrics.schema.json at "
+                                 f"{'/'.join(map(str, exc.absolute_path))}: {exc.message}") from None
+        checked.append(p)
+    return checked
+
+
+@pytest.fixture(autouse=True)
+def _metrics_json_conforms_to_the_schema(request, tmp_path_factory):
+    """After every test: each metrics.json written under the session's temporary folders (run
+    folders of fixtures and tests alike) conforms to the JSON Schema; a test whose run wrote a
+    non-conforming file errors in its teardown. Tests that write hand-made or broken files on
+    purpose are marked ``writes_invalid_metrics``."""
+    yield
+    validate_written_metrics(tmp_path_factory.getbasetemp(),
+                             skip=request.node.get_closest_marker("writes_invalid_metrics") is not None)

@@ -45,12 +45,14 @@ def test_run_writes_the_run_folder(backend, tmp, lfw_root):
         assert (run / name).is_file(), name
     m = json.loads((run / "metrics.json").read_text())
     assert m["protocol"]["n_comparisons"] == 40 and m["protocol"]["n_folds"] == 10
-    assert m["threshold"]["policy"] == "global_fmr" and m["threshold"]["target_fmr"] == 1e-3
-    for key in ("fmr", "fnmr", "n_genuine", "n_impostor", "n_subjects"):
-        assert key in m["overall"]
-        for attr in ("sex", "race"):
-            for g in m["groups"][attr].values():
-                assert key in g
+    assert m["threshold"]["policy"] == "global_fmr" and m["threshold"]["target"] == 1e-3
+    assert m["threshold"]["rate"] == "fmr" and m["kind"] == "verification" and m["rates"] == ["fnmr", "fmr"]
+    for rate in ("fmr", "fnmr"):
+        for key in ("rate", "errors", "n", "subjects", "ci", "upper", "ci_boot", "small", "estimable"):
+            assert key in m["overall"][rate]
+            for attr in ("sex", "race"):
+                for g in m["groups"][attr].values():
+                    assert key in g[rate]
     assert set(m["groups"]["sex"]) <= {"male", "female", "conflict", "unlabelled"}
     assert 0.5 < m["lfw_accuracy"]["mean"] <= 1.0 and len(m["lfw_accuracy"]["per_fold"]) == 10
     rows = list(csv.DictReader((run / "scores.csv").open()))
@@ -110,8 +112,9 @@ def test_csv_dataset_records_corrupt_and_missing_images_per_group(tmp, lfw_root,
     m = json.loads((run / "metrics.json").read_text())
     f = m["failures"]
     assert f["images"]["by_reason"] == {"missing_file": 1, "unreadable": 1}
-    assert f["by_group"]["sex"]["female"]["failed"] == 1 and f["by_group"]["sex"]["male"]["failed"] == 1
-    assert f["by_group"]["age"]["30-44"]["failed"] == 1 and f["by_group"]["age"]["unlabelled"]["failed"] == 1
+    by = f["by_group"]
+    assert by["sex"]["female"]["fte"]["errors"] == 1 and by["sex"]["male"]["fte"]["errors"] == 1
+    assert by["age"]["30-44"]["fte"]["errors"] == 1 and by["age"]["unlabelled"]["fte"]["errors"] == 1
     assert m["protocol"]["n_genuine"] == 3 + 6 + 3      # Serena C(3,2), Tony C(4,2), Jennifer C(3,2)
     assert f["comparisons"]["genuine"] == 3 + 2         # Tony's pairs with the missing file, Jennifer's with the broken one
     failed_rows = list(csv.DictReader((run / "failures.csv").open()))
@@ -128,9 +131,9 @@ def test_threshold_policies_are_named_in_the_run(tmp, lfw_run):
     per, cal = runs["per_group_fmr"], runs["calibrated"]
     assert per["threshold"]["value"] is None and "PER-GROUP" in per["threshold"]["label"]
     own = per["threshold"]["per_group"]["sex"]
-    assert own["male"]["n_impostor"] > 20
+    assert own["male"]["n"] > 20
     for g, v in per["groups"]["sex"].items():   # each group's own impostors at its own threshold meet the target
-        assert v["n_impostor"] == 0 or v["fmr"] <= 0.05
+        assert v["fmr"]["n"] == 0 or v["fmr"]["rate"] <= 0.05
     c = cal["threshold"]["calibration"]
     assert "subject-disjoint" in c["source"] and c["n_subjects_calibration"] > 0
     # evaluation and calibration share no subject: the evaluated comparisons are what is left
@@ -155,6 +158,6 @@ def test_exhaustive_protocol_runs_end_to_end_on_real_images(tmp, lfw_root, tmp_p
     m = json.loads((run / "metrics.json").read_text())
     assert m["protocol"]["n_comparisons"] == 9 * 8 // 2
     assert m["protocol"]["n_genuine"] == 3 + 3 + 1       # C(3,2) + C(3,2) + C(2,2)
-    assert m["groups"]["sex"]["female"]["n_genuine"] == 4 and m["groups"]["sex"]["male"]["n_genuine"] == 3
-    assert m["overall"]["false_matches"] == 0            # dlib keeps these four people apart at 0.6
+    assert m["groups"]["sex"]["female"]["fnmr"]["n"] == 4 and m["groups"]["sex"]["male"]["fnmr"]["n"] == 3
+    assert m["overall"]["fmr"]["errors"] == 0            # dlib keeps these four people apart at 0.6
     assert not (run / "scores.csv").exists() and (run / "report.html").is_file()

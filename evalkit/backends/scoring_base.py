@@ -146,8 +146,8 @@ def present_metrics(metrics: dict, direction: str) -> dict:
         out["lfw_accuracy"] = {**out["lfw_accuracy"],
                                "thresholds": [present_value(t, direction) for t in out["lfw_accuracy"]["thresholds"]]}
     if isinstance(out.get("search"), dict) and out["search"].get("audit"):
-        out["search"] = {**out["search"], "audit": [{**a, "threshold": present_value(a.get("threshold"), direction),
-                                                     "direction": direction} for a in out["search"]["audit"]]}
+        out["search"] = {**out["search"], "audit": [{**a, "threshold": present_value(a.get("threshold"), direction)}
+                                                    for a in out["search"]["audit"]]}
     return out
 
 
@@ -326,10 +326,12 @@ def words(direction: str) -> dict:
         return {"kind": "similarity", "cmp": ">=", "at": "at a similarity >= the threshold",
                 "at_or": "at a similarity at or above the threshold", "alike": "higher = more alike",
                 "beyond_impostors": "the threshold sits above every impostor score", "side": "at or above",
+                "beyond_set": "the threshold sits above every score it was set on",
                 "sign": -1.0}
     return {"kind": "distance", "cmp": "<=", "at": "at a distance <= the threshold",
             "at_or": "at a distance at or below the threshold", "alike": "lower = more alike",
             "beyond_impostors": "the threshold sits below every impostor score", "side": "at or below",
+            "beyond_set": "the threshold sits below every score it was set on",
             "sign": 1.0}
 
 

@@ -1,41 +1,41 @@
 """metrics.json for a one-to-many search run (``protocol=search``): pure computation, no I/O.
 
-Same top-level blocks as every run (schema, experiment, dataset, protocol, backend,
-failure_policy, failures, threshold, min_count, bootstrap; see ``evalkit.metrics.summary``), no
-verification blocks (overall/groups/... are 1:1 rates), and one ``search`` block. Definitions of
-FPIR, FNIR and CMC: ``evalkit.metrics.search``. Groups are the PROBE's group (its subject's label);
+Schema "evalkit.metrics/3", kind "search", rates ["fnir", "fpir", "fnir_rank1"]: the same
+top-level blocks as every run (``evalkit.metrics.results.header_block``) and the same rate blocks
+as a 1:1 run -- ``overall``, ``groups``, ``intersections``, ``disparity`` -- holding FPIR, FNIR and
+FNIR at rank 1, plus one ``search`` block for what only a search has. Definitions of FPIR, FNIR
+and CMC: ``evalkit.metrics.search``. Groups are the PROBE's group (its subject's label);
 "unlabelled"/"conflict"/"multiple" stay explicit groups and never enter disparity summaries.
 
-A rate entry is ``{rate, errors, n, n_subjects, ci, upper_bound, ci_boot, ci_boot_reason}``:
-errors / n probes (searches) from n_subjects probe subjects; ``ci`` Clopper-Pearson (treats
-searches as independent), ``upper_bound`` the exact one-sided bound when errors == 0, ``ci_boot``
-the probe-subject cluster bootstrap percentile interval (the interval that respects subjects;
-null with a reason when not computed or undefined).
+Every rate is a RateEstimate (``evalkit.metrics.results``): errors / n probes (searches) from
+``subjects`` probe subjects; ``ci`` Clopper-Pearson (treats searches as independent), ``upper``
+the exact one-sided bound when errors == 0, ``ci_boot`` the probe-subject cluster bootstrap
+percentile interval (the interval that respects subjects; null with a reason when not computed or
+undefined); ``small`` by evalkit's one small-group rule (fewer than min_count.subjects probe
+subjects or min_count.comparisons searches of that kind).
 
-    threshold   {policy: global_fpir | fixed, label, value, target_fpir, achieved_fpir, resolvable,
-                 n_nonmated, gallery_size}: global_fpir sets ONE threshold for everyone on the
+    threshold   a ThresholdRecord {policy: global_fpir | fixed, rate: "fpir", label, value, target,
+                 achieved, resolvable, n (non-mated searches), gallery_size}: global_fpir sets ONE
+                 threshold for everyone on the
                  best scores of all non-mated searches of the full gallery (FPIR <= target;
                  NIST FRTE 1:N reports FNIR at fixed FPIR); it is then applied to every group and
                  every gallery size
     protocol    {name, kind: "search", gallery_sizes, n_enrolled_subjects, n_gallery_images,
                  gallery_images_per_subject, n_mated_probes, n_nonmated_probes, n_mated_subjects,
                  n_nonmated_subjects, candidates, seed, nonmated_fraction, max_probes_per_subject}
+    overall           {fnir, fpir, fnir_rank1}: RateEstimates over every probe
+    groups            attribute -> probe group -> {fnir, fpir, fnir_rank1}
+    intersections     "sex x race" -> group -> as groups
+    disparity         attribute -> {fpir_max_min_ratio, fnir_max_min_ratio}: {value, ci, reason,
+                      groups, definition, source}, over the labelled groups not flagged small;
+                      {fpir,fnir}_ratio_to_reference: {reference, reference_rule, definition,
+                      source, by_group: group -> {value, ci, reason}}
     search
       gallery_size      the full gallery (enrolled subjects): headline rates are at this size
       candidates        L, the candidate-list length
-      overall           {fpir, fnir, fnir_rank1}: rate entries
-      groups            attribute -> probe group -> {fpir, fnir, fnir_rank1, small_fpir,
-                        small_fpir_reason, small_fnir, small_fnir_reason}; a rate is flagged small
-                        when its group has fewer than min_count.subjects probe subjects or fewer
-                        than min_count.comparisons searches of that kind
-      intersections     "sex x race" -> group -> as groups
-      disparity         attribute -> {fpir_max_min_ratio, fnir_max_min_ratio}: {value, ci, reason,
-                        groups, definition, source}, over the labelled groups not flagged small;
-                        {fpir,fnir}_ratio_to_reference: {reference, reference_rule, definition,
-                        source, by_group: group -> {value, ci, reason}}
-      cmc               {ranks: [1..K], overall: {n, n_subjects, hits, rate, ci_boot},
+      cmc               {ranks: [1..K], overall: {n, subjects, hits, rate, ci_boot},
                         groups: attribute -> group -> same}; rate[k-1] = CMC(k)
-      by_gallery_size   {sizes, overall: {fpir: [entry per size], fnir: [...]},
+      by_gallery_size   {sizes, overall: {fpir: [RateEstimate per size], fnir: [...]},
                         groups: attribute -> group -> {fpir: [...], fnir: [...]}} at the threshold
       false_candidates  attribute -> {probe_labels, candidate_labels, nonmated: {false_candidates,
                         probes_with, n_probes}, mated: {...}, gallery_subjects: {label: n},
@@ -58,10 +58,10 @@ import numpy as np
 
 from ..labels import SPECIAL_LABELS
 from . import disparity as disp
-from . import rates, uncertainty
+from . import rates, results
 from .search import (SearchResult, bootstrap_interval, cluster_bootstrap_rates, cmc_hits, false_candidate_matrix,
                      mated_misses, nonmated_false_positives, probe_validity)
-from .summary import SCHEMA, _clean, failures_block, failures_by_group
+from .summary import _clean, failures_block, failures_by_group
 
 __all__ = ["summarise_search", "rate_entry"]
 
@@ -69,10 +69,11 @@ __all__ = ["summarise_search", "rate_entry"]
 class _Boot:
     """Bootstrap settings and the replicates kept for disparity intervals."""
 
-    def __init__(self, bootstrap: dict | None, confidence: float):
+    def __init__(self, bootstrap: dict | None, confidence: float, min_count=None):
         self.replicates = int((bootstrap or {}).get("replicates") or 0)
         self.seed = int((bootstrap or {}).get("seed") or 0)
         self.confidence = confidence
+        self.min_count = min_count   # the small-group rule's minimums, for every estimate
 
     def reps(self, counted, errors, subjects, label: str):
         if not self.replicates:
@@ -80,18 +81,19 @@ class _Boot:
         return cluster_bootstrap_rates(counted, errors, subjects, replicates=self.replicates, seed=self.seed, label=label)
 
 
-def rate_entry(counted, errors, subjects, confidence: float, reps=None, column: int = 0) -> dict:
-    """One rate entry (see module docstring) for probes ``counted`` with events ``errors``."""
+def rate_entry(counted, errors, subjects, confidence: float, reps=None, column: int = 0, *, rate_name: str = "fpir",
+               min_count=None) -> dict:
+    """One rate estimate (``evalkit.metrics.results.RateEstimate``) for probes ``counted`` with
+    events ``errors``: errors / n probes from ``subjects`` probe subjects; ``ci_boot`` from the
+    replicates' ``column`` when given."""
     counted = np.asarray(counted, bool)
     k, n = int((np.asarray(errors, bool) & counted).sum()), int(counted.sum())
-    rs = uncertainty.rate_summary(k, n, confidence)
-    e = {"rate": rs["rate"], "errors": k, "n": n, "n_subjects": int(len(np.unique(np.asarray(subjects)[counted]))),
-         "ci": rs["ci"], "upper_bound": rs["upper_bound_if_zero"], "ci_boot": None,
-         "ci_boot_reason": "bootstrap off (bootstrap.replicates=0)"}
+    n_subj = int(len(np.unique(np.asarray(subjects)[counted])))
+    boot, why = None, results.BOOT_OFF
     if reps is not None:
         iv = bootstrap_interval(reps[:, column:column + 1], confidence)[0]
-        e["ci_boot"], e["ci_boot_reason"] = iv.as_list(), iv.reason
-    return e
+        boot, why = iv.as_list(), iv.reason
+    return results.estimate(k, n, n_subj, confidence, rate_name, min_count, ci_boot=boot, ci_boot_reason=why)
 
 
 def _outcomes(res, t, valid) -> dict:
@@ -103,33 +105,21 @@ def _outcomes(res, t, valid) -> dict:
 
 
 def _rates(outcomes: dict, mask, subjects, boot: _Boot, label: str,
-           names=("fpir", "fnir", "fnir_rank1")) -> tuple[dict, dict]:
+           names=("fnir", "fpir", "fnir_rank1")) -> tuple[dict, dict]:
     """Rate entries over the probes in ``mask`` (``names`` of :func:`_outcomes`), and their replicates."""
     out, reps = {}, {}
     for name in names:
         cnt, err = outcomes[name]
         r = boot.reps(cnt & mask, err, subjects, f"{name}|{label}")
         reps[name] = r
-        out[name] = rate_entry(cnt & mask, err, subjects, boot.confidence, r)
+        out[name] = rate_entry(cnt & mask, err, subjects, boot.confidence, r, rate_name=name, min_count=boot.min_count)
     return out, reps
 
 
-def _small(e: dict, kind: str, min_count) -> tuple[bool, str | None]:
-    why = []
-    if e["n_subjects"] < min_count[0]:
-        why.append(f"{e['n_subjects']} probe subjects < {min_count[0]}")
-    if e["n"] < min_count[1]:
-        why.append(f"{e['n']} {kind} searches < {min_count[1]}")
-    return bool(why), "; ".join(why) or None
-
-
-def _groups(outcomes, labels, subjects, boot, min_count, prefix) -> tuple[dict, dict]:
+def _groups(outcomes, labels, subjects, boot, prefix) -> tuple[dict, dict]:
     entries, reps = {}, {}
     for g in np.unique(labels):
-        e, r = _rates(outcomes, labels == g, subjects, boot, f"{prefix}|{g}")
-        e["small_fpir"], e["small_fpir_reason"] = _small(e["fpir"], "non-mated", min_count)
-        e["small_fnir"], e["small_fnir_reason"] = _small(e["fnir"], "mated", min_count)
-        entries[str(g)], reps[str(g)] = e, r
+        entries[str(g)], reps[str(g)] = _rates(outcomes, labels == g, subjects, boot, f"{prefix}|{g}")
     return entries, reps
 
 
@@ -141,7 +131,7 @@ def _disparity(entries: dict, reps: dict, confidence: float) -> dict:
     in the data (``ci_of``), replicate by replicate."""
     out = {}
     for rate, key, name in (("fpir", "fpir_max_min_ratio", "FPIR"), ("fnir", "fnir_max_min_ratio", "FNIR")):
-        ok = [g for g, e in entries.items() if g not in SPECIAL_LABELS and not e[f"small_{rate}"]]
+        ok = [g for g, e in entries.items() if g not in SPECIAL_LABELS and not e[rate]["small"]]
         d = disp.max_min_ratio({g: entries[g][rate]["rate"] if entries[g][rate]["rate"] is not None else math.nan
                                 for g in ok}, name, "fmr_max_min_ratio" if rate == "fpir" else "fnmr_max_min_ratio")
         block = d.to_dict()
@@ -173,7 +163,7 @@ def _ratio_to_reference(entries: dict, reps: dict, ok: list, rate: str, name: st
     reference is the group with most probe subjects (ties: the first label in sorted order)."""
     if not ok:
         return {"reference": None, "reference_rule": "no groups", "by_group": {}}
-    ref = max(sorted(ok), key=lambda g: entries[g][rate]["n_subjects"])
+    ref = max(sorted(ok), key=lambda g: entries[g][rate]["subjects"])
     r0 = entries[ref][rate]["rate"]
     by = {}
     for g in ok:
@@ -200,7 +190,7 @@ def _cmc(cmc: tuple, mask, subjects, boot: _Boot, label: str, K: int) -> dict:
     counted = counted & mask
     n = int(counted.sum())
     h = hits[counted].sum(axis=0)
-    out = {"n": n, "n_subjects": int(len(np.unique(np.asarray(subjects)[counted]))), "hits": h.tolist(),
+    out = {"n": n, "subjects": int(len(np.unique(np.asarray(subjects)[counted]))), "hits": h.tolist(),
            "rate": (h / n).tolist() if n else [None] * K, "ci_boot": None}
     r = boot.reps(counted, hits, subjects, f"cmc|{label}")
     if r is not None:
@@ -226,7 +216,8 @@ def _by_size(size_outcomes: dict, mask, subjects, boot: _Boot, label: str) -> di
     for name, (cnt, err) in size_outcomes.items():
         cnt = cnt & mask[:, None]
         r = boot.reps(cnt, err, subjects, f"size_{name}|{label}")
-        out[name] = [rate_entry(cnt[:, j], err[:, j], subjects, boot.confidence, r, j) for j in range(cnt.shape[1])]
+        out[name] = [rate_entry(cnt[:, j], err[:, j], subjects, boot.confidence, r, j, rate_name=name,
+                                min_count=boot.min_count) for j in range(cnt.shape[1])]
     return out
 
 
@@ -251,7 +242,7 @@ def _audit(res, audit_threshold: dict, valid, subjects, probe_groups: dict, colu
     t = float(audit_threshold["threshold"])
     lab = f"audit{t!r}"
     oc = _outcomes(res, t, valid)
-    overall, _ = _rates(oc, np.ones(res.n_probes, bool), subjects, boot, f"{lab}|all", ("fpir", "fnir"))
+    overall, _ = _rates(oc, np.ones(res.n_probes, bool), subjects, boot, f"{lab}|all", ("fnir", "fpir"))
     cf, fp = oc["fpir"]
     out = {"threshold": t, "source": audit_threshold.get("source"), "gallery_size": int(res.sizes[-1]),
            "candidates": int(res.candidates),
@@ -263,7 +254,7 @@ def _audit(res, audit_threshold: dict, valid, subjects, probe_groups: dict, colu
         per = {}
         for g in np.unique(labels[cf]) if n_nm else []:
             mask = labels == g
-            e, _ = _rates(oc, mask, subjects, boot, f"{lab}|{attr}|{g}", ("fpir", "fnir"))
+            e, _ = _rates(oc, mask, subjects, boot, f"{lab}|{attr}|{g}", ("fnir", "fpir"))
             per[str(g)] = {"fpir": e["fpir"], "fnir": e["fnir"],
                            "false_candidates": int(_n_false_candidates(res, t, cf & mask)),
                            "share_of_falsely_matched": float((fp & mask).sum() / n_fp) if n_fp else None,
@@ -284,20 +275,19 @@ def _threshold(res, valid, policy: str, target_fpir: float, value) -> dict:
     if n == 0:
         raise ValueError("the search has no non-mated probes to set or check a threshold on")
     best = res.best_nonmate[counted, -1]
+    size = int(res.sizes[-1])
     if policy == "global_fpir":
         ch = rates.threshold_at_fmr(best, target_fpir)
-        return {"policy": "global_fpir", "value": ch.threshold, "target_fpir": float(target_fpir),
-                "achieved_fpir": ch.achieved_fmr, "resolvable": ch.resolvable, "n_nonmated": n,
-                "gallery_size": int(res.sizes[-1]), "target_fmr": None, "achieved_fmr": None, "per_group": None,
-                "calibration": None,
-                "label": f"one threshold for everyone at FPIR {target_fpir:g} over all {n} non-mated searches of "
-                         f"the {int(res.sizes[-1])}-subject gallery"}
+        return results.ThresholdRecord(
+            policy="global_fpir", value=ch.threshold, rate="fpir", target=float(target_fpir), achieved=ch.achieved_fmr,
+            n=n, resolvable=ch.resolvable, gallery_size=size,
+            label=f"one threshold for everyone at FPIR {target_fpir:g} over all {n} non-mated searches of "
+                  f"the {size}-subject gallery")
     if policy == "fixed":
         t = rates.check_threshold(value)
-        return {"policy": "fixed", "value": t, "target_fpir": None, "achieved_fpir": float(np.mean(best <= t)),
-                "resolvable": True, "n_nonmated": n, "gallery_size": int(res.sizes[-1]), "target_fmr": None,
-                "achieved_fmr": None, "per_group": None, "calibration": None,
-                "label": f"fixed distance threshold {t:.6g}"}
+        return results.ThresholdRecord(policy="fixed", value=t, rate="fpir", target=None,
+                                       achieved=float(np.mean(best <= t)), n=n, resolvable=True, gallery_size=size,
+                                       label=f"fixed distance threshold {t:.6g}")
     raise ValueError(f"threshold.policy={policy} is not available with protocol=search; use global_fpir or fixed")
 
 
@@ -305,7 +295,7 @@ def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, c
                      threshold_policy: str, target_fpir: float, threshold_value, failure_policy: str,
                      confidence: float, image_failures, image_groups: dict, header: dict, image_notes=None,
                      min_count: tuple[int, int] = (10, 30), intersections=(), bootstrap: dict | None = None,
-                     audit=(), cmc_max_rank: int | None = None) -> dict:
+                     audit=(), cmc_max_rank: int | None = None, image_subjects=None) -> dict:
     """metrics.json (module docstring) from a :class:`SearchResult`.
 
     probe_subjects: (P,) subject of each probe; probe_groups / column_groups: attribute -> label
@@ -317,8 +307,8 @@ def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, c
     cg = {a: np.asarray(v).astype(str) for a, v in column_groups.items()}
     valid = probe_validity(res, failure_policy)
     thr = _threshold(res, valid, threshold_policy, target_fpir, threshold_value)
-    t = thr["value"]
-    boot = _Boot(bootstrap, confidence)
+    t = thr.value
+    boot = _Boot(bootstrap, confidence, min_count)
     K = min(int(cmc_max_rank or res.candidates), res.candidates)
     everyone = np.ones(res.n_probes, bool)
 
@@ -333,22 +323,21 @@ def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, c
               "note": ("a failed search returns no candidates: a miss when mated, a correct rejection when non-mated"
                        if failure_policy == "nonmatch" else "failed searches are left out of every rate")}
 
-    out = dict(header)
-    out["schema"] = SCHEMA
-    out["failure_policy"] = failure_policy
-    out["failures"] = failures_block(image_failures, image_notes, image_groups, confidence,
-                                     genuine=failed["mated_probe_failed"] + failed["mate_not_enrolled"],
-                                     impostor=failed["nonmated_probe_failed"], excluded=failed["excluded"])
-    out["threshold"] = thr
-    out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
-    out["bootstrap"] = ({"replicates": boot.replicates, "seed": boot.seed, "confidence": confidence,
-                         "unit": "probe subject",
-                         "method": "probe-subject cluster bootstrap, each group resampled on its own; percentile "
-                                   "intervals"} if boot.replicates else None)
+    fails = failures_block(image_failures, image_notes, image_groups, confidence,
+                           genuine=failed["mated_probe_failed"] + failed["mate_not_enrolled"],
+                           impostor=failed["nonmated_probe_failed"], excluded=failed["excluded"],
+                           image_subjects=image_subjects, min_count=min_count)
+    out = results.header_block(
+        header, kind=results.SEARCH, rates=results.SEARCH_RATES, failure_policy=failure_policy, failures=fails,
+        threshold=thr, min_count=min_count,
+        bootstrap=({"replicates": boot.replicates, "seed": boot.seed, "confidence": confidence,
+                    "unit": "probe subject",
+                    "method": "probe-subject cluster bootstrap, each group resampled on its own; percentile "
+                              "intervals"} if boot.replicates else None))
     s: dict = {"gallery_size": int(res.sizes[-1]), "candidates": int(res.candidates)}
     oc, soc = _outcomes(res, t, valid), _size_outcomes(res, t, valid)
-    s["overall"], _ = _rates(oc, everyone, subjects, boot, "all")
-    s["groups"], s["disparity"], s["intersections"] = {}, {}, {}
+    out["overall"], _ = _rates(oc, everyone, subjects, boot, "all")
+    out["groups"], out["disparity"], out["intersections"] = {}, {}, {}
     hits = cmc_hits(res, K, valid=valid)
     s["cmc"] = {"ranks": list(range(1, K + 1)), "overall": _cmc(hits, everyone, subjects, boot, "all", K),
                 "groups": {}}
@@ -356,9 +345,9 @@ def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, c
                             "groups": {}}
     s["false_candidates"] = {}
     for attr, labels in pg.items():
-        entries, reps = _groups(oc, labels, subjects, boot, min_count, attr)
-        s["groups"][attr] = entries
-        s["disparity"][attr] = _disparity(entries, reps, confidence)
+        entries, reps = _groups(oc, labels, subjects, boot, attr)
+        out["groups"][attr] = entries
+        out["disparity"][attr] = _disparity(entries, reps, confidence)
         s["cmc"]["groups"][attr] = {g: _cmc(hits, labels == g, subjects, boot, f"{attr}|{g}", K) for g in entries}
         s["by_gallery_size"]["groups"][attr] = {g: _by_size(soc, labels == g, subjects, boot, f"{attr}|{g}")
                                                 for g in entries}
@@ -368,11 +357,11 @@ def summarise_search(res: SearchResult, *, probe_subjects, probe_groups: dict, c
             continue
         name = " x ".join(combo)
         labels = np.array([" x ".join(x) for x in zip(*(pg[c] for c in combo))])
-        s["intersections"][name], _ = _groups(oc, labels, subjects, boot, min_count, name)
+        out["intersections"][name], _ = _groups(oc, labels, subjects, boot, name)
         if all(c in image_groups for c in combo) and len(image_failures):   # failure to enrol per intersection
             combined = np.array([" x ".join(x) for x in zip(*(np.asarray(image_groups[c]).astype(str) for c in combo))])
             out["failures"]["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence,
-                                                                  image_notes)[name]
+                                                                  image_notes, image_subjects, min_count)[name]
     s["audit"] = [_audit(res, a, valid, subjects, pg, cg, boot) for a in audit]
     s["failed_searches"] = failed
     s["engine"] = {"seconds": None, "block_rows": int(res.block_rows), "distance": res.distance}

@@ -1,60 +1,43 @@
-"""Assemble metrics.json from a score table: pure computation, no I/O.
+"""Assemble metrics.json of a 1:1 verification run from a score table (or exhaustive counts): pure
+computation, no I/O.
 
-metrics.json schema ("evalkit.metrics/2"). Rates are fractions in [0, 1]; ``null`` where a
-denominator is zero or a value is undefined. Every rate comes with the counts behind it and a
-``confidence`` interval (Clopper-Pearson, exact binomial). When no errors are observed,
-``*_upper_bound`` holds the exact one-sided upper bound ``1 - (1 - confidence) ** (1 / n)`` (about
-3/n at 95%, the rule of three): zero observed errors is not a zero rate.
+metrics.json schema "evalkit.metrics/3" (the layout every run shares -- the rate estimate, the
+threshold record, the header -- is in ``evalkit.metrics.results``; the JSON Schema is
+``evalkit/schema/metrics.schema.json``; results/README.md documents every block). Rates are
+fractions in [0, 1], ``null`` where a denominator is zero. Every rate is one RateEstimate
+``{rate, errors, n, subjects, ci, upper, ci_boot, ci_boot_reason, small, small_reason, estimable,
+reason}``: the counts behind it, the exact Clopper-Pearson interval at ``confidence``, the exact
+one-sided upper bound ``1 - (1 - confidence) ** (1 / n)`` when no errors are observed (about 3/n
+at 95%, the rule of three: zero observed errors is not a zero rate), the subject-clustered
+bootstrap interval or why there is none, and evalkit's one small-group flag.
 
-    schema            "evalkit.metrics/2"
-    experiment        experiment name
-    dataset           {name, n_samples, n_subjects, attributes, label_sources, label_coverage}
-                      label_coverage: attribute -> label -> {subjects, samples} over the samples
-                      the protocol uses ("unlabelled", "conflict", "multiple" kept explicit)
-    protocol          {name, n_comparisons, n_genuine, n_impostor, n_folds} (the evaluated comparisons)
-    backend           {name, family, distance, fingerprint}
-    failure_policy    "nonmatch" (failed comparisons count as non-matches, ISO/IEC 19795-1) or
-                      "exclude" (left out; counted in failures.excluded_comparisons)
-    failures          {images: {n, failed, rate, by_reason, fallbacks}, comparisons: {genuine, impostor},
-                       excluded_comparisons, by_group: attribute (or intersection) -> group ->
-                       {n_images, failed, rate, ci, fallbacks}}: failure to enrol per group.
-                      fallbacks: images embedded only through a documented fallback (e.g. dlib's
-                      centre box when no face was detected), by note; not failures, but counted
-    threshold         {policy, label, value, target_fmr, achieved_fmr, resolvable, n_impostor,
-                       calibration, per_group}; see evalkit.metrics.thresholds. policy global_fmr:
-                      one threshold for everyone from all impostors (NIST FRTE); fixed; per_group_fmr
-                      (BFW: value null, per_group: {attribute: {group: {value, ...}}}, global_value
-                      for mixed-group comparisons); calibrated (calibration: {source, n_impostor,
-                      n_genuine, achieved_fmr, ...}). resolvable is false when target_fmr < 1/n_impostor.
-    min_count         {subjects, comparisons}: below either, a group's rate is flagged small
-    overall           {fmr, fmr_ci, fmr_upper_bound, false_matches, n_impostor,
-                       fnmr, fnmr_ci, fnmr_upper_bound, false_nonmatches, n_genuine, n_subjects}
-    groups            attribute -> group -> the fields of overall, plus
-                        accuracy         correct decisions / comparisons at the operating threshold
-                        small, small_reason, small_fmr, small_fmr_reason, small_fnmr, small_fnmr_reason
-                        eer              on the group's own comparisons (its DET curve)
-                        fnmr_at_fmr      "0.1" | "0.01" | "0.001" | "0.0001" -> {fnmr, threshold,
-                                         achieved_fmr, resolvable}; null when the group has fewer than
-                                         1/target impostors
-                        fmr_ci_boot, fnmr_ci_boot   subject-clustered bootstrap interval (when bootstrapped)
+The 1:1 blocks (kind "verification", rates ["fnmr", "fmr"]):
+
+    overall           {fnmr, fmr}: RateEstimates over every comparison
+    groups            attribute -> group -> {fnmr, fmr, accuracy, eer, fnmr_at_fmr}
+                        accuracy     correct decisions / comparisons at the operating threshold
+                        eer          on the group's own comparisons (its DET curve)
+                        fnmr_at_fmr  "0.1" | "0.01" | "0.001" | "0.0001" -> {fnmr, threshold, achieved_fmr,
+                                     resolvable, reason}: FNMR where the group's own impostors reach that FMR
                       A genuine comparison belongs to group g when both images are labelled g; an
-                      impostor comparison when both subjects are in g.
-    mixed             attribute -> the fields of overall, for comparisons whose two sides differ in group
-    intersections     "sex x race" -> "female x caucasian" -> the fields of groups
-    intersections_skipped   (when any) "sex x race" -> why it was not computed (e.g. no race column)
+                      impostor comparison when both subjects are in g. ``subjects``: distinct subjects in
+                      the group's comparisons of both kinds.
+    mixed             attribute -> {fnmr, fmr} for comparisons whose two sides differ in group
+    intersections     "sex x race" -> "female x caucasian" -> as groups
+    intersections_skipped   (when any) "sex x race" -> why it was not computed
     cross_fmr         attribute -> {labels, false_matches, n_impostor, fmr}: symmetric matrices, cell
                       [i][j] = impostor comparisons with one subject in labels[i], the other in labels[j]
     disparity         attribute -> summary name -> {value, ci, reason, definition, source, groups};
-                      see evalkit.metrics.disparity; null value with a reason when undefined
+                      see evalkit.metrics.disparity and evalkit.metrics.stats
     tests             attribute -> "fnmr" | "fmr" -> [{a, b, rate_a, rate_b, difference, p_value, method}]
-    bootstrap         {replicates, seed, confidence, unit: "subject"} or null
     eer               equal error rate over the run's comparisons
-    lfw_accuracy      (protocols with folds) {mean, std, sem, per_fold, thresholds, n_folds}:
-                      the standard 10-fold LFW accuracy, threshold chosen on 9 folds, tested on the 10th
+    lfw_accuracy      (protocols with folds) {mean, std, sem, per_fold, thresholds, n_folds}
 
-One-to-many search runs (protocol kind "search") share the header, failures, threshold, min_count
-and bootstrap blocks and put their rates in a ``search`` block instead of the 1:1 blocks above:
-see ``evalkit.metrics.search_summary``.
+Shared with every run (``results.header_block``): schema, kind, rates, experiment, dataset,
+protocol, backend, failure_policy, failures ({images: {fte, by_reason, fallbacks}, comparisons,
+excluded_comparisons, by_group: attribute -> group -> {fte, fallbacks}}), threshold (a
+``results.ThresholdRecord``), min_count, bootstrap. One-to-many search runs: see
+``evalkit.metrics.search_summary``.
 """
 
 from __future__ import annotations
@@ -65,13 +48,13 @@ import numpy as np
 
 from ..scoring import apply_failure_policy
 from . import groups as groups_mod
-from . import rates, uncertainty
+from . import rates, results
 from . import stats as stats_mod
 from .bootstrap import errors_from_decision
 from .exhaustive import float32_threshold
 from . import thresholds as thresholds_mod
 
-SCHEMA = "evalkit.metrics/2"
+SCHEMA = results.SCHEMA
 
 
 def _clean(x):
@@ -104,32 +87,45 @@ def flatten_summary(s: dict) -> dict:
     return out
 
 
-def failures_by_group(image_failures, image_groups: dict, confidence: float, image_notes=None) -> dict:
-    """Failure-to-enrol per group: attribute -> group -> {n_images, failed, rate, ci, fallbacks}.
+def failures_by_group(image_failures, image_groups: dict, confidence: float, image_notes=None, image_subjects=None,
+                      min_count=None) -> dict:
+    """Failure to enrol per group: attribute -> group -> {fte: RateEstimate, fallbacks}.
 
-    The rate is failed images over the group's images; ci is Clopper-Pearson."""
+    The rate is failed images over the group's images (``errors`` / ``n``), ``subjects`` the
+    distinct subjects of those images (0 when ``image_subjects`` is not given); ci is
+    Clopper-Pearson; ``fallbacks`` counts images embedded only through a documented fallback."""
     failed = np.array([bool(f) for f in image_failures], dtype=bool)
     noted = np.array([bool(n) for n in (image_notes if image_notes is not None else [""] * len(failed))], dtype=bool)
     noted &= ~failed
+    subj = np.asarray(image_subjects).astype(str) if image_subjects is not None else None
     out = {}
     for attr, labels in image_groups.items():
         per = {}
+        labels = np.asarray(labels)
         for g in np.unique(labels):
             m = labels == g
-            rs = uncertainty.rate_summary(int(failed[m].sum()), int(m.sum()), confidence)
-            per[str(g)] = {"n_images": int(m.sum()), "failed": rs["errors"], "rate": rs["rate"], "ci": rs["ci"],
+            n_subj = len(np.unique(subj[m])) if subj is not None else 0
+            per[str(g)] = {"fte": results.estimate(int(failed[m].sum()), int(m.sum()), n_subj, confidence, "fte",
+                                                   min_count, ci_boot_reason=FTE_BOOT),
                            "fallbacks": int(noted[m].sum())}
         out[attr] = per
     return out
 
 
+FTE_BOOT = "not computed for failure to enrol (images are counted, not resampled)"
+
+
+OVERALL_BOOT = "not computed for the overall rates (the bootstrap resamples each attribute's groups)"
+MIXED_BOOT = "not computed for mixed-group comparisons"
 FNMR_AT_FMR = (1e-1, 1e-2, 1e-3, 1e-4)
 
 
 def failures_block(image_failures, image_notes, image_groups: dict, confidence: float, *, genuine: int,
-                   impostor: int, excluded: int) -> dict:
-    """metrics.json ``failures``: images failed by reason, fallbacks by note, comparisons touching a
-    failure (genuine, impostor), comparisons excluded by the policy, failure to enrol per group."""
+                   impostor: int, excluded: int, image_subjects=None, min_count=None) -> dict:
+    """metrics.json ``failures``: failure to enrol over all images (``images.fte``) with the images
+    failed by reason and the fallbacks by note, comparisons touching a failure (genuine, impostor;
+    for search runs mated and non-mated searches), comparisons excluded by the policy, failure to
+    enrol per group."""
     reasons: dict[str, int] = {}
     fallbacks: dict[str, int] = {}
     for i, f in enumerate(image_failures):
@@ -138,28 +134,25 @@ def failures_block(image_failures, image_notes, image_groups: dict, confidence: 
         elif image_notes is not None and image_notes[i]:
             fallbacks[image_notes[i]] = fallbacks.get(image_notes[i], 0) + 1
     n_img, n_failed = len(image_failures), sum(reasons.values())
+    n_subj = len(np.unique(np.asarray(image_subjects).astype(str))) if image_subjects is not None else 0
     return {
-        "images": {"n": n_img, "failed": n_failed, "rate": n_failed / n_img if n_img else None,
+        "images": {"fte": results.estimate(n_failed, n_img, n_subj, confidence, "fte", min_count,
+                                           ci_boot_reason=FTE_BOOT),
                    "by_reason": dict(sorted(reasons.items())), "fallbacks": dict(sorted(fallbacks.items()))},
         "comparisons": {"genuine": genuine, "impostor": impostor},
         "excluded_comparisons": excluded,
-        "by_group": failures_by_group(image_failures, image_groups, confidence, image_notes),
+        "by_group": failures_by_group(image_failures, image_groups, confidence, image_notes, image_subjects,
+                                      min_count),
     }
 
 
 def _small(entry: dict, min_subjects: int, min_comparisons: int) -> dict:
-    """Small-group flags: a rate is flagged when its group has fewer than ``min_subjects``
-    subjects or fewer than ``min_comparisons`` comparisons of that rate's kind (genuine for
-    FNMR, impostor for FMR). Flagged rates are reported but left out of disparity summaries."""
-    subj = [f"{entry['n_subjects']} subjects < {min_subjects}"] if entry["n_subjects"] < min_subjects else []
+    """Small-group flags of a flat entry (the input of the disparity summaries), by
+    ``results.small_rule``: ``small_fmr``/``small_fnmr`` and their reasons."""
     out = {}
-    for rate, n_key, kind in (("fnmr", "n_genuine", "genuine"), ("fmr", "n_impostor", "impostor")):
-        why = subj + ([f"{entry[n_key]} {kind} comparisons < {min_comparisons}"] if entry[n_key] < min_comparisons else [])
-        out[f"small_{rate}"] = bool(why)
-        out[f"small_{rate}_reason"] = "; ".join(why) or None
-    out["small"] = out["small_fnmr"] or out["small_fmr"]
-    parts = [p for r in (out["small_fnmr_reason"], out["small_fmr_reason"]) if r for p in r.split("; ")]
-    out["small_reason"] = "; ".join(dict.fromkeys(parts)) or None
+    for rate, n_key in (("fnmr", "n_genuine"), ("fmr", "n_impostor")):
+        out[f"small_{rate}"], out[f"small_{rate}_reason"] = results.small_rule(
+            entry["n_subjects"], entry[n_key], (min_subjects, min_comparisons), rate)
     return out
 
 
@@ -170,6 +163,33 @@ def _add_accuracy_and_flags(e: dict, min_count) -> dict:
     e["accuracy"] = (n - e["false_matches"] - e["false_nonmatches"]) / n if n else None
     e.update(_small(e, *min_count))
     return e
+
+
+_FLAT = (("fnmr", "false_nonmatches", "n_genuine"), ("fmr", "false_matches", "n_impostor"))
+_FLAT_ONLY = {"fmr", "fmr_ci", "fmr_upper_bound", "false_matches", "n_impostor", "fnmr", "fnmr_ci", "fnmr_upper_bound",
+              "false_nonmatches", "n_genuine", "n_subjects", "fmr_ci_boot", "fnmr_ci_boot", "fmr_ci_boot_reason",
+              "fnmr_ci_boot_reason", "small_fmr", "small_fnmr", "small_fmr_reason", "small_fnmr_reason"}
+
+
+def nested(flat: dict, confidence: float, min_count, boot_reason: str | None = results.BOOT_OFF) -> dict:
+    """A flat entry (the counts the group code and the disparity summaries work on) as a schema-3
+    entry: ``{"fnmr": RateEstimate, "fmr": RateEstimate}`` plus the entry's other fields
+    (accuracy, eer, fnmr_at_fmr). The per-group bootstrap intervals (``<rate>_ci_boot``) move
+    into their estimates; ``boot_reason`` says why an estimate has none when the entry carries
+    no reason of its own."""
+    out = {}
+    for rate, err, n in _FLAT:
+        has = f"{rate}_ci_boot" in flat
+        out[rate] = results.estimate(flat[err], flat[n], flat["n_subjects"], confidence, rate, min_count,
+                                     ci_boot=flat.get(f"{rate}_ci_boot"),
+                                     ci_boot_reason=flat.get(f"{rate}_ci_boot_reason") if has else boot_reason)
+    out.update({k: v for k, v in flat.items() if k not in _FLAT_ONLY})
+    return out
+
+
+def nested_block(groups: dict, confidence: float, min_count, boot_reason=results.BOOT_OFF) -> dict:
+    """``nested`` over a group -> flat entry mapping."""
+    return {g: nested(e, confidence, min_count, boot_reason) for g, e in groups.items()}
 
 
 def _operating_points(genuine: np.ndarray, impostor: np.ndarray) -> dict:
@@ -238,11 +258,12 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
               confidence: float, image_failures, image_groups: dict, header: dict, image_notes=None,
               threshold_attribute: str | None = None, calibration: dict | None = None,
               min_count: tuple[int, int] = (10, 30), intersections=(), bootstrap: dict | None = None,
-              reference: dict | None = None) -> dict:
+              reference: dict | None = None, image_subjects=None) -> dict:
     """Build the metrics.json dict (see module docstring) from a ScoreTable and per-image failures.
 
     image_failures: reason or None per image the protocol uses; image_groups: attribute ->
-    labels of those images. header: experiment/dataset/protocol/backend blocks, passed through.
+    labels of those images; image_subjects: subject of each of those images (failure to enrol
+    counts the subjects behind it). header: experiment/dataset/protocol/backend blocks, passed through.
     threshold_attribute: the attribute whose groups get their own threshold (per_group_fmr);
     calibration: the calibration split for ``calibrated`` (see ``thresholds.choose``);
     min_count: (subjects, comparisons) below which a group is flagged small and left out of
@@ -271,38 +292,49 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
     decision = s - t_comp   # a match when <= 0; +inf (failure) never matches
 
     n_img = len(image_failures)
-    out = dict(header)
-    out["schema"] = SCHEMA
-    out["failure_policy"] = failure_policy
-    out["failures"] = failures_block(
+    fails = failures_block(
         image_failures, image_notes, image_groups, confidence, genuine=int((table.failed & table.mated).sum()),
-        impostor=int((table.failed & ~table.mated).sum()), excluded=int((~keep).sum()))
-    out["threshold"] = thr
-    out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
-    out["overall"] = flatten_summary(groups_mod.overall_rates(decision, mated, sa, sb, 0.0, confidence))
-    out["groups"], out["mixed"], out["cross_fmr"] = {}, {}, {}
+        impostor=int((table.failed & ~table.mated).sum()), excluded=int((~keep).sum()),
+        image_subjects=image_subjects, min_count=min_count)
+    # the flat working entries: what the disparity summaries and the bootstrap read and extend
+    w: dict = {"groups": {}, "mixed": {}, "intersections": {}}
+    cross = {}
+    overall = flatten_summary(groups_mod.overall_rates(decision, mated, sa, sb, 0.0, confidence))
     for a, (ga, gb) in groups.items():
-        out["groups"][a], out["mixed"][a] = group_breakdown(s, decision, mated, sa, sb, ga, gb, confidence, min_count)
-        out["cross_fmr"][a] = cross_fmr(decision, mated, ga, gb)
-    out["intersections"] = {}
+        w["groups"][a], w["mixed"][a] = group_breakdown(s, decision, mated, sa, sb, ga, gb, confidence, min_count)
+        cross[a] = cross_fmr(decision, mated, ga, gb)
+    skipped = {}
     errors = errors_from_decision(decision, mated) if intersections else None
     for combo in intersections:
         missing = [c for c in combo if c not in groups]
         if missing or len(combo) < 2:
-            out.setdefault("intersections_skipped", {})[" x ".join(combo)] = (
+            skipped[" x ".join(combo)] = (
                 f"attribute(s) {missing} not in this run ({list(groups)})" if missing else "needs two attributes")
             continue
         name = " x ".join(combo)
         ia = np.array([" x ".join(t) for t in zip(*(groups[c][0] for c in combo))]) if len(s) else np.array([], str)
         ib = np.array([" x ".join(t) for t in zip(*(groups[c][1] for c in combo))]) if len(s) else np.array([], str)
-        out["intersections"][name], _ = group_breakdown(s, decision, mated, sa, sb, ia, ib, confidence, min_count)
-        stats_mod.add_bootstrap_intervals(out["intersections"][name], errors, mated, sa, sb, ia, ib, confidence,
+        w["intersections"][name], _ = group_breakdown(s, decision, mated, sa, sb, ia, ib, confidence, min_count)
+        stats_mod.add_bootstrap_intervals(w["intersections"][name], errors, mated, sa, sb, ia, ib, confidence,
                                           bootstrap)
         if all(c in image_groups for c in combo) and n_img:
             combined = np.array([" x ".join(t) for t in zip(*(np.asarray(image_groups[c]).astype(str) for c in combo))])
-            out["failures"]["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence,
-                                                                  image_notes)[name]
-    stats_mod.add_disparity(out, decision, mated, sa, sb, groups, confidence, bootstrap, reference)
+            fails["by_group"][name] = failures_by_group(image_failures, {name: combined}, confidence, image_notes,
+                                                        image_subjects, min_count)[name]
+    stats_mod.add_disparity(w, decision, mated, sa, sb, groups, confidence, bootstrap, reference)
+
+    out = results.header_block(header, kind=results.VERIFICATION, rates=results.VERIFICATION_RATES,
+                               failure_policy=failure_policy, failures=fails,
+                               threshold=results.ThresholdRecord.from_choice(thr), min_count=min_count,
+                               bootstrap=w["bootstrap"])
+    out["overall"] = nested(overall, confidence, min_count, OVERALL_BOOT)
+    out["groups"] = {a: nested_block(e, confidence, min_count) for a, e in w["groups"].items()}
+    out["mixed"] = {a: nested(e, confidence, min_count, MIXED_BOOT) for a, e in w["mixed"].items()}
+    out["intersections"] = {a: nested_block(e, confidence, min_count) for a, e in w["intersections"].items()}
+    if skipped:
+        out["intersections_skipped"] = skipped
+    out["cross_fmr"] = cross
+    out["disparity"], out["tests"] = w["disparity"], w["tests"]
     out["eer"] = rates.eer(genuine, impostor)
     folds = table.fold[keep]
     if (folds >= 0).all() and len(np.unique(folds)) > 1:
@@ -371,30 +403,34 @@ def summarise_exhaustive(res, samples, *, threshold_policy: str, target_fmr: flo
             overall, groups = res.overall, res.groups   # counted during the pass: exact at any value
         else:
             overall, groups = res.counts_at([t])        # from the kept top-k: exact below its cut-off
-        thr = {"policy": "fixed", "value": t, "target_fmr": None, "achieved_fmr": float(overall.fmr()[0]),
-               "resolvable": True, "n_impostor": int(overall.n_impostor), "calibration": None, "per_group": None,
-               "label": f"fixed distance threshold {t:.6g}"}
+        thr = results.ThresholdRecord(policy="fixed", value=t, rate="fmr", target=None,
+                                      achieved=float(overall.fmr()[0]), n=int(overall.n_impostor), resolvable=True,
+                                      label=f"fixed distance threshold {t:.6g}")
     elif threshold_policy == "global_fmr":
         c = res.threshold_at_fmr(target_fmr)
         t = float(c.threshold)
-        thr = {"policy": "global_fmr", "value": t, "target_fmr": float(target_fmr), "achieved_fmr": float(c.achieved_fmr),
-               "resolvable": bool(c.resolvable), "n_impostor": int(c.n_impostor), "calibration": None, "per_group": None,
-               "label": f"one threshold for everyone at FMR {target_fmr:g} over all {c.n_impostor} impostors"}
+        thr = results.ThresholdRecord(
+            policy="global_fmr", value=t, rate="fmr", target=float(target_fmr), achieved=float(c.achieved_fmr),
+            n=int(c.n_impostor), resolvable=bool(c.resolvable),
+            label=f"one threshold for everyone at FMR {target_fmr:g} over all {c.n_impostor} impostors")
         overall, groups = res.counts_at([t])   # below the kept top-k's cut-off by construction
     else:
         raise ValueError(f"threshold.policy={threshold_policy} is not available with protocol=exhaustive; "
                          "use global_fmr or fixed")
-    out = dict(header)
-    out["schema"] = SCHEMA
-    out["failure_policy"] = res.failure_policy
     excluded = overall.failed_genuine + overall.failed_impostor if res.failure_policy == "exclude" else 0
-    out["failures"] = failures_block(image_failures, image_notes, samples.attributes, confidence,
-                                     genuine=int(overall.failed_genuine), impostor=int(overall.failed_impostor),
-                                     excluded=int(excluded))
-    out["threshold"] = thr
-    out["min_count"] = {"subjects": int(min_count[0]), "comparisons": int(min_count[1])}
+    fails = failures_block(image_failures, image_notes, samples.attributes, confidence,
+                           genuine=int(overall.failed_genuine), impostor=int(overall.failed_impostor),
+                           excluded=int(excluded), image_subjects=samples.subjects, min_count=min_count)
+    out = results.header_block(header, kind=results.VERIFICATION, rates=results.VERIFICATION_RATES,
+                               failure_policy=res.failure_policy, failures=fails, threshold=thr, min_count=min_count,
+                               bootstrap=None)
     n_subjects = len(np.unique(samples.subjects))
-    out["overall"] = _flat_counts(overall, n_subjects, confidence)
+    not_computed = {"bootstrap": "the subject-clustered bootstrap needs every comparison's outcome; the "
+                                 "exhaustive protocol keeps counts (use protocol=generated for intervals that "
+                                 "respect subjects)",
+                    "tests": "as for the bootstrap", "eer": "needs every impostor score"}
+    boot_reason = "not computed by the exhaustive protocol (it keeps counts, not every comparison's outcome)"
+    out["overall"] = nested(_flat_counts(overall, n_subjects, confidence), confidence, min_count, boot_reason)
     out["groups"], out["mixed"], out["cross_fmr"], out["disparity"], out["tests"] = {}, {}, {}, {}, {}
     for attr, cc in groups.items():
         labels = np.asarray(samples.attributes[attr]).astype(str)
@@ -406,17 +442,14 @@ def summarise_exhaustive(res, samples, *, threshold_policy: str, target_fmr: flo
             e["eer"] = None
             e["fnmr_at_fmr"] = _exhaustive_operating_points(res, g_codes, i_codes, j, e["n_impostor"])
             entries[str(lab)] = e
-        out["groups"][attr] = entries
-        out["mixed"][attr] = _flat_counts(cc.mixed(), n_subjects, confidence)   # every subject meets the others
+        out["groups"][attr] = nested_block(entries, confidence, min_count, boot_reason)
+        out["mixed"][attr] = nested(_flat_counts(cc.mixed(), n_subjects, confidence), confidence, min_count,
+                                    boot_reason)   # every subject meets the others
         n = cc.completed_impostor + (cc.failed_impostor if res.failure_policy == "nonmatch" else 0)
         out["cross_fmr"][attr] = _cross_block([str(x) for x in cc.labels], cc.false_matches[:, :, 0], n)
         out["disparity"][attr] = stats_mod.attribute_disparity(entries, None, (reference or {}).get(attr))
     out["intersections"] = {}
-    out["bootstrap"] = None
-    out["not_computed"] = {"bootstrap": "the subject-clustered bootstrap needs every comparison's outcome; the "
-                                        "exhaustive protocol keeps counts (use protocol=generated for intervals that "
-                                        "respect subjects)",
-                           "tests": "as for the bootstrap", "eer": "needs every impostor score"}
+    out["not_computed"] = not_computed
     out["eer"] = None
     out["exhaustive"] = {"n_images": res.n_images, "n_failed_images": res.n_failed_images,
                          "n_comparisons": res.n_comparisons, "impostor_scores_kept": int(len(res.impostor_scores)),

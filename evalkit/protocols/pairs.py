@@ -83,7 +83,8 @@ class PairProtocol(Protocol):
             table, threshold_policy=cfg.threshold.policy, target_fmr=cfg.threshold.target_fmr,
             threshold_value=self.threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
             image_failures=emb.failures, image_groups=plan.used_samples.attributes, header=header,
-            image_notes=emb.details, threshold_attribute=cfg.threshold.attribute, calibration=output.calibration,
+            image_notes=emb.details, image_subjects=plan.used_samples.subjects,
+            threshold_attribute=cfg.threshold.attribute, calibration=output.calibration,
             reference=dict(cfg.reference), **context.statistics_options())
 
     def write(self, out_dir: Path, plan: PairPlan, output: PairOutput, context: RunContext) -> None:

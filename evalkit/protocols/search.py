@@ -141,7 +141,8 @@ class SearchProtocol(Protocol):
             threshold_policy=cfg.threshold.policy, target_fpir=cfg.threshold.target_fpir,
             threshold_value=self.threshold_value(cfg), failure_policy=cfg.failure_policy, confidence=cfg.confidence,
             image_failures=emb.failures, image_groups=plan.used_samples.attributes, header=context.header(protocol),
-            image_notes=emb.details, audit=plan.audit, **context.statistics_options())
+            image_notes=emb.details, image_subjects=plan.used_samples.subjects, audit=plan.audit,
+            **context.statistics_options())
 
     def write(self, out_dir: Path, plan: SearchPlan, output, context: RunContext) -> None:
         write_search_table(Path(out_dir) / "search.csv", plan.samples, plan.split, output,

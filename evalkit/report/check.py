@@ -10,12 +10,10 @@ verification run (FMR/FNMR), ``conf/check/search.yaml`` for a one-to-many search
 Two kinds of run, never mixed: a 1:1 run is gated against a 1:1 baseline and a search run against
 a search baseline (anything else is a CheckError, exit 2), and a rule's ``metric`` must be a rate
 of the run's kind (``fmr``/``fnmr`` for 1:1; ``fpir``/``fnir``/``fnir_rank1`` for search), else
-exit 2 naming the rule. The rule types are the same for both: a rate is read through
-:func:`rate_view`, which gives a 1:1 group entry (``groups[attr][g]``: ``fnmr``, ``fnmr_ci``,
-``n_genuine`` ...) and a search one (``search.groups[attr][g].fpir``: ``{rate, errors, n,
-n_subjects, ci, ci_boot}``, ``small_fpir``; schema in ``evalkit.metrics.search_summary``) one
-shape. For search runs, groups, intersections, overall and disparity are read from the ``search``
-block, and a group is the probe's group.
+exit 2 naming the rule. Both kinds are read by one code path: in schema ``evalkit.metrics/3``
+every rate is a RateEstimate (``evalkit.metrics.results``) at ``groups[attr][g][metric]``,
+``intersections[...]`` and ``overall[metric]``, with its counts, intervals and small flag; for a
+search run the group is the probe's group.
 
 Rule types (each rule has a name, the key under ``rules:``):
 
@@ -23,17 +21,16 @@ Rule types (each rule has a name, the key under ``rules:``):
     The ratio of the highest to the lowest group rate (``metric``: fnmr or fmr; fpir, fnir or
     fnir_rank1 for search) within each attribute must not exceed ``max`` (NISTIR 8280's max/min
     view of demographic differentials). Taken from metrics.json's ``disparity`` block
-    ("evalkit.metrics/2"; ``search.disparity[attr].<rate>_max_min_ratio`` for search) when it is
-    present and used the same groups; otherwise computed from ``groups``. Groups flagged small,
+    (``disparity[attr].<metric>_max_min_ratio``) when it is present and used the same groups;
+    otherwise computed from ``groups`` by ``evalkit.metrics.disparity.max_min_ratio``. Groups flagged small,
     groups below the minimum counts and the label-less groups in ``exclude_groups`` do not enter.
     A ratio whose lowest rate is zero is undefined: reported as skipped with the reason, never as
     infinity.
 ``within_baseline_ci``
     Each group's rate at the run's threshold (``metric``: fmr or fnmr; fpir, fnir or fnir_rank1)
     must not exceed the upper bound of the baseline's interval for that group (``interval``: exact
-    Clopper-Pearson ``<metric>_ci``, or ``bootstrap``: the subject-clustered ``<metric>_ci_boot``
-    of schema v2; for search the entry's ``ci`` / ``ci_boot``, the latter resampling probe
-    subjects).
+    Clopper-Pearson ``ci``, or ``bootstrap``: the subject-clustered ``ci_boot``, for search runs
+    resampling probe subjects).
 ``fte_ceiling``
     Failure-to-enrol rate per group (``failures.by_group``) must not exceed ``max``.
 ``comparable``
@@ -58,6 +55,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 
 from ..labels import SPECIAL_LABELS
+from ..metrics import disparity as disp
+from ..metrics import results
 
 LABEL_LESS = list(SPECIAL_LABELS)
 
@@ -89,7 +88,7 @@ class MaxRatioRule:
 class WithinBaselineRule:
     type: str = "within_baseline_ci"
     metric: str = "fmr"                     # fmr | fnmr (1:1); fpir | fnir | fnir_rank1 (search)
-    interval: str = "exact"                 # exact (<metric>_ci, Clopper-Pearson) | bootstrap (<metric>_ci_boot, v2)
+    interval: str = "exact"                 # exact (ci, Clopper-Pearson) | bootstrap (ci_boot, subject-clustered)
     attributes: list[str] = field(default_factory=list)
     exclude_groups: list[str] = field(default_factory=list)
     include_overall: bool = True
@@ -217,15 +216,18 @@ def load_metrics(path: str | Path, what: str) -> tuple[dict, Path]:
         raise CheckError(f"{what}: {f} is not valid JSON: {exc}") from None
     if not isinstance(m, dict):
         raise CheckError(f"{what}: {f} is not an evalkit metrics.json (not a JSON object)")
-    for key in (("search", "threshold") if run_kind(m) == "search" else ("groups", "threshold")):
+    for key in ("groups", "threshold", *(("search",) if run_kind(m) == "search" else ())):
         if key not in m:
             raise CheckError(f"{what}: {f} has no {key!r} block; is it an evalkit metrics.json?")
+    if m.get("schema") != results.SCHEMA:
+        raise CheckError(f"{what}: {f} is schema {m.get('schema')!r}; evalkit check reads {results.SCHEMA!r} "
+                         "(regenerate the run or the baseline with this evalkit)")
     return m, f.parent
 
 
 def run_kind(m: dict) -> str:
-    """The kind of run: "search" for one-to-many search (``protocol.kind``), else "verification" (1:1)."""
-    return "search" if (m.get("protocol") or {}).get("kind") == "search" else "verification"
+    """The kind of run: "search" for one-to-many search, else "verification" (1:1)."""
+    return results.run_kind(m)
 
 
 def _kind_text(kind: str) -> str:
@@ -290,27 +292,17 @@ def _fmt(x, kind: str) -> str:
     return str(x)
 
 
-def _root(m: dict) -> dict:
-    """Where the per-group blocks (groups, intersections, overall, disparity) live: the top level of
-    a 1:1 run, the ``search`` block of a search run."""
-    return (m.get("search") or {}) if run_kind(m) == "search" else m
-
-
 def group_block(m: dict, attr: str) -> dict | None:
-    """attribute -> group -> fields, from ``groups`` or (schema v2) ``intersections`` ("sex x race");
-    for a search run from ``search.groups`` / ``search.intersections`` (the probe's group)."""
-    root = _root(m)
-    if attr in (root.get("groups") or {}):
-        return root["groups"][attr]
-    return (root.get("intersections") or {}).get(attr)
+    """attribute -> group -> entry, from ``groups`` or ``intersections`` ("sex x race"); for a
+    search run the group is the probe's group."""
+    return results.group_blocks(m).get(attr)
 
 
 def _attrs(rule, m: dict, name: str) -> list[str]:
     """The attributes a rule reads: its own list (checked against the run), else every attribute."""
-    root = _root(m)
     if not rule.attributes:
-        return list(root.get("groups") or {})
-    have = list(root.get("groups") or {}) + list(root.get("intersections") or {})
+        return list(m.get("groups") or {})
+    have = list(results.group_blocks(m))
     for a in rule.attributes:
         if a not in have:
             hint = difflib.get_close_matches(a, have, n=1)
@@ -319,36 +311,10 @@ def _attrs(rule, m: dict, name: str) -> list[str]:
     return list(rule.attributes)
 
 
-_N_KEY = {"fmr": "n_impostor", "fnmr": "n_genuine"}
-_ERR_KEY = {"fmr": "false_matches", "fnmr": "false_nonmatches"}
-_SEARCH_KIND = {"fpir": "non-mated searches", "fnir": "mated searches", "fnir_rank1": "mated searches"}
-
-
-def rate_view(f: dict | None, metric: str) -> dict:
-    """One group's (or the overall) ``metric`` in one shape, from a 1:1 group entry (``fnmr``,
-    ``fnmr_ci``, ``n_genuine``, ``small_fnmr`` ...) or a search one (``fpir: {rate, errors, n,
-    n_subjects, ci, ci_boot, ci_boot_reason}``, ``small_fpir``; FNIR at rank 1 counts the same mated
-    searches as FNIR, so it shares FNIR's small flag):
-
-    {rate, errors, n (as recorded), count (n or 0), n_subjects, ci, ci_boot, ci_boot_reason,
-    has_ci, has_ci_boot, small, small_reason, units ("genuine comparisons", "non-mated searches",
-    ...), noun ("comparisons" | "searches"), subjects ("subjects" | "probe subjects")}"""
-    f = f or {}
-    if metric in SEARCH_METRICS:
-        e = f.get(metric) or {}
-        flag = "small_fnir" if metric == "fnir_rank1" else f"small_{metric}"
-        return {"rate": e.get("rate"), "errors": e.get("errors"), "n": e.get("n", 0), "count": e.get("n") or 0,
-                "n_subjects": e.get("n_subjects") or 0, "ci": e.get("ci"), "ci_boot": e.get("ci_boot"),
-                "ci_boot_reason": e.get("ci_boot_reason"), "has_ci": "ci" in e, "has_ci_boot": "ci_boot" in e,
-                "small": bool(f.get(flag)), "small_reason": f.get(f"{flag}_reason"), "units": _SEARCH_KIND[metric],
-                "noun": "searches", "subjects": "probe subjects"}
-    flag = f"small_{metric}" if f"small_{metric}" in f else "small"   # v2: per-rate flags
-    return {"rate": f.get(metric), "errors": f.get(_ERR_KEY[metric]), "n": f.get(_N_KEY[metric], 0),
-            "count": f.get(_N_KEY[metric]) or 0, "n_subjects": f.get("n_subjects") or 0,
-            "ci": f.get(f"{metric}_ci"), "ci_boot": f.get(f"{metric}_ci_boot"), "ci_boot_reason": None,
-            "has_ci": f"{metric}_ci" in f, "has_ci_boot": f"{metric}_ci_boot" in f,
-            "small": bool(f.get(flag)), "small_reason": f.get(f"{flag}_reason"),
-            "units": f"{_N_KEY[metric][2:]} comparisons", "noun": "comparisons", "subjects": "subjects"}
+def rate_of(f: dict | None, metric: str) -> dict:
+    """One group's (or the overall) estimate of ``metric`` (a RateEstimate dict, schema
+    ``evalkit.metrics/3``; {} when the entry lacks it)."""
+    return (f or {}).get(metric) or {}
 
 
 def _who(metric: str, attr: str, group: str) -> str:
@@ -361,33 +327,33 @@ def _who(metric: str, attr: str, group: str) -> str:
 
 
 def _too_small(g: dict, metric: str, min_subjects: int, min_comparisons: int) -> str | None:
-    """Why a group is not judged, or None."""
-    v = rate_view(g, metric)
-    if v["small"]:
-        reason = v["small_reason"]
+    """Why a group is not judged, or None: flagged small in metrics.json, or below the rule's own
+    minimums (``results.small_rule``, the rule metrics.json's flags come from)."""
+    v = rate_of(g, metric)
+    if v.get("small"):
+        reason = v.get("small_reason")
         return "flagged small in metrics.json" + (f" ({reason})" if reason else "")
-    if v["count"] < min_comparisons:
-        return f"{v['count']} {v['units']} < {min_comparisons}"
-    if v["n_subjects"] < min_subjects:
-        return f"{v['n_subjects']} {v['subjects']} < {min_subjects}"
-    return None
+    _, why = results.small_rule(v.get("subjects") or 0, v.get("n") or 0, (min_subjects, min_comparisons), metric)
+    return why
 
 
 def max_min_ratio(groups: dict, metric: str, exclude: list[str], min_subjects: int, min_comparisons: int) -> dict:
-    """Highest over lowest group rate among the eligible groups of one attribute.
+    """Highest over lowest group rate among the eligible groups of one attribute, by
+    ``evalkit.metrics.disparity.max_min_ratio`` (the one max/min implementation).
 
-    Returns {value, reason, groups, left_out}; value is None (with a reason) when fewer than two
-    groups are eligible or the lowest rate is zero (the ratio is then undefined, not infinite)."""
+    Returns {value, reason, groups, left_out, rates, hi, lo}; value is None (with a reason) when
+    fewer than two groups are eligible or the lowest rate is zero (the ratio is then undefined,
+    not infinite)."""
     used, left = {}, {}
     name = RATE_NAMES[metric]
     for g, f in sorted(groups.items()):
         if g in exclude:
             left[g] = "label-less group (exclude_groups)"
             continue
-        v = rate_view(f, metric)
+        v = rate_of(f, metric)
         why = _too_small(f, metric, min_subjects, min_comparisons)
-        if why is None and v["rate"] is None:
-            why = f"no {name} (no {v['noun']})"
+        if why is None and v.get("rate") is None:
+            why = f"no {name} (no {results.RATE_UNITS[metric]})"
         if why:
             left[g] = why
         else:
@@ -396,28 +362,24 @@ def max_min_ratio(groups: dict, metric: str, exclude: list[str], min_subjects: i
     if len(used) < 2:
         out["reason"] = f"fewer than 2 groups with enough data (eligible: {sorted(used) or 'none'})"
         return out
-    hi = max(used, key=lambda k: used[k])
-    lo = min(used, key=lambda k: used[k])
-    if used[lo] == 0:
-        out["reason"] = (f"lowest {name} is zero ({lo}: 0/{rate_view(groups[lo], metric)['n']}): "
-                         f"the ratio is undefined")
+    d = disp.max_min_ratio(used, name, f"{metric}_max_min_ratio" if metric in ("fmr", "fnmr") else None)
+    if not d.defined:
+        out["reason"] = f"{d.reason}: the ratio is undefined"
         return out
-    out["value"] = used[hi] / used[lo]
-    out["hi"], out["lo"] = hi, lo
+    out["value"] = d.value
+    out["hi"], out["lo"] = max(used, key=lambda k: used[k]), min(used, key=lambda k: used[k])
     return out
 
 
 def _ratio_for(m: dict, attr: str, rule, mins: tuple[int, int]) -> dict:
     computed = max_min_ratio(group_block(m, attr) or {}, rule.metric, rule.exclude_groups, *mins)
-    root = _root(m)
-    block = _get(root, f"disparity.{attr}.{rule.metric}_max_min_ratio") if isinstance(root.get("disparity"), dict) else None
+    block = _get(m, f"disparity.{attr}.{rule.metric}_max_min_ratio") if isinstance(m.get("disparity"), dict) else None
     if rule.source == "groups" or (block is None and rule.source == "auto"):
         computed["source"] = "groups"
         return computed
     if block is None:
-        why = ("metrics.json has no disparity block (schema v1); source=disparity" if root is m else
-               f"metrics.json has no search.disparity.{attr}.{rule.metric}_max_min_ratio; source=disparity")
-        return {"value": None, "reason": why, "groups": [], "source": "disparity"}
+        return {"value": None, "reason": f"metrics.json has no disparity.{attr}.{rule.metric}_max_min_ratio; "
+                                         "source=disparity", "groups": [], "source": "disparity"}
     if rule.source == "auto" and sorted(block.get("groups") or []) != computed["groups"]:
         computed["source"] = (f"groups (the disparity block used {sorted(block.get('groups') or [])}, "
                               f"this rule's eligible groups are {computed['groups']})")
@@ -458,10 +420,10 @@ def _rule_within_ci(name, rule, run, base, cfg) -> list[Row]:
     ms = rule.min_subjects if rule.min_subjects is not None else cfg.min_count.subjects
     mc = rule.min_comparisons if rule.min_comparisons is not None else cfg.min_count.comparisons
     metric, boot = rule.metric, rule.interval == "bootstrap"
-    ci_key = f"{metric}{'.' if metric in SEARCH_METRICS else '_'}ci" + ("_boot" if boot else "")
+    ci_key = f"{metric}.ci" + ("_boot" if boot else "")
     pairs = []
     if rule.include_overall:
-        pairs.append(("overall", "all", _root(base).get("overall"), _root(run).get("overall")))
+        pairs.append(("overall", "all", base.get("overall"), run.get("overall")))
     for attr in _attrs(rule, run, name):
         bg, rg = group_block(base, attr) or {}, group_block(run, attr) or {}
         for g in sorted(set(bg) | set(rg)):
@@ -476,32 +438,33 @@ def _rule_within_ci(name, rule, run, base, cfg) -> list[Row]:
             rows.append(Row(name, rule.type, attr, g, bv, rv, lim, status, msg))
 
         if b is None:
-            row("SKIP", f"group {g!r} is not in the baseline", rv=rate_view(r, metric)["rate"])
+            row("SKIP", f"group {g!r} is not in the baseline", rv=rate_of(r, metric).get("rate"))
             continue
         if r is None:
-            row("SKIP", f"group {g!r} is not in the run", bv=rate_view(b, metric)["rate"])
+            row("SKIP", f"group {g!r} is not in the run", bv=rate_of(b, metric).get("rate"))
             continue
-        vb, vr = rate_view(b, metric), rate_view(r, metric)
-        bv, rv = vb["rate"], vr["rate"]
-        ci = vb["ci_boot" if boot else "ci"]
+        vb, vr = rate_of(b, metric), rate_of(r, metric)
+        bv, rv = vb.get("rate"), vr.get("rate")
+        ci = vb.get("ci_boot" if boot else "ci")
         lim = ci[1] if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+        units = results.RATE_UNITS[metric]
         if rv is None:
-            row("SKIP", f"no {M} in the run ({vr['n']} {vr['noun']})", bv, rv, lim)
+            row("SKIP", f"no {M} in the run ({vr.get('n', 0)} {units})", bv, rv, lim)
             continue
         if lim is None:
-            if not vb["has_ci_boot" if boot else "has_ci"]:
-                why = f"the baseline has no {ci_key} (schema v1?)"
-            elif boot and vb["ci_boot_reason"]:
+            if not vb:
+                why = f"the baseline has no {ci_key} (not an evalkit.metrics/3 file?)"
+            elif boot and vb.get("ci_boot_reason"):
                 why = f"the baseline's bootstrap interval of {M} is not available: {vb['ci_boot_reason']}"
             else:
-                why = f"the baseline's {M} interval is undefined ({vb['n']} {vb['noun']})"
+                why = f"the baseline's {M} interval is undefined ({vb.get('n', 0)} {units})"
             row("SKIP", why, bv, rv, lim)
             continue
         small = _too_small(b, metric, ms, mc) or _too_small(r, metric, ms, mc)
         if small:
             row("SKIP", f"too few to judge: {small}", bv, rv, lim)
             continue
-        counts = (f"run {vr['errors']}/{vr['n']}, baseline {vb['errors']}/{vb['n']} "
+        counts = (f"run {vr.get('errors')}/{vr.get('n')}, baseline {vb.get('errors')}/{vb.get('n')} "
                   f"{rule.interval} CI [{_pct(ci[0])}, {_pct(ci[1])}]")
         if rv > lim + 1e-12:
             row("FAIL", f"{M} {_pct(rv)} above the baseline's upper bound {_pct(lim)} ({counts})", bv, rv, lim)
@@ -515,9 +478,7 @@ def _rule_fte(name, rule, run, base, cfg) -> list[Row]:
     run_f, base_f = run.get("failures", {}), base.get("failures", {})
     items = []
     if rule.include_overall:
-        ri, bi = run_f.get("images", {}), base_f.get("images", {})
-        items.append(("overall", "all", {"rate": ri.get("rate"), "failed": ri.get("failed"), "n_images": ri.get("n")},
-                      {"rate": bi.get("rate")}))
+        items.append(("overall", "all", _get(run_f, "images.fte") or {}, _get(base_f, "images.fte") or {}))
     by_group = run_f.get("by_group")
     if by_group is None:
         rows.append(Row(name, rule.type, "-", "-", None, None, rule.max, "SKIP",
@@ -526,17 +487,17 @@ def _rule_fte(name, rule, run, base, cfg) -> list[Row]:
     for attr in (_attrs(rule, run, name) if by_group else []):
         for g, f in sorted(by_group.get(attr, {}).items()):
             if g not in rule.exclude_groups:
-                items.append((attr, g, f, _get(base_f, f"by_group.{attr}.{g}") or {}))
+                items.append((attr, g, f.get("fte") or {}, _get(base_f, f"by_group.{attr}.{g}.fte") or {}))
     for attr, g, f, b in items:
-        rate, n = f.get("rate"), f.get("n_images") or 0
+        rate, n = f.get("rate"), f.get("n") or 0
         if rate is None:
             status, msg = "SKIP", f"no images ({n})"
         elif n < rule.min_images:
             status, msg = "SKIP", f"too few to judge: {n} images < {rule.min_images}"
         elif rate > rule.max + 1e-12:
-            status, msg = "FAIL", f"failure to enrol {_pct(rate)} ({f.get('failed')}/{n}) > ceiling {_pct(rule.max)}"
+            status, msg = "FAIL", f"failure to enrol {_pct(rate)} ({f.get('errors')}/{n}) > ceiling {_pct(rule.max)}"
         else:
-            status, msg = "PASS", f"failure to enrol {_pct(rate)} ({f.get('failed')}/{n}) <= {_pct(rule.max)}"
+            status, msg = "PASS", f"failure to enrol {_pct(rate)} ({f.get('errors')}/{n}) <= {_pct(rule.max)}"
         rows.append(Row(name, rule.type, attr, g, b.get("rate"), rate, rule.max, status, msg))
     return rows
 
@@ -587,8 +548,8 @@ def _threshold_text(m: dict) -> str:
         return str(t["label"])
     v = t.get("value")
     txt = f"{t.get('policy')} " + (f"{v:.6g}" if isinstance(v, (int, float)) else "per group")
-    if t.get("target_fmr") is not None:
-        txt += f" (target FMR {t['target_fmr']:g}, achieved {t.get('achieved_fmr')})"
+    if t.get("target") is not None:
+        txt += f" (target {str(t.get('rate')).upper()} {t['target']:g}, achieved {t.get('achieved')})"
     return txt
 
 

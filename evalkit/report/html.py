@@ -1,88 +1,52 @@
 """The HTML report of a run: one self-contained file (inline CSS and SVG, no script, no network).
 
-``write_report(run_dir)`` reads only the run folder -- metrics.json (required), record.json and
-the figures the pipeline wrote (det_<attribute>.svg, scores_<attribute>.svg,
-cross_fmr_<attribute>.svg, fte.svg), which it inlines as they are -- and writes ``report.html``
-next to them. A figure the folder lacks (a run with ``det_plot=false``, an older folder) is drawn
-here instead: from metrics.json, or from scores.csv, which is read only then. It works on metrics.json schema "evalkit.metrics/1" and "/2": every
-block of v2 (disparity, tests, intersections, per-group operating points, cross-group FMR,
-bootstrap intervals) is shown when present and marked "not computed" when absent.
+``write_report(run_dir)`` reads only the run folder -- metrics.json (required, schema
+``evalkit.metrics/3``), record.json and the figures the pipeline wrote (1:1: det_<attribute>.svg,
+scores_<attribute>.svg, cross_fmr_<attribute>.svg; search: cmc_<attribute>.svg,
+search_size_<attribute>.svg, false_candidates_<attribute>.svg, audit_<attribute>.svg; fte.svg),
+which it inlines as they are -- and writes ``report.html`` next to them. A figure the folder
+lacks (a run with ``det_plot=false``, an older folder) is drawn here instead: from metrics.json,
+or from scores.csv, which is read only then.
+
+One code path for 1:1 verification and one-to-many search runs: every rate is a RateEstimate at
+``groups[attr][g][rate]`` (``evalkit.metrics.results``), so the headline, the group tables, the
+readings, the disparity summaries, the intersections, failure to enrol, provenance and caveats are
+the same functions for both, over the rates the run names (``rates``); the sections only one kind
+has follow them (1:1: tests, per-group DET operating points, DET/score/cross-group figures, here;
+search: CMC, gallery size, false candidates, audit, failed searches, in
+``evalkit.report.search_html``, which imports nothing from this module).
 
 Key numbers carry machine-readable attributes: ``data-key`` is the dotted path of the value in
-metrics.json (e.g. ``groups.sex.female.fnmr``) and ``data-value`` its exact JSON text, so a test
-can compare the page with metrics.json without parsing formatted text.
+metrics.json (e.g. ``groups.sex.female.fnmr.rate``, list elements by index) and ``data-value`` its
+exact JSON text, so a test can compare the page with metrics.json without parsing formatted text.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
-import html
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..backends.scoring_base import backend_scores_text, direction_of, words
 from ..labels import SPECIAL_LABELS as LABEL_GROUPS
-from . import plots
+from ..metrics import results
+from ..metrics.results import RATE_LABELS, RATE_UNITS
+from . import plots, search_html
+from .fmt import Figures as _Figures
+from .fmt import ci_text, esc, jvalue, num, pct, ratio, rate_text  # noqa: F401  (jvalue: re-exported)
+from .fmt import get as _get
+from .fmt import inline_svg, pipeline_svg as _pipeline_svg  # noqa: F401
+from .fmt import rate_cells
 
 REPORT_NAME = "report.html"
-SMALL_FALLBACK = 30   # comparisons of each kind under which a group is called small when metrics.json has no flag
-RATE = {"fmr": "FMR", "fnmr": "FNMR"}
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def esc(x) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
-
-
-def pct(x) -> str:
-    """A rate as a percentage: 2 decimals from 1% up, 3 significant digits below."""
-    if x is None:
-        return "n/a"
-    if x == 0:
-        return "0%"
-    v = 100 * x
-    return f"{v:.2f}%" if abs(v) >= 1 else f"{v:#.3g}%"
-
-
-def ratio(x) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
-
-
-def jvalue(v) -> str:
-    """The exact JSON text of a value (floats round-trip: repr)."""
-    return json.dumps(v)
-
-
-def num(key: str, value, text: str | None = None, tag: str = "span", cls: str = "") -> str:
-    """An element carrying ``data-key``/``data-value`` for a number taken from metrics.json."""
-    shown = esc(text if text is not None else value)
-    c = f' class="{cls}"' if cls else ""
-    return f'<{tag}{c} data-key="{esc(key)}" data-value="{esc(jvalue(value))}">{shown}</{tag}>'
-
-
-def rate_text(v) -> str:
-    return "n/a (no comparisons)" if v is None else pct(v)
-
-
-def ci_text(ci) -> str:
-    if not ci or ci[0] is None or ci[1] is None:
-        return ""
-    return f"{pct(ci[0])} – {pct(ci[1])}"
-
-
-def _get(d, *path, default=None):
-    for p in path:
-        if not isinstance(d, dict) or p not in d:
-            return default
-        d = d[p]
-    return d
+RATE_HEAD = {"fnmr": "FNMR (false non-matches/genuine)", "fmr": "FMR (false matches/impostor)",
+             "fpir": "FPIR (false positives / non-mated searches)",
+             "fnir": "FNIR at the threshold (misses / mated searches)",
+             "fnir_rank1": "FNIR rank 1 (mate not first / mated searches)"}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -93,6 +57,9 @@ def _load(run_dir: Path) -> tuple[dict, dict]:
     if not mpath.is_file():
         raise FileNotFoundError(f"{mpath} not found: write_report needs a finished run folder")
     m = json.loads(mpath.read_text())
+    if m.get("schema") != results.SCHEMA:
+        raise ValueError(f"{mpath} is schema {m.get('schema')!r}; this evalkit writes and reads {results.SCHEMA!r} "
+                         "(rerun it to get a report)")
     rpath = run_dir / "record.json"
     rec = json.loads(rpath.read_text()) if rpath.is_file() else {}
     return m, rec
@@ -101,8 +68,7 @@ def _load(run_dir: Path) -> tuple[dict, dict]:
 def read_scores(path: Path, failure_policy: str = "nonmatch", direction: str = "distance") -> dict | None:
     """scores.csv -> {score, mated, failed, groups: attr -> (labels a, labels b)} as arrays, with
     the failure policy applied as metrics do: failed comparisons are +inf (nonmatch) or dropped
-    (exclude). None when the file is absent. Scores come back in the distance orientation the
-    rates use: a similarity run's scores are negated (``direction``; backends/scoring_base.py)."""
+    (exclude). None when the file is absent."""
     if not path.is_file():
         return None
     with open(path, newline="") as fh:
@@ -113,6 +79,7 @@ def read_scores(path: Path, failure_policy: str = "nonmatch", direction: str = "
 
     attrs = [c[:-2] for c in rows[0] if c.endswith("_a") and c not in ("sample_a", "subject_a")]
     failed = np.array([r["failed"] == "1" for r in rows], dtype=bool)
+    # distance-oriented like the rates: a similarity run's scores are negated (backends/scoring_base.py)
     score = np.array([math.inf if r["score"] == "" else words(direction)["sign"] * float(r["score"]) for r in rows],
                      dtype=float)
     mated = np.array([r["mated"] == "1" for r in rows], dtype=bool)
@@ -126,7 +93,7 @@ def cross_counts(scores: dict, attr: str, threshold: float) -> dict:
     """The cross-group impostor table (same shape as metrics.json ``cross_fmr[attr]``) counted from
     scores.csv at one threshold: cell [i][j] = impostor comparisons with one subject in labels[i]
     and the other in labels[j] (symmetric), and the false matches (score <= threshold) among them.
-    Used only when metrics.json has no ``cross_fmr`` block (schema v1); counted by the metrics'
+    Used only when metrics.json has no ``cross_fmr`` block (a hand-made file); counted by the metrics'
     own ``summary.cross_fmr`` (empty cells: None, as in metrics.json)."""
     from ..metrics.summary import cross_fmr
 
@@ -136,34 +103,7 @@ def cross_counts(scores: dict, attr: str, threshold: float) -> dict:
     return cx
 
 
-# --------------------------------------------------------------------------- SVG inlining
-
-
-def inline_svg(svg: str, prefix: str, label: str) -> str:
-    """Make a matplotlib SVG safe to inline: drop the XML prologue, DOCTYPE, metadata and namespace
-    URLs (HTML parsing needs none), prefix ids so several figures cannot clash, scale to width."""
-    svg = re.sub(r"<\?xml[^>]*\?>", "", svg)
-    svg = re.sub(r"<!DOCTYPE[^>]*>", "", svg, flags=re.S)
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
-    svg = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}-\1"', svg)
-    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
-    svg = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
-    svg = svg.replace("<svg ", f'<svg role="img" aria-label="{esc(label)}" class="fig" ', 1)
-    return svg.strip()
-
-
-class _Figures:
-    def __init__(self):
-        self.n = 0
-
-    def block(self, svg: str, caption: str, label: str) -> str:
-        self.n += 1
-        return (f'<figure id="fig{self.n}">{inline_svg(svg, f"f{self.n}", label)}'
-                f"<figcaption><b>Figure {self.n}.</b> {caption}</figcaption></figure>")
-
-
-# --------------------------------------------------------------------------- sections
+# --------------------------------------------------------------------------- shared sections
 
 
 def _threshold_for(m: dict, attr: str):
@@ -178,85 +118,77 @@ def _threshold_for(m: dict, attr: str):
     return th.get("value")
 
 
-def _is_small(e: dict) -> str | None:
-    if "small" in e:
-        return e.get("small_reason") or ("flagged small" if e["small"] else None)
-    why = []
-    if e.get("n_genuine", 0) < SMALL_FALLBACK:
-        why.append(f"{e.get('n_genuine', 0)} genuine comparisons < {SMALL_FALLBACK}")
-    if e.get("n_impostor", 0) < SMALL_FALLBACK:
-        why.append(f"{e.get('n_impostor', 0)} impostor comparisons < {SMALL_FALLBACK}")
-    return "; ".join(why) or None
+def _small_badge(e: dict, rates) -> tuple[str, str | None]:
+    why = results.entry_small(e, rates)
+    if not why:
+        return "", None
+    flags = [RATE_LABELS[r] for r in rates if (e.get(r) or {}).get("small")]
+    return f' <span class="badge" title="{esc(why)}">small ({" and ".join(flags)})</span>', why
 
 
-def _rate_cells(key: str, e: dict, rate: str, errors: str, n: str) -> str:
-    """Two cells: the rate with its counts next to it, and its interval(s)."""
-    v = e.get(rate)
-    cell = (f'<td class="rate">{num(f"{key}.{rate}", v, rate_text(v))} <span class="cnt">('
-            f'{num(f"{key}.{errors}", e.get(errors))}/{num(f"{key}.{n}", e.get(n))})</span></td>')
-    txt = ""
-    if v is not None:
-        txt = f'<span class="iv">{esc(ci_text(e.get(f"{rate}_ci")))}</span>'
-        if v == 0 and e.get(f"{rate}_upper_bound") is not None:
-            ub = e[f"{rate}_upper_bound"]
-            txt += f'<br><span class="note">0 observed; upper bound {num(f"{key}.{rate}_upper_bound", ub, pct(ub))}</span>'
-    boot = e.get(f"{rate}_ci_boot")
-    if boot and boot[0] is not None:
-        txt += f'<br><span class="boot">bootstrap {esc(ci_text(boot))}</span>'
-    return cell + f'<td class="ci">{txt}</td>'
-
-
-def _group_table(base: str, groups: dict, caption: str, fte: dict | None = None,
+def _group_table(m: dict, base: str, groups: dict, caption: str, fte: dict | None = None,
                  mixed: dict | None = None, mixed_label: str = "", overall: dict | None = None,
                  thresholds: dict | None = None) -> str:
-    has_boot = any("fnmr_ci_boot" in e for e in groups.values())
-    ci_head = "95% CI (exact" + ("; bootstrap below" if has_boot else "") + ")"
-    head = ("<tr><th scope=col>Group</th><th scope=col>Subjects</th>"
-            "<th scope=col>FNMR (false non-matches/genuine)</th>"
-            f"<th scope=col>{ci_head}</th><th scope=col>FMR (false matches/impostor)</th><th scope=col>{ci_head}</th>"
+    """One row per group (and the overall row, the mixed-group row): subjects, then for every rate
+    of the run the rate with its counts and intervals, the group's own threshold (per_group_fmr),
+    failure to enrol."""
+    rates = results.run_rates(m)
+    search = results.run_kind(m) == results.SEARCH
+    head = (f"<tr><th scope=col>{'Probe group' if search else 'Group'}</th><th scope=col>"
+            f"{'Probe subjects' if search else 'Subjects'}</th>"
+            + "".join(f"<th scope=col>{RATE_HEAD[r]}</th><th scope=col>95% CI</th>" for r in rates)
             + ("<th scope=col>Threshold</th>" if thresholds else "")
             + ("<th scope=col>Failed to enrol (failed/images)</th>" if fte is not None else "") + "</tr>")
     rows = []
 
     def row(label, key, e, cls="", fte_key=None, badge=""):
-        cells = (f'<th scope=row>{esc(label)}{badge}</th>'
-                 f'<td class="count">{num(key + ".n_subjects", e.get("n_subjects"))}</td>')
-        cells += _rate_cells(key, e, "fnmr", "false_nonmatches", "n_genuine")
-        cells += _rate_cells(key, e, "fmr", "false_matches", "n_impostor")
+        subj = " / ".join(dict.fromkeys(num(f"{key}.{r}.subjects", _get(e, r, "subjects")) for r in rates if r in e))
+        cells = f'<th scope=row>{esc(label)}{badge}</th><td class="count">{subj}</td>'
+        cells += "".join(rate_cells(f"{key}.{r}", e.get(r)) for r in rates)
         if thresholds:
             t = thresholds.get(label)
             cells += f'<td class="count">{"" if t is None else esc(f"{t:.4g}")}</td>'
         if fte is not None:
-            f = fte.get(label) if fte_key else None
+            f = (fte.get(label) or {}).get("fte") if fte_key else None
             if f:
-                cells += (f'<td class="rate">{num(fte_key + ".rate", f.get("rate"), pct(f.get("rate")))} <span class="cnt">'
-                          f'({num(fte_key + ".failed", f.get("failed"))}/{num(fte_key + ".n_images", f.get("n_images"))})'
-                          "</span></td>")
+                k = fte_key + ".fte"
+                cells += (f'<td class="rate">{num(k + ".rate", f.get("rate"), pct(f.get("rate")))} <span class="cnt">'
+                          f'({num(k + ".errors", f.get("errors"))}/{num(k + ".n", f.get("n"))})</span></td>')
             else:
                 cells += "<td></td>"
         rows.append(f'<tr class="{cls}">{cells}</tr>')
 
     if overall is not None:
-        row("all comparisons", "overall", overall, "overall")
+        row("all probes" if search else "all comparisons", "overall", overall, "overall")
     attr = base.split(".", 1)[-1]
     for g, e in groups.items():
-        small = _is_small(e)
-        badge = f' <span class="badge" title="{esc(small)}">small</span>' if small else ""
+        badge, small = _small_badge(e, rates)
         row(g, f"{base}.{g}", e, "small" if small else "",
             fte_key=f"failures.by_group.{attr}.{g}" if fte is not None else None, badge=badge)
-    foot = ""
+    foot = ("Rows marked <i>small</i> have too few subjects or trials of a kind for a stable rate; they stay in the "
+            "table and leave the disparity summaries (see Caveats).")
     if mixed is not None:
         row(mixed_label, base.replace("groups.", "mixed.", 1), mixed, "mixed")
-        foot = (f"<tfoot><tr><td colspan=8>{esc(mixed_label)}: comparisons whose two sides differ in group "
-                "(mixed-group impostor pairs), reported on their own. Rows marked <i>small</i> have too few subjects "
-                "or comparisons for a stable rate (see Caveats).</td></tr></tfoot>")
+        foot = (f"{esc(mixed_label)}: comparisons whose two sides differ in group (mixed-group impostor pairs), "
+                "reported on their own. " + foot)
     return (f'<div class="tablewrap"><table class="groups"><caption>{caption}</caption><thead>{head}</thead>'
-            f'<tbody>{"".join(rows)}</tbody>{foot}</table></div>')
+            f'<tbody>{"".join(rows)}</tbody><tfoot><tr><td colspan={3 + 2 * len(rates)}>{foot}</td></tr></tfoot>'
+            "</table></div>")
 
 
 SUMMARY_NAMES = {"fnmr_max_min_ratio": "FNMR max/min ratio", "fmr_max_min_ratio": "FMR max/min ratio",
                  "fdr": "FDR", "ir": "IR", "garbe": "GARBE", "ser": "SER", "accuracy_std": "accuracy spread",
-                 "fnmr_ratio_to_reference": "FNMR ratio", "fmr_ratio_to_reference": "FMR ratio"}
+                 "fnmr_ratio_to_reference": "FNMR ratio", "fmr_ratio_to_reference": "FMR ratio",
+                 "fpir_max_min_ratio": "FPIR max/min ratio", "fnir_max_min_ratio": "FNIR max/min ratio",
+                 "fpir_ratio_to_reference": "FPIR ratio", "fnir_ratio_to_reference": "FNIR ratio"}
+
+
+def _rate_of_summary(name: str) -> str:
+    """"fnmr_max_min_ratio" -> "fnmr"; "fpir_ratio_to_reference" -> "fpir"."""
+    for suffix in ("_max_min_ratio", "_ratio_to_reference"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _reading(name: str, d: dict, groups: dict, conf: float, ref: str | None = None, group: str | None = None) -> str:
@@ -265,17 +197,19 @@ def _reading(name: str, d: dict, groups: dict, conf: float, ref: str | None = No
         what = SUMMARY_NAMES.get(name, name) + (f" of {group} to {ref}" if group else "")
         return f"{esc(what)} not defined: {esc(reason or 'no value')}"
     cl = f" ({round(100 * conf):g}% CI {ci[0]:.2f}–{ci[1]:.2f})" if ci and ci[0] is not None and ci[1] is not None else ""
+    if not cl and d.get("ci_reason"):
+        cl = f" (no interval: {esc(d['ci_reason'])})"
     if name.endswith("_ratio_to_reference"):
-        r = RATE[name.split("_")[0]]
+        r = RATE_LABELS[_rate_of_summary(name)]
         return f"{r} for {esc(group)} is {v:.2f}x that for {esc(ref)}{cl}"
     if name.endswith("_max_min_ratio"):
-        rate = name.split("_")[0]
-        used = [g for g in (d.get("groups") or groups) if g in groups and groups[g].get(rate) is not None]
+        rate = _rate_of_summary(name)
+        used = [g for g in (d.get("groups") or groups) if _get(groups, g, rate, "rate") is not None]
         if used:
-            hi = max(used, key=lambda g: groups[g][rate])
-            lo = min(used, key=lambda g: groups[g][rate])
-            return f"the highest group {RATE[rate]} ({esc(hi)}) is {v:.2f}x the lowest ({esc(lo)}){cl}"
-        return f"the highest group {RATE[rate]} is {v:.2f}x the lowest{cl}"
+            hi = max(used, key=lambda g: groups[g][rate]["rate"])
+            lo = min(used, key=lambda g: groups[g][rate]["rate"])
+            return f"the highest group {RATE_LABELS[rate]} ({esc(hi)}) is {v:.2f}x the lowest ({esc(lo)}){cl}"
+        return f"the highest group {RATE_LABELS[rate]} is {v:.2f}x the lowest{cl}"
     if name == "fdr":
         return (f"FDR {v:.3f}{cl}: 1 means no gap between groups in FMR or FNMR at the threshold; "
                 f"{1 - v:.3f} is the weighted largest gap")
@@ -302,14 +236,20 @@ def _disparity_section(m: dict, conf: float) -> str:
     disp = m.get("disparity")
     out = ['<section id="disparity"><h2>Disparity summaries</h2>']
     if disp is None:
-        out.append(f'<p class="absent">Not computed: metrics.json (schema {esc(m.get("schema"))}) has no '
-                   '"disparity" block. Compare the group rates and their intervals in the table above.</p></section>')
+        out.append('<p class="absent">Not computed: metrics.json has no "disparity" block. Compare the group rates '
+                   "and their intervals in the table above.</p></section>")
         return "".join(out)
     mc = m.get("min_count")
+    search = results.run_kind(m) == results.SEARCH
     if mc:
-        out.append(f"<p>Over the groups not flagged small (at least {mc['subjects']} subjects and "
-                   f"{mc['comparisons']} comparisons of each kind; labels such as unlabelled never enter). "
-                   + ("Intervals: subject-clustered bootstrap percentile intervals (subjects resampled, not pairs)."
+        out.append(f"<p>Over the labelled groups not flagged small (at least {mc['subjects']} "
+                   f"{'probe subjects' if search else 'subjects'} and {mc['comparisons']} "
+                   f"{'searches' if search else 'comparisons'} of each kind; labels such as unlabelled never enter)"
+                   + (", at the operating threshold and the full gallery. " if search else ". ")
+                   + ("Intervals: subject-clustered bootstrap percentile intervals (subjects resampled, not "
+                      + ("searches" if search else "pairs") + ")"
+                      + ("; the max/min interval is that of the ratio of the two groups named, highest over lowest, "
+                         "resampled: read it together with the group intervals" if search else "") + "."
                       if m.get("bootstrap") else "No intervals on these summaries: "
                       + esc((m.get("not_computed") or {}).get("bootstrap", "the bootstrap was switched off "
                                                                           "(bootstrap.replicates=0)")) + ".")
@@ -353,6 +293,346 @@ def _ci_plain(ci) -> str:
     return f"{ci[0]:.3g} – {ci[1]:.3g}"
 
 
+def _intersections_section(m: dict) -> str:
+    inter = m.get("intersections")
+    out = ['<section id="intersections"><h2>Intersections</h2>']
+    if inter is None:
+        out.append('<p class="absent">Not computed: metrics.json has no "intersections" block.</p>')
+    elif not inter and not m.get("intersections_skipped"):
+        out.append('<p class="absent">None configured for this run.</p>')
+    for name, why in (m.get("intersections_skipped") or {}).items():
+        out.append(f'<p class="absent">Not computed: {esc(name)}: {esc(why)}.</p>')
+    for name, groups in (inter or {}).items():
+        out.append(_group_table(m, f"intersections.{name}", groups, f"By {esc(name)}: every rate at the operating "
+                                "threshold"))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _fte_figure(m: dict, run_dir: Path, figs: _Figures) -> str:
+    by_group = _get(m, "failures", "by_group")
+    if not by_group:
+        return '<p class="absent">Failure to enrol per group: not computed.</p>'
+    svg = _pipeline_svg(run_dir, "fte")
+    if svg is None:
+        svg = plots.figure_svg(plots.failure_to_enrol_plot(by_group, f"{m.get('experiment', '')}: failure to enrol by group"))
+    return figs.block(svg, "Failure-to-enrol rate per group (images without an embedding, "
+                      "e.g. no face detected) with exact 95% intervals; failed / images at the right.",
+                      "Failure to enrol by group")
+
+
+def _fte_table(m: dict) -> str:
+    f = m.get("failures", {})
+    imgs = f.get("images", {})
+    fte = imgs.get("fte") or {}
+    rows = []
+    for attr, groups in f.get("by_group", {}).items():
+        for g, e in groups.items():
+            k = f"failures.by_group.{attr}.{g}"
+            r = e.get("fte") or {}
+            rows.append(f"<tr><td>{esc(attr)}</td><th scope=row>{esc(g)}</th>"
+                        + num(f"{k}.fte.rate", r.get("rate"), pct(r.get("rate")), "td", "rate")
+                        + f'<td class="count">{num(k + ".fte.errors", r.get("errors"))} / {num(k + ".fte.n", r.get("n"))}</td>'
+                        + f'<td class="ci">{esc(ci_text(r.get("ci")))}</td><td class="count">{esc(e.get("fallbacks", 0))}</td></tr>')
+    reasons = ", ".join(f"{esc(k)}: {esc(v)}" for k, v in (imgs.get("by_reason") or {}).items()) or "none"
+    fb = ", ".join(f"{esc(k)}: {esc(v)}" for k, v in (imgs.get("fallbacks") or {}).items())
+    return (f'<p>{num("failures.images.fte.errors", fte.get("errors"))} of {num("failures.images.fte.n", fte.get("n"))} '
+            f'images failed to enrol ({num("failures.images.fte.rate", fte.get("rate"), pct(fte.get("rate")))}; by '
+            f"reason: {reasons})"
+            + (f"; embedded through a fallback (not failures, but not the detector's work): {fb}" if fb else "")
+            + ".</p>"
+            '<div class="tablewrap"><table><caption>Failure to enrol per group (exact 95% CI)</caption><thead><tr>'
+            "<th scope=col>Attribute</th><th scope=col>Group</th><th scope=col>Rate</th><th scope=col>failed / images</th>"
+            f"<th scope=col>95% CI</th><th scope=col>Fallbacks</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _kv_table(caption: str, items, code: bool = False) -> str:
+    rows = "".join(f"<tr><th scope=row>{esc(k)}</th><td>{'<code>' if code else ''}{v}{'</code>' if code else ''}</td></tr>"
+                   for k, v in items)
+    return f'<div class="tablewrap"><table class="kv"><caption>{caption}</caption><tbody>{rows}</tbody></table></div>'
+
+
+def _threshold_text(m: dict) -> str:
+    th = m.get("threshold", {})
+    rate = RATE_LABELS.get(th.get("rate") or "fmr", "FMR")
+    parts = []
+    if th.get("value") is not None:
+        parts.append(words(direction_of(m))["kind"] + " " + num("threshold.value", th["value"], f"{th['value']:.6g}"))
+    if th.get("label"):
+        parts.append(esc(th["label"]))
+    if th.get("achieved") is not None:
+        parts.append(f'achieved {rate} {num("threshold.achieved", th["achieved"], pct(th["achieved"]))}')
+    if th.get("resolvable") is False:
+        parts.append(f"<b>the target {rate} is below 1/(number of trials it was set on): it cannot be resolved on "
+                     "this data</b>")
+    return "; ".join(parts)
+
+
+def _provenance_section(m: dict, rec: dict) -> str:
+    ds, pr, be = m.get("dataset", {}), m.get("protocol", {}), m.get("backend", {})
+    th = m.get("threshold", {})
+    out = ['<section id="provenance"><h2>Provenance</h2>']
+    out.append(_kv_table("Run", [
+        ("Dataset", f"{esc(ds.get('name'))}: {esc(ds.get('n_samples'))} images of {esc(ds.get('n_subjects'))} subjects used by the protocol"),
+        ("Protocol", f"{esc(pr.get('name'))}: {esc(pr.get('n_comparisons'))} comparisons ({esc(pr.get('n_genuine'))} genuine, "
+                     f"{esc(pr.get('n_impostor'))} impostor)" + (f", {esc(pr.get('n_folds'))} folds" if pr.get("n_folds") else "")
+         if results.run_kind(m) != results.SEARCH else
+         f"{esc(pr.get('name'))} (one-to-many): {esc(pr.get('n_enrolled_subjects'))} enrolled subjects "
+         f"({esc(pr.get('n_gallery_images'))} gallery images), {esc(pr.get('n_mated_probes'))} mated and "
+         f"{esc(pr.get('n_nonmated_probes'))} non-mated probes, {esc(pr.get('n_comparisons'))} probe-image scores, "
+         f"split seed {esc(pr.get('seed'))}"),
+        ("Backend", f"{esc(be.get('name'))} (family {esc(be.get('family'))}), {esc(backend_scores_text(be))}"),
+        ("Threshold policy", f"{esc(th.get('policy'))}: {_threshold_text(m)}"),
+        ("Failure policy", esc(m.get("failure_policy"))),
+        ("metrics.json schema", esc(m.get("schema"))),
+    ]))
+    cal = th.get("calibration")
+    if cal:
+        out.append(_kv_table("Threshold calibration split", [(k, esc(v)) for k, v in cal.items()]))
+    per = th.get("per_group")
+    if per:
+        for attr, groups in per.items():
+            out.append(_kv_table(f"Per-group thresholds by {esc(attr)}", [
+                (g, f"{esc('n/a' if v.get('value') is None else format(v['value'], '.6g'))} "
+                    f"(achieved FMR {pct(v.get('achieved'))}, {esc(v.get('n'))} impostors"
+                    f"{'' if v.get('resolvable', True) else ', not resolvable'}){' ' + esc(v['note']) if v.get('note') else ''}")
+                for g, v in groups.items()]))
+    # labels
+    for attr in ds.get("attributes") or list(ds.get("label_sources", {})):
+        cov = _get(ds, "label_coverage", attr) or {}
+        tot_s = sum(c.get("samples", 0) for c in cov.values()) or 1
+        tot_p = sum(c.get("subjects", 0) for c in cov.values()) or 1
+        rows = "".join(
+            f"<tr><th scope=row>{esc(g)}</th><td class=count>{num(f'dataset.label_coverage.{attr}.{g}.subjects', c.get('subjects'))}</td>"
+            f"<td class=count>{pct(c.get('subjects', 0) / tot_p)}</td>"
+            f"<td class=count>{num(f'dataset.label_coverage.{attr}.{g}.samples', c.get('samples'))}</td>"
+            f"<td class=count>{pct(c.get('samples', 0) / tot_s)}</td></tr>" for g, c in cov.items())
+        out.append(f"<h3>Labels: {esc(attr)}</h3><p class=src>{esc(_get(ds, 'label_sources', attr) or 'source not recorded')}</p>"
+                   f'<div class="tablewrap"><table><caption>Label coverage of the images the protocol uses ({esc(attr)})</caption>'
+                   "<thead><tr><th scope=col>Label</th><th scope=col>Subjects</th><th scope=col>share</th>"
+                   f"<th scope=col>Images</th><th scope=col>share</th></tr></thead><tbody>{rows}</tbody></table></div>")
+    fp = be.get("fingerprint") or rec.get("backend_fingerprint") or {}
+    out.append(_kv_table("Backend fingerprint (keys the embedding cache)",
+                         [(k, f"<code>{esc(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)}</code>")
+                          for k, v in sorted(fp.items())]))
+    if rec:
+        items = [("evalkit record", esc(rec.get("evalkit_record"))), ("Command", f"<code>{esc(rec.get('command'))}</code>"),
+                 ("Python", esc(rec.get("python"))), ("Platform", esc(rec.get("platform"))), ("Seed", esc(rec.get("seed"))),
+                 ("Images digest (SHA-256)", f"<code>{esc(rec.get('images_sha256'))}</code>")]
+        items += [(f"package {k}", esc(v if v is not None else "not installed")) for k, v in (rec.get("packages") or {}).items()]
+        out.append(_kv_table("Versions and inputs (record.json)", items))
+        files = rec.get("dataset_files_sha256") or {}
+        if files:
+            out.append(_kv_table("Dataset files (SHA-256)", [(Path(k).name, f"<code>{esc(v)}</code>") for k, v in files.items()]))
+        t = rec.get("timings_seconds") or {}
+        if t:
+            out.append("<p class=note>Timings (s): " + ", ".join(f"{esc(k)} {esc(v)}" for k, v in t.items()) + ".</p>")
+    else:
+        out.append('<p class="absent">record.json not found in the run folder: versions and input hashes not shown.</p>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def _caveats_section(m: dict) -> str:
+    items = []
+    mc = m.get("min_count")
+    rates = results.run_rates(m)
+    search = results.run_kind(m) == results.SEARCH
+    for attr, groups in m.get("groups", {}).items():
+        small = [(g, results.entry_small(e, rates)) for g, e in groups.items()]
+        small = [(g, r) for g, r in small if r]
+        if small:
+            rule = (f"fewer than {mc['subjects']} {'probe subjects' if search else 'subjects'} or {mc['comparisons']} "
+                    f"{'searches' if search else 'comparisons'} of a kind (evalkit's one small-group rule)")
+            items.append(f"<li><b>Sparse groups ({esc(attr)}):</b> {rule}: "
+                         + "; ".join(f"<i>{esc(g)}</i> ({esc(r)})" for g, r in small)
+                         + ". Their rates are shown, but their intervals are wide"
+                         + ("; they do not enter the disparity summaries" if m.get("disparity") is not None else "")
+                         + ".</li>")
+        none = [(g, r) for g, e in groups.items() for r in rates if _get(e, r, "rate") is None and r in e]
+        if none:
+            items.append(f"<li><b>Not estimable ({esc(attr)}):</b> " + ", ".join(
+                f"<i>{esc(g)}</i> has no {esc(RATE_UNITS[r])} for {RATE_LABELS[r]} (n/a, not zero)" for g, r in none)
+                + ".</li>")
+    for attr, cov in (_get(m, "dataset", "label_coverage") or {}).items():
+        tot_s = sum(c.get("samples", 0) for c in cov.values())
+        tot_p = sum(c.get("subjects", 0) for c in cov.values())
+        parts = [f"{esc(g)} {cov[g].get('subjects', 0)} of {tot_p} subjects ({pct(cov[g].get('subjects', 0) / tot_p if tot_p else None)}), "
+                 f"{cov[g].get('samples', 0)} of {tot_s} images ({pct(cov[g].get('samples', 0) / tot_s if tot_s else None)})"
+                 for g in LABEL_GROUPS if g in cov]
+        src = _get(m, "dataset", "label_sources", attr)
+        src = f" Source: {esc(src)}." if src and search else ""
+        if parts:
+            items.append(f"<li><b>Label coverage ({esc(attr)}):</b> " + "; ".join(parts) + ". These are explicit groups, "
+                         "never dropped; trials involving them count only toward those groups and the overall rates."
+                         f"{src}</li>")
+        else:
+            items.append(f"<li><b>Label coverage ({esc(attr)}):</b> every image the protocol uses carries a label.{src}</li>")
+    f = m.get("failures", {})
+    comp = f.get("comparisons", {})
+    if search:
+        items.append("<li><b>Failures to enrol:</b> see the failed searches: " + esc(_get(m, "search", "failed_searches",
+                                                                                       "note", default="")) + ".</li>")
+    elif m.get("failure_policy") == "exclude":
+        items.append(f"<li><b>Failures to enrol:</b> policy <i>exclude</i>: {esc(f.get('excluded_comparisons'))} comparisons "
+                     "touching an image without an embedding are left out of every rate (counted here). Failures are "
+                     "often skewed by group: compare the failure-to-enrol table.</li>")
+    else:
+        items.append(f"<li><b>Failures to enrol:</b> policy <i>{esc(m.get('failure_policy'))}</i>: "
+                     f"{esc(comp.get('genuine', 0))} genuine and {esc(comp.get('impostor', 0))} impostor comparisons touch an "
+                     "image without an embedding and count as non-matches (ISO/IEC 19795-1): they raise FNMR, never FMR.</li>")
+    boot = m.get("bootstrap")
+    trials = "searches" if search else "comparisons"
+    if boot:
+        items.append(f"<li><b>Intervals:</b> exact (Clopper-Pearson) intervals treat {trials} as independent; they "
+                     "share subjects, so these are too narrow when subjects recur. The subject-clustered bootstrap interval "
+                     f"({esc(boot.get('replicates'))} replicates, seed {esc(boot.get('seed'))}, resampling "
+                     f"{esc(boot.get('unit', 'subject'))}s) is shown next to it: read that one."
+                     + (" The bootstrap intervals resample probe subjects (all of a person's searches together), not "
+                        "gallery subjects, so an enrolled subject who attracts many probes (a correlation across "
+                        "searches) is not captured." if search else "") + "</li>")
+    else:
+        items.append(f"<li><b>Intervals:</b> exact (Clopper-Pearson) intervals treat {trials} as independent; they "
+                     "share subjects, so they are too narrow when subjects recur. The subject-clustered bootstrap "
+                     "interval was not computed for this run.</li>")
+    if search:
+        items.append("<li><b>Gallery size and candidate list:</b> FPIR grows with the gallery and FNIR depends on the "
+                     "candidate-list length; compare runs only at equal sizes and lists.</li>")
+    th = m.get("threshold", {})
+    if th.get("resolvable") is False:
+        items.append(f"<li><b>Threshold:</b> the target {RATE_LABELS.get(th.get('rate'), 'rate')} is below 1/(number of "
+                     f"trials it was set on); it cannot be resolved on this data and {words(direction_of(m))['beyond_set']}."
+                     "</li>")
+    if th.get("policy") == "per_group_fmr":
+        items.append("<li><b>Per-group thresholds:</b> each group has its own threshold (BFW style). FMR is equalised by "
+                     "construction; the disparity moves into FNMR. This is not the one-threshold deployment view.</li>")
+    if str(_get(m, "dataset", "name", default="")).lower().startswith("lfw"):
+        items.append("<li><b>LFW:</b> its authors warn that LFW must not be used to conclude that an algorithm suits "
+                     "commercial use; the demographic labels are third-party annotations (binary sex; race for a subset of "
+                     "identities) and carry their own errors."
+                     + (" Most LFW subjects have a single image, so the gallery holds few thousand people and non-mated "
+                        "probes are mostly people with one photo; a real mugshot database is far larger, and FPIR grows "
+                        "with it." if search else "") + "</li>")
+    return f'<section id="caveats"><h2>Caveats</h2><ul>{"".join(items)}</ul></section>'
+
+
+CSS = """
+:root{--ink:#1b1f24;--muted:#5b6570;--rule:#d5dae0;--band:#f4f6f8;--accent:#0072B2;--warn:#D55E00}
+*{box-sizing:border-box}
+body{font-family:"DejaVu Sans","Segoe UI",Helvetica,Arial,sans-serif;color:var(--ink);margin:0;background:#fff;
+line-height:1.45;font-size:14px}
+main{max-width:1260px;margin:0 auto;padding:24px 32px 64px}
+header{border-bottom:3px solid var(--accent);padding-bottom:10px;margin-bottom:18px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 10px;padding-bottom:4px;border-bottom:1px solid var(--rule)}
+h3{font-size:15px;margin:22px 0 8px}
+.sub{color:var(--muted);margin:0}
+nav{font-size:13px;margin:10px 0 0}nav a{color:var(--accent);margin-right:14px;text-decoration:none}
+.keyfigs{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:10px;margin:16px 0}
+.kf{background:var(--band);border-left:4px solid var(--accent);padding:8px 12px}
+.kf .v{font-size:20px;font-weight:bold;display:block}.kf .l{color:var(--muted);font-size:12px}
+.tablewrap{overflow-x:auto;margin:10px 0 16px}
+table{border-collapse:collapse;width:100%;font-size:13px}
+caption{caption-side:top;text-align:left;font-weight:bold;padding:4px 0 6px;color:var(--ink)}
+th,td{border-bottom:1px solid var(--rule);padding:4px 8px;vertical-align:top;text-align:left}
+thead th{background:var(--band);font-weight:600;border-bottom:2px solid #aab3bd}
+td.rate,td.count{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.rate{font-weight:600}td.rate .cnt{font-weight:normal;color:var(--muted);font-size:12px}
+.badge{display:inline-block;font-size:10.5px;font-weight:normal;color:#fff;background:var(--warn);border-radius:3px;
+padding:0 5px;margin-left:4px;vertical-align:1px}
+tfoot td{font-size:12px;color:var(--muted);border-bottom:none}td.ci{font-variant-numeric:tabular-nums;color:#333;min-width:120px}td.ci .iv{white-space:nowrap}
+tr.small{color:var(--muted)}tr.small td.rate{font-weight:normal}
+tr.overall{background:#eef4fa}tr.mixed{font-style:italic}
+td.note,.note{color:var(--muted);font-size:12px}.boot{color:#004d80;font-size:12px}
+.src{color:var(--muted);font-size:12px}
+td.reading{min-width:320px}
+table.kv th{width:240px;font-weight:600}table.kv td{word-break:break-all}
+code{font-family:"DejaVu Sans Mono",monospace;font-size:12px}
+.absent{background:#fff7ec;border-left:4px solid var(--warn);padding:6px 10px}
+figure{margin:14px 0 24px;padding:8px;border:1px solid var(--rule);background:#fff}
+figure svg.fig{display:block;max-width:100%;height:auto;margin:0 auto}
+figcaption{font-size:12.5px;color:#333;margin-top:6px}
+ul li{margin-bottom:6px}
+.readings{background:#eef4fa;border-left:4px solid var(--accent);padding:8px 12px;margin:10px 0 16px}
+.readings ul{margin:4px 0 0;padding-left:20px}
+footer{margin-top:40px;color:var(--muted);font-size:12px;border-top:1px solid var(--rule);padding-top:8px}
+@media print{main{max-width:none;padding:0}figure{break-inside:avoid}}
+"""
+
+
+def _key_figures(m: dict) -> str:
+    o, th = m.get("overall", {}), m.get("threshold", {})
+    search = results.run_kind(m) == results.SEARCH
+    cards = []
+
+    def card(value_html, label):
+        cards.append(f'<div class="kf"><span class="v">{value_html}</span><span class="l">{label}</span></div>')
+
+    for r in results.run_rates(m):
+        e = o.get(r) or {}
+        card(num(f"overall.{r}.rate", e.get("rate"), rate_text(e.get("rate"))),
+             f"{RATE_LABELS[r]} overall ({esc(e.get('errors'))} of {esc(e.get('n'))} {RATE_UNITS[r]})")
+    if th.get("value") is not None:
+        card(num("threshold.value", th["value"], f"{th['value']:.4g}"),
+             f"threshold ({esc(th.get('policy'))}"
+             + (f", target {RATE_LABELS.get(th.get('rate'), '')} {th['target']:g}" if th.get("target") else "") + ")")
+    else:
+        card(esc(th.get("policy")), "threshold policy (one threshold per group)")
+    if search:
+        s, pr = m.get("search") or {}, m.get("protocol") or {}
+        card(num("search.gallery_size", s.get("gallery_size")),
+             f"enrolled subjects in the gallery (candidate list {esc(s.get('candidates'))}; "
+             f"{esc(pr.get('n_mated_probes'))} mated, {esc(pr.get('n_nonmated_probes'))} non-mated probes)")
+    if m.get("eer") is not None:
+        card(num("eer", m["eer"], pct(m["eer"])), "equal error rate (all comparisons)")
+    acc = m.get("lfw_accuracy")
+    if acc:
+        card(num("lfw_accuracy.mean", acc["mean"], pct(acc["mean"])),
+             f"LFW {esc(acc.get('n_folds'))}-fold accuracy (± {pct(acc.get('sem'))} s.e.)")
+    fi = _get(m, "failures", "images", "fte") or {}
+    card(num("failures.images.fte.rate", fi.get("rate"), pct(fi.get("rate"))),
+         f"failed to enrol ({esc(fi.get('errors'))} of {esc(fi.get('n'))} images)")
+    return f'<div class="keyfigs">{"".join(cards)}</div>'
+
+
+def _key_readings(m: dict, conf: float) -> str:
+    """The plain-language disparity readings that matter most, at the top."""
+    disp = m.get("disparity")
+    if not disp:
+        return ""
+    items = []
+    rates = results.run_rates(m)
+    for attr, block in disp.items():
+        groups = m["groups"].get(attr, {})
+        for r in rates:
+            d = block.get(f"{r}_ratio_to_reference")
+            for g, x in ((d or {}).get("by_group") or {}).items():
+                if g != d.get("reference"):
+                    items.append(_reading(f"{r}_ratio_to_reference", x, groups, conf, d.get("reference"), g))
+        for r in rates:
+            if f"{r}_max_min_ratio" in block:
+                items.append(f"{esc(attr)}: " + _reading(f"{r}_max_min_ratio", block[f"{r}_max_min_ratio"], groups, conf))
+    if not items:
+        return ""
+    return ('<div class="readings"><b>Readings</b> (disparity at the operating threshold, groups not flagged small)'
+            "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul></div>")
+
+
+def _in_dataset_order(m: dict) -> dict:
+    """metrics.json is written with sorted keys; show attributes in the dataset's own order."""
+    order = list((m.get("dataset") or {}).get("attributes") or [])
+    if not order:
+        return m
+    m = dict(m)
+    for block in ("groups", "mixed", "cross_fmr", "disparity", "tests", "intersections"):
+        if isinstance(m.get(block), dict):
+            d = m[block]
+            m[block] = {k: d[k] for k in [*[a for a in order if a in d], *[a for a in d if a not in order]]}
+    return m
+
+
+# --------------------------------------------------------------------------- 1:1-only sections
+
+
 def _tests_section(m: dict) -> str:
     tests = m.get("tests")
     out = ['<section id="tests"><h2>Does one group\'s rate differ from another\'s?</h2>']
@@ -365,7 +645,7 @@ def _tests_section(m: dict) -> str:
             for i, t in enumerate(items):
                 k = f"tests.{attr}.{rate}.{i}"
                 p = t.get("p_value")
-                rows.append(f"<tr><td>{esc(attr)}</td><td>{RATE.get(rate, esc(rate))}</td><td>{esc(t.get('a'))}</td>"
+                rows.append(f"<tr><td>{esc(attr)}</td><td>{RATE_LABELS.get(rate, esc(rate))}</td><td>{esc(t.get('a'))}</td>"
                             f"<td>{esc(t.get('b'))}</td>" + num(f"{k}.rate_a", t.get("rate_a"), pct(t.get("rate_a")), "td", "rate")
                             + num(f"{k}.rate_b", t.get("rate_b"), pct(t.get("rate_b")), "td", "rate")
                             + num(f"{k}.difference", t.get("difference"),
@@ -402,7 +682,7 @@ def _operating_points_section(m: dict) -> str:
             for t in targets:
                 r = e["fnmr_at_fmr"].get(t) or {}
                 if r.get("fnmr") is None:
-                    why = r.get("reason") or f"{e.get('n_impostor', 0)} impostors < 1/{float(t):g}"
+                    why = r.get("reason") or f"{_get(e, 'fmr', 'n', default=0)} impostors < 1/{float(t):g}"
                     cells += f'<td class="na">not resolvable<br><span class="note">{esc(why)}</span></td>'
                 else:
                     cells += num(f"{k}.fnmr_at_fmr.{t}.fnmr", r["fnmr"], pct(r["fnmr"]), "td", "rate")
@@ -415,28 +695,6 @@ def _operating_points_section(m: dict) -> str:
         out.append('<p class="absent">Not computed: metrics.json has no per-group "eer" / "fnmr_at_fmr".</p>')
     out.append("</section>")
     return "".join(out)
-
-
-def _intersections_section(m: dict) -> str:
-    inter = m.get("intersections")
-    out = ['<section id="intersections"><h2>Intersections</h2>']
-    if inter is None:
-        out.append('<p class="absent">Not computed: metrics.json has no "intersections" block.</p>')
-    elif not inter and not m.get("intersections_skipped"):
-        out.append('<p class="absent">None configured for this run.</p>')
-    for name, why in (m.get("intersections_skipped") or {}).items():
-        out.append(f'<p class="absent">Not computed: {esc(name)}: {esc(why)}.</p>')
-    for name, groups in (inter or {}).items():
-        out.append(_group_table(f"intersections.{name}", groups,
-                                f"By {esc(name)}: FNMR and FMR at the operating threshold"))
-    out.append("</section>")
-    return "".join(out)
-
-
-def _pipeline_svg(run_dir: Path, stem: str) -> str | None:
-    """The text of a figure the pipeline wrote into the run folder (<stem>.svg), or None."""
-    p = run_dir / f"{stem}.svg"
-    return p.read_text() if p.is_file() else None
 
 
 def _figures_section(m: dict, run_dir: Path, scores, figs: _Figures) -> str:
@@ -518,351 +776,87 @@ def _within(scores: dict, attr: str) -> dict:
     return out
 
 
-def _fte_figure(m: dict, run_dir: Path, figs: _Figures) -> str:
-    by_group = _get(m, "failures", "by_group")
-    if not by_group:
-        return '<p class="absent">Failure to enrol per group: not computed.</p>'
-    svg = _pipeline_svg(run_dir, "fte")
-    if svg is None:
-        svg = plots.figure_svg(plots.failure_to_enrol_plot(by_group, f"{m.get('experiment', '')}: failure to enrol by group"))
-    return figs.block(svg, "Failure-to-enrol rate per group (images without an embedding, "
-                      "e.g. no face detected) with exact 95% intervals; failed / images at the right.",
-                      "Failure to enrol by group")
+# --------------------------------------------------------------------------- the page
 
 
-def _fte_table(m: dict) -> str:
-    f = m.get("failures", {})
-    imgs = f.get("images", {})
-    rows = []
-    for attr, groups in f.get("by_group", {}).items():
-        for g, e in groups.items():
-            k = f"failures.by_group.{attr}.{g}"
-            rows.append(f"<tr><td>{esc(attr)}</td><th scope=row>{esc(g)}</th>"
-                        + num(f"{k}.rate", e.get("rate"), pct(e.get("rate")), "td", "rate")
-                        + f'<td class="count">{num(k + ".failed", e.get("failed"))} / {num(k + ".n_images", e.get("n_images"))}</td>'
-                        + f'<td class="ci">{esc(ci_text(e.get("ci")))}</td><td class="count">{esc(e.get("fallbacks", 0))}</td></tr>')
-    reasons = ", ".join(f"{esc(k)}: {esc(v)}" for k, v in (imgs.get("by_reason") or {}).items()) or "none"
-    fb = ", ".join(f"{esc(k)}: {esc(v)}" for k, v in (imgs.get("fallbacks") or {}).items())
-    return (f'<p>{num("failures.images.failed", imgs.get("failed"))} of {num("failures.images.n", imgs.get("n"))} images '
-            f'failed to enrol ({num("failures.images.rate", imgs.get("rate"), pct(imgs.get("rate")))}; by reason: {reasons})'
-            + (f"; embedded through a fallback (not failures, but not the detector's work): {fb}" if fb else "")
-            + ".</p>"
-            '<div class="tablewrap"><table><caption>Failure to enrol per group (exact 95% CI)</caption><thead><tr>'
-            "<th scope=col>Attribute</th><th scope=col>Group</th><th scope=col>Rate</th><th scope=col>failed / images</th>"
-            f"<th scope=col>95% CI</th><th scope=col>Fallbacks</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+NAV = {"verification": [("headline", "Headline"), ("disparity", "Disparity"), ("tests", "Tests"),
+                        ("operating", "Per-group curves"), ("intersections", "Intersections"), ("figures", "Figures"),
+                        ("fte", "Failure to enrol"), ("provenance", "Provenance"), ("caveats", "Caveats")],
+       "search": [("headline", "Headline"), ("disparity", "Disparity"), ("cmc", "CMC"), ("gallery-size", "Gallery size"),
+                  ("false-candidates", "False candidates"), ("audit", "Audit"), ("intersections", "Intersections"),
+                  ("fte", "Failures"), ("provenance", "Provenance"), ("caveats", "Caveats")]}
 
 
-def _kv_table(caption: str, items, code: bool = False) -> str:
-    rows = "".join(f"<tr><th scope=row>{esc(k)}</th><td>{'<code>' if code else ''}{v}{'</code>' if code else ''}</td></tr>"
-                   for k, v in items)
-    return f'<div class="tablewrap"><table class="kv"><caption>{caption}</caption><tbody>{rows}</tbody></table></div>'
-
-
-def _threshold_text(m: dict) -> str:
-    th = m.get("threshold", {})
-    pol = th.get("policy")
-    label = th.get("label")
-    parts = []
-    if th.get("value") is not None:
-        parts.append(words(direction_of(m))["kind"] + " " + num("threshold.value", th["value"], f"{th['value']:.6g}"))
-    if label:
-        parts.append(esc(label))
-    elif pol in ("target_fmr", "global_fmr"):
-        parts.append(f"one threshold for everyone, set on all {esc(th.get('n_impostor'))} impostor comparisons at "
-                     f"target FMR {th.get('target_fmr'):g}")
-    elif pol == "fixed":
-        parts.append("a fixed " + words(direction_of(m))["kind"])
-    if th.get("achieved_fmr") is not None:
-        parts.append(f'achieved FMR {num("threshold.achieved_fmr", th["achieved_fmr"], pct(th["achieved_fmr"]))}')
-    if th.get("achieved_fpir") is not None:   # one-to-many search runs
-        parts.append(f'achieved FPIR {num("threshold.achieved_fpir", th["achieved_fpir"], pct(th["achieved_fpir"]))}')
-    if th.get("resolvable") is False:
-        parts.append("<b>the target FMR is below 1/(number of impostors): it cannot be resolved on this data</b>")
-    return "; ".join(parts)
-
-
-def _provenance_section(m: dict, rec: dict) -> str:
-    ds, pr, be = m.get("dataset", {}), m.get("protocol", {}), m.get("backend", {})
-    th = m.get("threshold", {})
-    out = ['<section id="provenance"><h2>Provenance</h2>']
-    out.append(_kv_table("Run", [
-        ("Dataset", f"{esc(ds.get('name'))}: {esc(ds.get('n_samples'))} images of {esc(ds.get('n_subjects'))} subjects used by the protocol"),
-        ("Protocol", f"{esc(pr.get('name'))}: {esc(pr.get('n_comparisons'))} comparisons ({esc(pr.get('n_genuine'))} genuine, "
-                     f"{esc(pr.get('n_impostor'))} impostor)" + (f", {esc(pr.get('n_folds'))} folds" if pr.get("n_folds") else "")
-         if pr.get("kind") != "search" else
-         f"{esc(pr.get('name'))} (one-to-many): {esc(pr.get('n_enrolled_subjects'))} enrolled subjects "
-         f"({esc(pr.get('n_gallery_images'))} gallery images), {esc(pr.get('n_mated_probes'))} mated and "
-         f"{esc(pr.get('n_nonmated_probes'))} non-mated probes, {esc(pr.get('n_comparisons'))} probe-image scores, "
-         f"split seed {esc(pr.get('seed'))}"),
-        ("Backend", f"{esc(be.get('name'))} (family {esc(be.get('family'))}), {esc(backend_scores_text(be))}"),
-        ("Threshold policy", f"{esc(th.get('policy'))}: {_threshold_text(m)}"),
-        ("Failure policy", esc(m.get("failure_policy"))),
-        ("metrics.json schema", esc(m.get("schema"))),
-    ]))
-    cal = th.get("calibration")
-    if cal:
-        out.append(_kv_table("Threshold calibration split", [(k, esc(v)) for k, v in cal.items()]))
-    per = th.get("per_group")
-    if per:
-        for attr, groups in per.items():
-            out.append(_kv_table(f"Per-group thresholds by {esc(attr)}", [
-                (g, f"{esc('n/a' if v.get('value') is None else format(v['value'], '.6g'))} "
-                    f"(achieved FMR {pct(v.get('achieved_fmr'))}, {esc(v.get('n_impostor'))} impostors"
-                    f"{'' if v.get('resolvable', True) else ', not resolvable'}){' ' + esc(v['note']) if v.get('note') else ''}")
-                for g, v in groups.items()]))
-    # labels
-    for attr in ds.get("attributes") or list(ds.get("label_sources", {})):
-        cov = _get(ds, "label_coverage", attr) or {}
-        tot_s = sum(c.get("samples", 0) for c in cov.values()) or 1
-        tot_p = sum(c.get("subjects", 0) for c in cov.values()) or 1
-        rows = "".join(
-            f"<tr><th scope=row>{esc(g)}</th><td class=count>{num(f'dataset.label_coverage.{attr}.{g}.subjects', c.get('subjects'))}</td>"
-            f"<td class=count>{pct(c.get('subjects', 0) / tot_p)}</td>"
-            f"<td class=count>{num(f'dataset.label_coverage.{attr}.{g}.samples', c.get('samples'))}</td>"
-            f"<td class=count>{pct(c.get('samples', 0) / tot_s)}</td></tr>" for g, c in cov.items())
-        out.append(f"<h3>Labels: {esc(attr)}</h3><p class=src>{esc(_get(ds, 'label_sources', attr) or 'source not recorded')}</p>"
-                   f'<div class="tablewrap"><table><caption>Label coverage of the images the protocol uses ({esc(attr)})</caption>'
-                   "<thead><tr><th scope=col>Label</th><th scope=col>Subjects</th><th scope=col>share</th>"
-                   f"<th scope=col>Images</th><th scope=col>share</th></tr></thead><tbody>{rows}</tbody></table></div>")
-    fp = be.get("fingerprint") or rec.get("backend_fingerprint") or {}
-    out.append(_kv_table("Backend fingerprint (keys the embedding cache)",
-                         [(k, f"<code>{esc(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)}</code>")
-                          for k, v in sorted(fp.items())]))
-    if rec:
-        items = [("evalkit record", esc(rec.get("evalkit_record"))), ("Command", f"<code>{esc(rec.get('command'))}</code>"),
-                 ("Python", esc(rec.get("python"))), ("Platform", esc(rec.get("platform"))), ("Seed", esc(rec.get("seed"))),
-                 ("Images digest (SHA-256)", f"<code>{esc(rec.get('images_sha256'))}</code>")]
-        items += [(f"package {k}", esc(v if v is not None else "not installed")) for k, v in (rec.get("packages") or {}).items()]
-        out.append(_kv_table("Versions and inputs (record.json)", items))
-        files = rec.get("dataset_files_sha256") or {}
-        if files:
-            out.append(_kv_table("Dataset files (SHA-256)", [(Path(k).name, f"<code>{esc(v)}</code>") for k, v in files.items()]))
-        t = rec.get("timings_seconds") or {}
-        if t:
-            out.append("<p class=note>Timings (s): " + ", ".join(f"{esc(k)} {esc(v)}" for k, v in t.items()) + ".</p>")
-    else:
-        out.append('<p class="absent">record.json not found in the run folder: versions and input hashes not shown.</p>')
-    out.append("</section>")
-    return "".join(out)
-
-
-def _caveats_section(m: dict) -> str:
-    items = []
-    mc = m.get("min_count")
-    for attr, groups in m.get("groups", {}).items():
-        small = [(g, _is_small(e)) for g, e in groups.items()]
-        small = [(g, r) for g, r in small if r]
-        if small:
-            rule = (f"fewer than {mc['subjects']} subjects or {mc['comparisons']} comparisons of a kind" if mc
-                    else f"fewer than {SMALL_FALLBACK} genuine or impostor comparisons (metrics.json carries no flag)")
-            items.append(f"<li><b>Sparse groups ({esc(attr)}):</b> {rule}: "
-                         + "; ".join(f"<i>{esc(g)}</i> ({esc(r)})" for g, r in small)
-                         + ". Their rates are shown, but their intervals are wide"
-                         + ("; they do not enter the disparity summaries" if m.get("disparity") is not None else "")
-                         + ".</li>")
-        none = [g for g, e in groups.items() if e.get("fmr") is None or e.get("fnmr") is None]
-        if none:
-            items.append(f"<li><b>No comparisons ({esc(attr)}):</b> " + ", ".join(
-                f"<i>{esc(g)}</i> has no {'impostor' if groups[g].get('fmr') is None else 'genuine'} comparisons "
-                "(n/a, not zero)" for g in none) + ".</li>")
-    for attr, cov in (_get(m, "dataset", "label_coverage") or {}).items():
-        tot_s = sum(c.get("samples", 0) for c in cov.values())
-        tot_p = sum(c.get("subjects", 0) for c in cov.values())
-        parts = [f"{esc(g)} {cov[g].get('subjects', 0)} of {tot_p} subjects ({pct(cov[g].get('subjects', 0) / tot_p if tot_p else None)}), "
-                 f"{cov[g].get('samples', 0)} of {tot_s} images ({pct(cov[g].get('samples', 0) / tot_s if tot_s else None)})"
-                 for g in LABEL_GROUPS if g in cov]
-        if parts:
-            items.append(f"<li><b>Label coverage ({esc(attr)}):</b> " + "; ".join(parts) + ". These are explicit groups, "
-                         "never dropped; comparisons involving them count only toward those groups and the overall rates.</li>")
-        else:
-            items.append(f"<li><b>Label coverage ({esc(attr)}):</b> every image the protocol uses carries a label.</li>")
-    f = m.get("failures", {})
-    comp = f.get("comparisons", {})
-    if m.get("failure_policy") == "exclude":
-        items.append(f"<li><b>Failures to enrol:</b> policy <i>exclude</i>: {esc(f.get('excluded_comparisons'))} comparisons "
-                     "touching an image without an embedding are left out of every rate (counted here). Failures are "
-                     "often skewed by group: compare the failure-to-enrol table.</li>")
-    else:
-        items.append(f"<li><b>Failures to enrol:</b> policy <i>{esc(m.get('failure_policy'))}</i>: "
-                     f"{esc(comp.get('genuine', 0))} genuine and {esc(comp.get('impostor', 0))} impostor comparisons touch an "
-                     "image without an embedding and count as non-matches (ISO/IEC 19795-1): they raise FNMR, never FMR.</li>")
-    has_boot = any("fnmr_ci_boot" in e for groups in m.get("groups", {}).values() for e in groups.values())
-    boot = m.get("bootstrap")
-    if has_boot and boot:
-        items.append(f"<li><b>Intervals:</b> exact (Clopper-Pearson) intervals treat comparisons as independent; pairs "
-                     "share subjects, so these are too narrow when subjects recur. The subject-clustered bootstrap interval "
-                     f"({esc(boot.get('replicates'))} replicates, seed {esc(boot.get('seed'))}, resampling "
-                     f"{esc(boot.get('unit', 'subject'))}s) is shown next to it: read that one.</li>")
-    else:
-        items.append("<li><b>Intervals:</b> exact (Clopper-Pearson) intervals treat comparisons as independent; pairs share "
-                     "subjects, so they are too narrow when subjects recur. The subject-clustered bootstrap interval was "
-                     "not computed for this run.</li>")
-    th = m.get("threshold", {})
-    if th.get("resolvable") is False:
-        items.append("<li><b>Threshold:</b> the target FMR is below 1/(number of impostors); it cannot be resolved on "
-                     f"this data and {words(direction_of(m))['beyond_impostors']}.</li>")
-    if th.get("policy") == "per_group_fmr":
-        items.append("<li><b>Per-group thresholds:</b> each group has its own threshold (BFW style). FMR is equalised by "
-                     "construction; the disparity moves into FNMR. This is not the one-threshold deployment view.</li>")
-    if str(_get(m, "dataset", "name", default="")).lower().startswith("lfw"):
-        items.append("<li><b>LFW:</b> its authors warn that LFW must not be used to conclude that an algorithm suits "
-                     "commercial use; the demographic labels are third-party annotations (binary sex; race for a subset of "
-                     "identities) and carry their own errors.</li>")
-    return f'<section id="caveats"><h2>Caveats</h2><ul>{"".join(items)}</ul></section>'
-
-
-CSS = """
-:root{--ink:#1b1f24;--muted:#5b6570;--rule:#d5dae0;--band:#f4f6f8;--accent:#0072B2;--warn:#D55E00}
-*{box-sizing:border-box}
-body{font-family:"DejaVu Sans","Segoe UI",Helvetica,Arial,sans-serif;color:var(--ink);margin:0;background:#fff;
-line-height:1.45;font-size:14px}
-main{max-width:1260px;margin:0 auto;padding:24px 32px 64px}
-header{border-bottom:3px solid var(--accent);padding-bottom:10px;margin-bottom:18px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 10px;padding-bottom:4px;border-bottom:1px solid var(--rule)}
-h3{font-size:15px;margin:22px 0 8px}
-.sub{color:var(--muted);margin:0}
-nav{font-size:13px;margin:10px 0 0}nav a{color:var(--accent);margin-right:14px;text-decoration:none}
-.keyfigs{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:10px;margin:16px 0}
-.kf{background:var(--band);border-left:4px solid var(--accent);padding:8px 12px}
-.kf .v{font-size:20px;font-weight:bold;display:block}.kf .l{color:var(--muted);font-size:12px}
-.tablewrap{overflow-x:auto;margin:10px 0 16px}
-table{border-collapse:collapse;width:100%;font-size:13px}
-caption{caption-side:top;text-align:left;font-weight:bold;padding:4px 0 6px;color:var(--ink)}
-th,td{border-bottom:1px solid var(--rule);padding:4px 8px;vertical-align:top;text-align:left}
-thead th{background:var(--band);font-weight:600;border-bottom:2px solid #aab3bd}
-td.rate,td.count{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.rate{font-weight:600}td.rate .cnt{font-weight:normal;color:var(--muted);font-size:12px}
-.badge{display:inline-block;font-size:10.5px;font-weight:normal;color:#fff;background:var(--warn);border-radius:3px;
-padding:0 5px;margin-left:4px;vertical-align:1px}
-tfoot td{font-size:12px;color:var(--muted);border-bottom:none}td.ci{font-variant-numeric:tabular-nums;color:#333;min-width:120px}td.ci .iv{white-space:nowrap}
-tr.small{color:var(--muted)}tr.small td.rate{font-weight:normal}
-tr.overall{background:#eef4fa}tr.mixed{font-style:italic}
-td.note,.note{color:var(--muted);font-size:12px}.boot{color:#004d80;font-size:12px}
-.src{color:var(--muted);font-size:12px}
-td.reading{min-width:320px}
-table.kv th{width:240px;font-weight:600}table.kv td{word-break:break-all}
-code{font-family:"DejaVu Sans Mono",monospace;font-size:12px}
-.absent{background:#fff7ec;border-left:4px solid var(--warn);padding:6px 10px}
-figure{margin:14px 0 24px;padding:8px;border:1px solid var(--rule);background:#fff}
-figure svg.fig{display:block;max-width:100%;height:auto;margin:0 auto}
-figcaption{font-size:12.5px;color:#333;margin-top:6px}
-ul li{margin-bottom:6px}
-.readings{background:#eef4fa;border-left:4px solid var(--accent);padding:8px 12px;margin:10px 0 16px}
-.readings ul{margin:4px 0 0;padding-left:20px}
-footer{margin-top:40px;color:var(--muted);font-size:12px;border-top:1px solid var(--rule);padding-top:8px}
-@media print{main{max-width:none;padding:0}figure{break-inside:avoid}}
-"""
-
-
-def _key_figures(m: dict) -> str:
-    o, th = m.get("overall", {}), m.get("threshold", {})
-    cards = []
-
-    def card(value_html, label):
-        cards.append(f'<div class="kf"><span class="v">{value_html}</span><span class="l">{label}</span></div>')
-
-    card(num("overall.fnmr", o.get("fnmr"), rate_text(o.get("fnmr"))),
-         f"FNMR overall ({esc(o.get('false_nonmatches'))} of {esc(o.get('n_genuine'))} genuine)")
-    card(num("overall.fmr", o.get("fmr"), rate_text(o.get("fmr"))),
-         f"FMR overall ({esc(o.get('false_matches'))} of {esc(o.get('n_impostor'))} impostor)")
-    if th.get("value") is not None:
-        card(num("threshold.value", th["value"], f"{th['value']:.4g}"),
-             f"threshold ({esc(th.get('policy'))}" + (f", target FMR {th['target_fmr']:g}" if th.get("target_fmr") else "") + ")")
-    else:
-        card(esc(th.get("policy")), "threshold policy (one threshold per group)")
-    if m.get("eer") is not None:
-        card(num("eer", m["eer"], pct(m["eer"])), "equal error rate (all comparisons)")
-    acc = m.get("lfw_accuracy")
-    if acc:
-        card(num("lfw_accuracy.mean", acc["mean"], pct(acc["mean"])),
-             f"LFW {esc(acc.get('n_folds'))}-fold accuracy (± {pct(acc.get('sem'))} s.e.)")
-    fi = _get(m, "failures", "images") or {}
-    card(num("failures.images.rate", fi.get("rate"), pct(fi.get("rate"))),
-         f"failed to enrol ({esc(fi.get('failed'))} of {esc(fi.get('n'))} images)")
-    return f'<div class="keyfigs">{"".join(cards)}</div>'
-
-
-def _key_readings(m: dict, conf: float) -> str:
-    """The plain-language disparity readings that matter most, at the top (v2 only)."""
-    disp = m.get("disparity")
-    if not disp:
-        return ""
-    items = []
-    for attr, block in disp.items():
-        groups = m["groups"].get(attr, {})
-        for name in ("fnmr_ratio_to_reference", "fmr_ratio_to_reference"):
-            d = block.get(name)
-            for g, r in ((d or {}).get("by_group") or {}).items():
-                if g != d.get("reference"):
-                    items.append(_reading(name, r, groups, conf, d.get("reference"), g))
-        for name in ("fnmr_max_min_ratio", "fmr_max_min_ratio"):
-            if name in block:
-                items.append(f"{esc(attr)}: " + _reading(name, block[name], groups, conf))
-    if not items:
-        return ""
-    return ('<div class="readings"><b>Readings</b> (disparity at the operating threshold, groups not flagged small)'
-            "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul></div>")
-
-
-def _in_dataset_order(m: dict) -> dict:
-    """metrics.json is written with sorted keys; show attributes in the dataset's own order."""
-    order = list((m.get("dataset") or {}).get("attributes") or [])
-    if not order:
-        return m
-    m = dict(m)
-    for block in ("groups", "mixed", "cross_fmr", "disparity", "tests"):
-        if isinstance(m.get(block), dict):
-            d = m[block]
-            m[block] = {k: d[k] for k in [*[a for a in order if a in d], *[a for a in d if a not in order]]}
-    return m
+def _intro(m: dict) -> str:
+    if results.run_kind(m) != results.SEARCH:
+        return (f"<p>Threshold: {_threshold_text(m)}. A genuine comparison belongs to a group when both images carry its "
+                "label; an impostor comparison when both subjects do. Each rate is shown with the errors and comparisons "
+                "behind it and an exact 95% Clopper-Pearson interval; with zero errors, the 95% upper bound.</p>")
+    pr, s = m.get("protocol", {}), m.get("search") or {}
+    return (f"<p>The mugshot-database scenario: {num('protocol.n_enrolled_subjects', pr.get('n_enrolled_subjects'))} enrolled "
+            f"subjects ({num('protocol.n_gallery_images', pr.get('n_gallery_images'))} gallery images); "
+            f"{num('protocol.n_mated_probes', pr.get('n_mated_probes'))} mated probes from "
+            f"{num('protocol.n_mated_subjects', pr.get('n_mated_subjects'))} enrolled subjects (another image of them) and "
+            f"{num('protocol.n_nonmated_probes', pr.get('n_nonmated_probes'))} non-mated probes from "
+            f"{num('protocol.n_nonmated_subjects', pr.get('n_nonmated_subjects'))} people enrolled nowhere; "
+            f"candidate list {num('search.candidates', s.get('candidates'))}; split seed {esc(pr.get('seed'))}.</p>"
+            f"<p>Threshold: {_threshold_text(m)}. <b>FPIR</b>: the share of non-mated searches that return at least one "
+            f"candidate {words(direction_of(m))['at_or']}. <b>FNIR</b>: the share of mated searches whose mate is not "
+            f"returned in the candidate list {words(direction_of(m))['side']} the threshold; <b>FNIR rank 1</b>: the mate is not the nearest "
+            "enrolled subject (no threshold). NIST FRVT/FRTE 1:N definitions (NISTIR 8271). A search belongs to its "
+            "probe's group. Each rate shows the errors and searches behind it.</p>")
 
 
 def render_report(run_dir: str | Path) -> str:
-    """The report of a run folder as one HTML string (see module docstring)."""
+    """The report of a run folder (1:1 or search) as one HTML string (see module docstring)."""
     run_dir = Path(run_dir)
     m, rec = _load(run_dir)
-    if (m.get("protocol") or {}).get("kind") == "search":   # one-to-many: its own report
-        from .search_html import render_search_report
-
-        return render_search_report(run_dir, m, rec)
     m = _in_dataset_order(m)
+    kind = results.run_kind(m)
+    search = kind == results.SEARCH
     scores = functools.cache(lambda: read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch"),
                                                  direction_of(m)))
     conf = _get(rec, "config", "confidence") or _get(m, "bootstrap", "confidence") or 0.95
     figs = _Figures()
     ds, pr, be = m.get("dataset", {}), m.get("protocol", {}), m.get("backend", {})
     title = f"evalkit report: {m.get('experiment', run_dir.name)}"
+    what = f"one-to-many search ({esc(pr.get('name'))})" if search else esc(pr.get("name"))
     body = [f"<header><h1>{esc(title)}</h1>"
-            f'<p class="sub">{esc(ds.get("name"))} · {esc(pr.get("name"))} · backend {esc(be.get("name"))} '
+            f'<p class="sub">{esc(ds.get("name"))} · {what} · backend {esc(be.get("name"))} '
             f'({esc(backend_scores_text(be))}) · failure policy {esc(m.get("failure_policy"))} · '
             f'{esc(m.get("schema"))}</p>'
-            '<nav aria-label="Sections"><a href="#headline">Headline</a><a href="#disparity">Disparity</a>'
-            '<a href="#tests">Tests</a><a href="#operating">Per-group curves</a><a href="#intersections">Intersections</a>'
-            '<a href="#figures">Figures</a><a href="#fte">Failure to enrol</a><a href="#provenance">Provenance</a>'
-            '<a href="#caveats">Caveats</a></nav></header>']
-    body.append('<section id="headline"><h2>Headline: error rates at the operating threshold</h2>')
-    body.append(f"<p>Threshold: {_threshold_text(m)}. A genuine comparison belongs to a group when both images carry its "
-                "label; an impostor comparison when both subjects do. Each rate is shown with the errors and comparisons "
-                "behind it and an exact 95% Clopper-Pearson interval; with zero errors, the 95% upper bound.</p>")
+            '<nav aria-label="Sections">' + "".join(f'<a href="#{a}">{t}</a>' for a, t in NAV[kind]) + "</nav></header>"]
+    names = " and ".join(RATE_LABELS[r] for r in results.run_rates(m) if r != "fnir_rank1")
+    body.append(f'<section id="headline"><h2>Headline: {names} at the operating threshold</h2>')
+    body.append(_intro(m))
     body.append(_key_figures(m))
     body.append(_key_readings(m, conf))
     for attr, groups in m.get("groups", {}).items():
         body.append(_group_table(
-            f"groups.{attr}", groups, f"By {esc(attr)}: FNMR and FMR at the operating threshold",
+            m, f"groups.{attr}", groups,
+            f"By {'probe ' if search else ''}{esc(attr)}: {names} at the operating threshold"
+            + (", full gallery" if search else ""),
             fte=_get(m, "failures", "by_group", attr) or {}, mixed=_get(m, "mixed", attr),
             mixed_label=f"mixed ({attr} differs)", overall=m.get("overall"),
             thresholds={g: v.get("value") for g, v in (_get(m, "threshold", "per_group", attr) or {}).items()} or None))
     body.append("</section>")
     body.append(_disparity_section(m, conf))
-    body.append(_tests_section(m))
-    body.append(_operating_points_section(m))
-    body.append(_intersections_section(m))
-    body.append(_figures_section(m, run_dir, scores, figs))
-    body.append(f'<section id="fte"><h2>Failure to enrol</h2>{_fte_table(m)}{_fte_figure(m, run_dir, figs)}</section>')
+    fte = _fte_table(m) + _fte_figure(m, run_dir, figs)
+    if search:
+        body += search_html.sections(m, run_dir, figs)
+        body.append(_intersections_section(m))
+        body.append(search_html.failed_section(m, fte))
+    else:
+        body.append(_tests_section(m))
+        body.append(_operating_points_section(m))
+        body.append(_intersections_section(m))
+        body.append(_figures_section(m, run_dir, scores, figs))
+        body.append(f'<section id="fte"><h2>Failure to enrol</h2>{fte}</section>')
     body.append(_provenance_section(m, rec))
     body.append(_caveats_section(m))
     body.append('<footer>Written by evalkit from this run folder only (metrics.json, record.json, the figures '
-                "the run wrote, scores.csv where a figure is missing). Self-contained: no scripts, fonts or images are loaded from anywhere.</footer>")
+                "the run wrote, scores.csv where a figure is missing). Self-contained: no scripts, fonts or images are "
+                "loaded from anywhere.</footer>")
     return page(title, body)
 
 

@@ -286,7 +286,7 @@ def cross_fmr_heatmap(cross: dict, title: str, annotate: bool = True):
 def failure_to_enrol_plot(by_group: dict, title: str):
     """Failure-to-enrol rate per group with its interval, one panel per attribute.
 
-    by_group: metrics.json ``failures.by_group``: attribute -> group -> {n_images, failed, rate, ci}.
+    by_group: metrics.json ``failures.by_group``: attribute -> group -> {fte: RateEstimate, fallbacks}.
     """
     attrs = list(by_group)
     heights = [max(len(by_group[a]), 1) for a in attrs] or [1]
@@ -296,18 +296,18 @@ def failure_to_enrol_plot(by_group: dict, title: str):
         axes[0][0].text(0.5, 0.5, "no attributes", ha="center", va="center", transform=axes[0][0].transAxes)
     for ax, attr in zip((a[0] for a in axes), attrs):
         groups = list(by_group[attr])
+        fte = {g: by_group[attr][g]["fte"] for g in groups}
         y = np.arange(len(groups))
-        rate = np.array([by_group[attr][g]["rate"] if by_group[attr][g]["rate"] is not None else np.nan
-                         for g in groups], float) * 100
-        lo = np.array([(by_group[attr][g].get("ci") or [None, None])[0] for g in groups], float) * 100
-        hi = np.array([(by_group[attr][g].get("ci") or [None, None])[1] for g in groups], float) * 100
+        rate = np.array([fte[g]["rate"] if fte[g]["rate"] is not None else np.nan for g in groups], float) * 100
+        lo = np.array([(fte[g].get("ci") or [None, None])[0] for g in groups], float) * 100
+        hi = np.array([(fte[g].get("ci") or [None, None])[1] for g in groups], float) * 100
         ax.barh(y, np.nan_to_num(rate), color=PALETTE[0], alpha=0.8, height=0.6)
         err = np.vstack([np.nan_to_num(rate - lo), np.nan_to_num(hi - rate)])
         ax.errorbar(np.nan_to_num(rate), y, xerr=np.clip(err, 0, None), fmt="none", ecolor="0.2", capsize=3, lw=1)
         xmax = float(np.nanmax(np.concatenate([hi, rate, [1.0]])))
         for yi, g in zip(y, groups):
-            e = by_group[attr][g]
-            ax.text(xmax * 1.02, yi, f"{e['failed']}/{e['n_images']}", va="center", fontsize=7)
+            e = fte[g]
+            ax.text(xmax * 1.02, yi, f"{e['errors']}/{e['n']}", va="center", fontsize=7)
         ax.set_xlim(0, xmax * 1.18)
         ax.set_yticks(y, groups)
         ax.invert_yaxis()
@@ -324,7 +324,7 @@ def failure_to_enrol_plot(by_group: dict, title: str):
 
 
 RATE_NAMES = {"fmr": "False match rate (FMR)", "fnmr": "False non-match rate (FNMR)",
-              # one-to-many search (runs flattened by evalkit.report.compare.search_view); short, three panels a row
+              # one-to-many search; short, three panels a row
               "fpir": "FPIR", "fnir": "FNIR", "fnir_rank1": "FNIR at rank 1"}
 
 
@@ -348,16 +348,16 @@ def _compare_panel(ax, runs: dict, attr: str, rate: str, scale: str, groups: lis
         per = m.get("groups", {}).get(attr, {})
         missing = []
         for gi, g in enumerate(groups):
-            e = per.get(g)
+            e = (per.get(g) or {}).get(rate) or {}
             y = gi - 0.35 + step * (r + 0.5)
-            if e is None or e.get(rate) is None:
+            if e.get("rate") is None:
                 missing.append(g)
                 continue
-            v = e[rate]
-            ci = e.get(f"{rate}_ci") or [None, None]
-            face = "white" if e.get(f"small_{rate}") else colour
+            v = e["rate"]
+            ci = e.get("ci") or [None, None]
+            face = "white" if e.get("small") else colour
             if v == 0 and scale == "log":
-                ub = e.get(f"{rate}_upper_bound") or (ci[1] if ci and ci[1] else None)
+                ub = e.get("upper") or (ci[1] if ci and ci[1] else None)
                 if ub:
                     ax.plot([ub], [y], marker="<", mfc="white", color=colour, ms=6, ls="none")
                 continue
@@ -367,10 +367,8 @@ def _compare_panel(ax, runs: dict, attr: str, rate: str, scale: str, groups: lis
             ax.plot([v], [y], marker=marker, color=colour, mfc=face, ms=5, ls="none")
         th = m.get("threshold", {})
         bits = [f"thr {th['value']:.4g}" if th.get("value") is not None else (th.get("policy") or "")]
-        if th.get("target_fmr") is not None:
-            bits.append(f"at FMR {th['target_fmr']:g}")
-        if th.get("target_fpir") is not None:
-            bits.append(f"at FPIR {th['target_fpir']:g}")
+        if th.get("target") is not None:
+            bits.append(f"at {str(th.get('rate') or 'fmr').upper()} {th['target']:g}")
         label = f"{name} ({' '.join(b for b in bits if b)})"
         if missing:
             label += f"; n/a: {', '.join(missing)}"
@@ -415,8 +413,8 @@ def compare_groups_plot(runs: dict, attr: str, rate: str = "fnmr", scale: str = 
 def compare_runs_figure(runs: dict, attrs=None, scale: str = "log", title: str | None = None,
                         rates=("fnmr", "fmr")):
     """The ``evalkit compare`` figure: for every attribute (default: all the runs have) one row of
-    panels, one per rate (default FNMR and FMR; search runs: ``rates=("fpir", "fnir", "fnir_rank1")``
-    on runs flattened by ``compare.search_view``), each as ``compare_groups_plot`` draws it."""
+    panels, one per rate (default FNMR and FMR; search runs: ``rates=("fnir", "fpir", "fnir_rank1")``),
+    each as ``compare_groups_plot`` draws it."""
     for rate in rates:
         _check_rate_scale(rate, scale)
     if attrs is None:   # the datasets' own attribute order (metrics.json is written with sorted keys)
@@ -448,11 +446,12 @@ def compare_runs_figure(runs: dict, attrs=None, scale: str = "log", title: str |
 
 def _small_of(groups_block: dict | None, rate: str) -> dict:
     """group -> reason for the groups of one attribute flagged small for ``rate`` (fpir | fnir) in
-    metrics.json ``search.groups[attr]``."""
+    metrics.json ``groups[attr]``."""
     out = {}
     for g, e in (groups_block or {}).items():
-        if e.get(f"small_{rate}"):
-            out[g] = e.get(f"small_{rate}_reason") or "flagged small"
+        r = (e or {}).get(rate) or {}
+        if r.get("small"):
+            out[g] = r.get("small_reason") or "flagged small"
     return out
 
 
@@ -462,8 +461,7 @@ def cmc_figure(cmc_block: dict, attr: str, title: str, small: dict | None = None
     bootstrap band (``ci_boot``) when metrics.json has it, and the overall curve in black.
 
     cmc_block: metrics.json ``search.cmc`` ({ranks, overall, groups: attr -> group -> {n,
-    n_subjects, hits, rate, ci_boot}}). small: group -> reason (``search.groups[attr][g]
-    ["small_fnir_reason"]``): those groups are drawn dashed in grey tones and labelled small.
+    subjects, hits, rate, ci_boot}}). small: group -> reason (``groups[attr][g].fnir.small_reason``): those groups are drawn dashed in grey tones and labelled small.
     Groups without mated searches are named in the legend, not drawn."""
     ranks = np.asarray(cmc_block["ranks"], float)
     groups = (cmc_block.get("groups") or {}).get(attr) or {}
@@ -482,7 +480,7 @@ def cmc_figure(cmc_block: dict, attr: str, title: str, small: dict | None = None
 
     o = cmc_block.get("overall")
     if o and o.get("n"):
-        curve(o, "black", f"all mated probes ({o['n']} searches / {o['n_subjects']} subjects)", lw=2.0)
+        curve(o, "black", f"all mated probes ({o['n']} searches / {o['subjects']} subjects)", lw=2.0)
     grey = ["0.35", "0.55", "0.7", "0.45", "0.62"]
     colour_i = small_i = 0
     empty = []
@@ -490,7 +488,7 @@ def cmc_figure(cmc_block: dict, attr: str, title: str, small: dict | None = None
         if not e.get("n"):
             empty.append(g)
             continue
-        label = f"{g} ({e['n']} searches / {e['n_subjects']} subjects)"
+        label = f"{g} ({e['n']} searches / {e['subjects']} subjects)"
         if g in small:
             curve(e, grey[small_i % len(grey)], label + ", small", dashed=True)
             small_i += 1
@@ -541,7 +539,7 @@ def _size_panel(ax, sizes, entries: dict, rate: str, small: dict, log_y: bool) -
             shown[zero] = np.nan
             lo = np.where(lo > 0, lo, v)
         n_last = per_size[-1]
-        label = (f"{g} ({n_last.get('n')} searches / {n_last.get('n_subjects')} subjects at the full gallery"
+        label = (f"{g} ({n_last.get('n')} searches / {n_last.get('subjects')} subjects at the full gallery"
                  + (", small)" if g in small else ")"))
         ls = "--" if g in small else "-"
         ax.plot(x, shown, ls=ls, marker=MARKERS[gi % len(MARKERS)], color=colour, mfc="white" if g in small else colour,
@@ -551,7 +549,7 @@ def _size_panel(ax, sizes, entries: dict, rate: str, small: dict, log_y: bool) -
             ax.errorbar(x[ok], v[ok], yerr=[np.clip(v[ok] - lo[ok], 0, None), np.clip(hi[ok] - v[ok], 0, None)],
                         fmt="none", ecolor=colour, capsize=2.5, lw=0.9, alpha=0.8)
         if log_y and zero.any() and g not in small:   # a small group's bound (e.g. 1 search: 95%) says nothing
-            ub = np.array([(e.get("upper_bound") or (e.get("ci") or [None, None])[1] or np.nan) for e in per_size], float)
+            ub = np.array([(e.get("upper") or (e.get("ci") or [None, None])[1] or np.nan) for e in per_size], float)
             ax.plot(x[zero], ub[zero], marker="v", mfc="white", color=colour, ms=6 if g not in small else 4.5,
                     ls="none", alpha=1.0 if g not in small else 0.6)
         if not log_y and zero.any():
@@ -694,11 +692,11 @@ def search_figures(metrics: dict) -> list[tuple[str, str, object]]:
     and audit_<attr> when the run audited a fixed threshold."""
     s = metrics["search"]
     exp = metrics.get("experiment", "")
-    attrs = [a for a in [*(metrics.get("dataset") or {}).get("attributes", []), *s.get("groups", {})]
-             if a in s.get("groups", {})]
+    attrs = [a for a in [*(metrics.get("dataset") or {}).get("attributes", []), *metrics.get("groups", {})]
+             if a in metrics.get("groups", {})]
     out: list[tuple[str, str, object]] = []
     for attr in dict.fromkeys(attrs):
-        gb = s["groups"][attr]
+        gb = metrics["groups"][attr]
         out.append((f"cmc_{attr}", f"CMC by {attr}", lambda attr=attr, gb=gb: cmc_figure(
             s["cmc"], attr, f"{exp}: CMC by probe {attr}", small=_small_of(gb, "fnir"))))
         out.append((f"search_size_{attr}", f"FPIR and FNIR against gallery size by {attr}",

@@ -226,7 +226,7 @@ def test_candidate_list_file_search_run_matches_a_hand_count(lfw_samples, data_d
     t = m["threshold"]["value"]
     subj = {lfw_samples.ids[r]: lfw_samples.subjects[r] for r in np.r_[split.gallery, split.probes]}
     s = m["search"]
-    for g, e in s["groups"]["sex"].items():
+    for g, e in m["groups"]["sex"].items():
         fp = nm = miss = mated = 0
         for j, row in enumerate(split.probes):
             if lfw_samples.attributes["sex"][row] != g:
@@ -251,11 +251,11 @@ def test_reports_speak_in_the_files_direction(lfw_samples, data_dir, tmp_path):
                             "backend.direction=similarity", "threshold.target_fmr=0.001"]), tmp_path / "run")
     assert m["threshold"]["resolvable"] is False
     md = (tmp_path / "run" / "summary.md").read_text()
-    assert "(similarity), one for everyone" in md and "sits above every impostor score" in md
+    assert "(similarity): one threshold for everyone" in md and "sits above every score it was set on" in md
     assert "scores: similarity (higher = more alike)" in md and "distance None" not in md
     html = (tmp_path / "run" / "report.html").read_text()
     assert "similarity (higher = more alike)" in html and "Similarity (higher = more alike; linear scale)" in html
-    assert "distance None" not in html and "sits above every impostor score" in html
+    assert "distance None" not in html and "sits above every score it was set on" in html
     # the threshold sits above every impostor's similarity in the file (nothing matches falsely)
     rows = list(csv.DictReader(open(tmp_path / "run" / "scores.csv")))
     assert max(float(r["score"]) for r in rows if r["mated"] == "0") < m["threshold"]["value"]

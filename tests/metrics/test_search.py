@@ -422,7 +422,8 @@ def _check_entry(e, counted, errors, subjects):
     counted = np.asarray(counted, bool)
     k, n = int((np.asarray(errors, bool) & counted).sum()), int(counted.sum())
     assert (e["errors"], e["n"]) == (k, n)
-    assert e["n_subjects"] == len(set(subjects[counted]))
+    assert e["subjects"] == len(set(subjects[counted]))
+    assert e["estimable"] == (n > 0)
     if n == 0:
         assert e["rate"] is None
         return
@@ -431,9 +432,9 @@ def _check_entry(e, counted, errors, subjects):
     hi = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
     assert e["ci"] == pytest.approx([lo, hi], abs=1e-12)
     if k == 0:   # exact one-sided bound: (1 - b)^n = 0.05
-        assert e["upper_bound"] == pytest.approx(1 - 0.05 ** (1 / n), rel=1e-9)
+        assert e["upper"] == pytest.approx(1 - 0.05 ** (1 / n), rel=1e-9)
     else:
-        assert e["upper_bound"] is None
+        assert e["upper"] is None
 
 
 def _per_probe(data, ref, valid, t, s):
@@ -466,21 +467,22 @@ def test_summary_matches_brute_force(data, refs, policy):
     subj = data["psubj"]
     valid = brute_validity(data, policy)
     s = out["search"]
+    o, gs = out["overall"], out["groups"]
     assert out["threshold"]["policy"] == "fixed" and out["threshold"]["value"] == t
     assert s["gallery_size"] == SIZES[-1] and s["candidates"] == L
     mc, miss, miss1, nc, fp = _per_probe(data, ref, valid, t, -1)
-    _check_entry(s["overall"]["fpir"], nc, fp, subj)
-    _check_entry(s["overall"]["fnir"], mc, miss, subj)
-    _check_entry(s["overall"]["fnir_rank1"], mc, miss1, subj)
-    assert 0 < s["overall"]["fpir"]["errors"] < s["overall"]["fpir"]["n"]
-    assert 0 < s["overall"]["fnir"]["errors"] < s["overall"]["fnir"]["n"]
+    _check_entry(o["fpir"], nc, fp, subj)
+    _check_entry(o["fnir"], mc, miss, subj)
+    _check_entry(o["fnir_rank1"], mc, miss1, subj)
+    assert 0 < o["fpir"]["errors"] < o["fpir"]["n"]
+    assert 0 < o["fnir"]["errors"] < o["fnir"]["n"]
     # failed searches
     fs = s["failed_searches"]
     n4 = int((data["pmate"] == 4).sum())       # probes of the subject whose every gallery image failed
     assert (fs["mated_probe_failed"], fs["mate_not_enrolled"], fs["nonmated_probe_failed"]) == (1, n4, 1)
     assert fs["excluded"] == (0 if policy == "nonmatch" else 2 + n4)
     for attr, pg in data["probe_groups"].items():
-        groups = s["groups"][attr]
+        groups = gs[attr]
         assert sorted(groups) == sorted(set(pg))
         for g, e in groups.items():
             m = pg == g
@@ -488,7 +490,9 @@ def test_summary_matches_brute_force(data, refs, policy):
             _check_entry(e["fnir"], mc & m, miss, subj)
             _check_entry(e["fnir_rank1"], mc & m, miss1, subj)
             n_subj_nm = len(set(subj[nc & m]))
-            assert e["small_fpir"] == (n_subj_nm < 5 or int((nc & m).sum()) < 10)
+            assert e["fpir"]["small"] == (n_subj_nm < 5 or int((nc & m).sum()) < 10)
+            n_subj_m = len(set(subj[mc & m]))
+            assert e["fnir"]["small"] == e["fnir_rank1"]["small"] == (n_subj_m < 5 or int((mc & m).sum()) < 10)
         # CMC per group and overall
         for g, e in s["cmc"]["groups"][attr].items():
             m = pg == g
@@ -524,7 +528,7 @@ def test_summary_matches_brute_force(data, refs, policy):
             _check_entry(e["fnir"][j], mc_j & m, miss_j, subj)
     assert bgs["overall"]["fnir"][0]["n"] < bgs["overall"]["fnir"][-1]["n"]      # nested: fewer mated at 12
     # intersections
-    inter = s["intersections"]["sex x race"]
+    inter = out["intersections"]["sex x race"]
     lab = np.array([f"{a} x {b}" for a, b in zip(data["probe_groups"]["sex"], data["probe_groups"]["race"])])
     for g, e in inter.items():
         _check_entry(e["fpir"], nc & (lab == g), fp, subj)
@@ -563,12 +567,12 @@ def test_global_fpir_threshold(data, refs, target):
     assert best == pytest.approx([ref["best_nonmate"][i][-1] for i in nm], abs=1e-10)
     n = len(best)
     fp = sum(1 for b in best if b <= t)
-    assert thr["n_nonmated"] == n and thr["achieved_fpir"] == fp / n
+    assert thr["n"] == n and thr["achieved"] == fp / n and thr["rate"] == "fpir" and thr["target"] == target
     assert fp / n <= target
     nxt = min(b for b in best if b > t)           # nudge the threshold up to the next non-mated best score
     assert sum(1 for b in best if b <= nxt) / n > target
-    assert out["search"]["overall"]["fpir"]["rate"] == fp / n
-    assert out["search"]["overall"]["fpir"]["errors"] == fp
+    assert out["overall"]["fpir"]["rate"] == fp / n
+    assert out["overall"]["fpir"]["errors"] == fp
     assert thr["resolvable"] == (math.floor(target * n) >= 1)
 
 
@@ -581,8 +585,8 @@ def test_summary_bootstrap_uses_documented_stream(data, refs):
     c, f = nonmated_false_positives(res, t)
     reps = loop_cluster_bootstrap(c, f, data["psubj"], 300, 11, "fpir|all")
     lo, hi = np.quantile(reps[np.isfinite(reps)], [0.025, 0.975])
-    assert out["search"]["overall"]["fpir"]["ci_boot"] == pytest.approx([lo, hi], abs=1e-12)
-    for e in out["search"]["groups"]["sex"].values():
+    assert out["overall"]["fpir"]["ci_boot"] == pytest.approx([lo, hi], abs=1e-12)
+    for e in out["groups"]["sex"].values():
         assert e["fnir"]["ci_boot"] is not None and e["fnir"]["ci_boot"][0] <= e["fnir"]["rate"] <= e["fnir"]["ci_boot"][1]
 
 
@@ -595,14 +599,14 @@ def test_ratio_to_reference_against_hand_computation(data, refs):
     out = _summary(data, res, t=t, boot={"replicates": 200, "seed": 4})
     valid = probe_validity(res, "nonmatch")
     for attr, labels in data["probe_groups"].items():
-        groups = out["search"]["groups"][attr]
+        groups = out["groups"][attr]
         for rate in ("fpir", "fnir"):
-            block = out["search"]["disparity"][attr][f"{rate}_ratio_to_reference"]
-            ok = [g for g, e in groups.items() if g not in ("unlabelled", "conflict", "multiple") and not e[f"small_{rate}"]]
+            block = out["disparity"][attr][f"{rate}_ratio_to_reference"]
+            ok = [g for g, e in groups.items() if g not in ("unlabelled", "conflict", "multiple") and not e[rate]["small"]]
             if not ok:
                 assert block["reference"] is None
                 continue
-            ref = max(sorted(ok), key=lambda g: groups[g][rate]["n_subjects"])
+            ref = max(sorted(ok), key=lambda g: groups[g][rate]["subjects"])
             assert block["reference"] == ref and set(block["by_group"]) == set(ok) - {ref}
             if rate == "fpir":
                 c, e = nonmated_false_positives(res, t, valid=valid)
@@ -611,7 +615,7 @@ def test_ratio_to_reference_against_hand_computation(data, refs):
             reps = {g: loop_cluster_bootstrap(c & (labels == g), e, data["psubj"], 200, 4, f"{rate}|{attr}|{g}")[:, 0]
                     for g in ok}
             k = lambda h: (e & c & (labels == h)).sum() / (c & (labels == h)).sum()  # noqa: E731
-            mm = out["search"]["disparity"][attr][f"{rate}_max_min_ratio"]
+            mm = out["disparity"][attr][f"{rate}_max_min_ratio"]
             if len(ok) >= 2 and mm["value"] is not None:   # the interval of the named highest over lowest group
                 hi, lo = max(ok, key=k), min(ok, key=k)
                 assert mm["value"] == pytest.approx(k(hi) / k(lo)) and mm["ci_of"] == f"{hi} / {lo}"

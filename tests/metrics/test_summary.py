@@ -43,16 +43,16 @@ def test_nonmatch_policy_hand_counts():
     m = summarise(table(**T), failure_policy="nonmatch", **COMMON)
     assert m["schema"] == SCHEMA
     o = m["overall"]
-    assert (o["n_genuine"], o["false_nonmatches"], o["n_impostor"], o["false_matches"]) == (4, 2, 4, 2)
+    assert (o["fnmr"]["n"], o["fnmr"]["errors"], o["fmr"]["n"], o["fmr"]["errors"]) == (4, 2, 4, 2)
     f, mm = m["groups"]["sex"]["f"], m["groups"]["sex"]["m"]
-    assert (f["n_genuine"], f["false_nonmatches"], f["n_impostor"], f["false_matches"]) == (2, 1, 1, 1)
-    assert (mm["n_genuine"], mm["false_nonmatches"], mm["n_impostor"], mm["false_matches"]) == (2, 1, 1, 0)
-    assert f["n_subjects"] == 2 and mm["n_subjects"] == 2
+    assert (f["fnmr"]["n"], f["fnmr"]["errors"], f["fmr"]["n"], f["fmr"]["errors"]) == (2, 1, 1, 1)
+    assert (mm["fnmr"]["n"], mm["fnmr"]["errors"], mm["fmr"]["n"], mm["fmr"]["errors"]) == (2, 1, 1, 0)
+    assert f["fmr"]["subjects"] == 2 and mm["fmr"]["subjects"] == 2
     x = m["mixed"]["sex"]
-    assert (x["n_impostor"], x["false_matches"], x["n_genuine"]) == (2, 1, 0)
+    assert (x["fmr"]["n"], x["fmr"]["errors"], x["fnmr"]["n"]) == (2, 1, 0)
     assert m["failures"]["comparisons"] == {"genuine": 1, "impostor": 0}
-    assert m["failures"]["by_group"]["sex"]["m"]["failed"] == 1
-    assert m["threshold"]["achieved_fmr"] == pytest.approx(0.5)
+    assert m["failures"]["by_group"]["sex"]["m"]["fte"]["errors"] == 1
+    assert m["threshold"]["achieved"] == pytest.approx(0.5)
     json.dumps(m, allow_nan=False)   # JSON-safe: no NaN anywhere
     assert "lfw_accuracy" not in m   # no folds
 
@@ -60,7 +60,7 @@ def test_nonmatch_policy_hand_counts():
 def test_exclude_policy_drops_failed_comparisons_and_says_so():
     m = summarise(table(**T), failure_policy="exclude", **COMMON)
     assert m["failures"]["excluded_comparisons"] == 1
-    assert m["groups"]["sex"]["m"]["n_genuine"] == 1 and m["groups"]["sex"]["m"]["false_nonmatches"] == 0
+    assert m["groups"]["sex"]["m"]["fnmr"]["n"] == 1 and m["groups"]["sex"]["m"]["fnmr"]["errors"] == 0
 
 
 def test_target_fmr_threshold_is_set_on_all_impostors():
@@ -68,7 +68,7 @@ def test_target_fmr_threshold_is_set_on_all_impostors():
                                                             "target_fmr": 0.25})
     # 4 impostors, k = floor(0.25 * 4) = 1 false match allowed: threshold just below 0.45
     assert 0.4 <= m["threshold"]["value"] < 0.45
-    assert m["overall"]["false_matches"] == 1
+    assert m["overall"]["fmr"]["errors"] == 1
 
 
 def test_lfw_accuracy_present_with_folds():

@@ -111,8 +111,8 @@ def test_group_breakdown_flags_small_groups_and_reads_each_groups_det():
     f = out["f"]
     sel = (ga == "f") & (gb == "f")
     gen, imp = d["s"][sel & d["mated"]], d["s"][sel & ~d["mated"]]
-    assert f["n_subjects"] == 20 and f["small"] and "20 subjects < 25" in f["small_reason"]
-    assert not out["m"]["small"]
+    assert f["n_subjects"] == 20 and f["small_fnmr"] and "20 subjects < 25" in f["small_fnmr_reason"]
+    assert not out["m"]["small_fnmr"] and not out["m"]["small_fmr"]
     assert f["accuracy"] == pytest.approx((np.sum(gen <= t) + np.sum(imp > t)) / (len(gen) + len(imp)))
     assert f["eer"] == rates.eer(gen, imp)
     want = rates.fnmr_at_fmr(gen, imp, 1e-2)
@@ -139,14 +139,14 @@ def test_summary_intersections_equal_group_rates_on_hand_combined_labels():
     combo_b = np.char.add(np.char.add(d["sex"][1], " x "), d["race"][1])
     for label, e in m["intersections"]["sex x race"].items():
         sel = (combo_a == label) & (combo_b == label)
-        assert e["n_genuine"] == int(np.sum(sel & d["mated"]))
-        assert e["false_matches"] == int(np.sum(sel & ~d["mated"] & (d["s"] <= t)))
+        assert e["fnmr"]["n"] == int(np.sum(sel & d["mated"]))
+        assert e["fmr"]["errors"] == int(np.sum(sel & ~d["mated"] & (d["s"] <= t)))
     assert set(m["intersections"]["sex x race"]) == {"f x x", "f x y", "m x x", "m x y"}
     # per-group policy: rates of each sex at its own threshold, labelled in the block
     p = summarise(_table(d), threshold_policy="per_group_fmr", threshold_attribute="sex", **common)
     assert p["threshold"]["policy"] == "per_group_fmr" and p["threshold"]["attribute"] == "sex"
     for g in ("f", "m"):
-        assert p["groups"]["sex"][g]["fmr"] <= 1e-2
+        assert p["groups"]["sex"][g]["fmr"]["rate"] <= 1e-2
 
 
 def test_disparity_block_uses_unflagged_groups_and_matches_the_published_formulas():
@@ -156,11 +156,11 @@ def test_disparity_block_uses_unflagged_groups_and_matches_the_published_formula
     m = summarise(_table(d), threshold_policy="global_fmr", min_count=(10, 30), intersections=[["sex", "race"]],
                   bootstrap={"replicates": 200, "seed": 1}, **common)
     for e in m["intersections"]["sex x race"].values():      # intersections get subject-clustered intervals too
-        lo, hi = e["fnmr_ci_boot"]
-        assert lo <= e["fnmr"] <= hi
+        lo, hi = e["fnmr"]["ci_boot"]
+        assert lo <= e["fnmr"]["rate"] <= hi
     g = m["groups"]["sex"]
-    fmr = {k: v["fmr"] for k, v in g.items()}
-    fnmr = {k: v["fnmr"] for k, v in g.items()}
+    fmr = {k: v["fmr"]["rate"] for k, v in g.items()}
+    fnmr = {k: v["fnmr"]["rate"] for k, v in g.items()}
     dsex = m["disparity"]["sex"]
     # NIST's differentials, written out: max over min
     assert dsex["fnmr_max_min_ratio"]["value"] == pytest.approx(max(fnmr.values()) / min(fnmr.values()))
@@ -173,18 +173,19 @@ def test_disparity_block_uses_unflagged_groups_and_matches_the_published_formula
     assert dsex["fnmr_ratio_to_reference"]["reference_rule"] == "the group with most subjects"   # not "given"
     assert dsex["fnmr_ratio_to_reference"]["by_group"]["f"]["value"] == pytest.approx(fnmr["f"] / fnmr["m"])
     # bootstrap intervals are there, per group and on the summaries, and bracket the estimate
-    lo, hi = g["f"]["fnmr_ci_boot"]
+    lo, hi = g["f"]["fnmr"]["ci_boot"]
     assert lo <= fnmr["f"] <= hi
     assert m["bootstrap"]["replicates"] == 200 and m["bootstrap"]["unit"] == "subject"
     (t,) = m["tests"]["sex"]["fnmr"]
     assert {t["a"], t["b"]} == {"f", "m"} and 0 <= t["p_value"] <= 1
     # a group flagged small leaves the summaries but stays in groups
     m2 = summarise(_table(d), threshold_policy="global_fmr", min_count=(31, 30), bootstrap=None, **common)
-    assert m2["groups"]["sex"]["f"]["small"] and "30 subjects < 31" in m2["groups"]["sex"]["f"]["small_reason"]
+    f2 = m2["groups"]["sex"]["f"]["fnmr"]
+    assert f2["small"] and "30 subjects < 31" in f2["small_reason"]
     assert m2["disparity"]["sex"]["fnmr_max_min_ratio"]["groups"] == ["m"]
     assert m2["disparity"]["sex"]["fnmr_max_min_ratio"]["value"] is None
     assert m2["disparity"]["sex"]["fnmr_max_min_ratio"]["reason"]
-    assert m2["bootstrap"] is None and "fnmr_ci_boot" not in m2["groups"]["sex"]["f"]
+    assert m2["bootstrap"] is None and f2["ci_boot"] is None and "bootstrap off" in f2["ci_boot_reason"]
 
 
 def test_unlabelled_is_reported_but_never_a_disparity_group_or_reference():
@@ -197,7 +198,8 @@ def test_unlabelled_is_reported_but_never_a_disparity_group_or_reference():
     m = summarise(_table(d), threshold_policy="global_fmr", target_fmr=1e-2, threshold_value=None,
                   failure_policy="nonmatch", confidence=0.95, image_failures=[], image_groups={}, header={},
                   min_count=(5, 10), bootstrap=None)
-    assert not m["groups"]["sex"]["unlabelled"]["small"]          # big enough, and reported
+    u = m["groups"]["sex"]["unlabelled"]
+    assert not u["fnmr"]["small"] and not u["fmr"]["small"]      # big enough, and reported
     for name in ("fnmr_max_min_ratio", "fdr", "garbe"):
         assert "unlabelled" not in m["disparity"]["sex"][name]["groups"]
     assert m["disparity"]["sex"]["fnmr_ratio_to_reference"]["reference"] != "unlabelled"

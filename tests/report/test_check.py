@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.cli import main as cli_main
+from evalkit.metrics.results import SCHEMA, estimate
 from evalkit.report import check
 from tests.conftest import compose_config
 
@@ -61,15 +62,15 @@ def expected_fmr_failures(run: dict, base: dict, min_subjects=10, min_comparison
     """Independent: a group fails fmr_within_baseline_ci when both sides have enough data and the
     run's FMR exceeds the baseline's Clopper-Pearson upper bound."""
     def enough(g):
-        return (g["n_impostor"] >= min_comparisons and g["n_subjects"] >= min_subjects
-                and not g.get("small_fmr", g.get("small", False)))
+        return g["n"] >= min_comparisons and g["subjects"] >= min_subjects and not g["small"]
 
     out = set()
     pairs = [("overall", "all", base["overall"], run["overall"])]
     pairs += [(a, g, base["groups"][a].get(g), run["groups"][a][g]) for a in run["groups"] for g in run["groups"][a]]
     for a, g, b, r in pairs:
-        if b and r and r["fmr"] is not None and b["fmr_ci"][1] is not None and enough(b) and enough(r):
-            if r["fmr"] > b["fmr_ci"][1]:
+        b, r = (b or {}).get("fmr"), r["fmr"]
+        if b and r and r["rate"] is not None and b["ci"] is not None and enough(b) and enough(r):
+            if r["rate"] > b["ci"][1]:
                 out.add(f"fmr_within_baseline_ci|{a}/{g}")
     return out
 
@@ -104,7 +105,7 @@ def test_worse_run_fails_with_the_groups_whose_fmr_left_the_baseline_interval(lf
     assert "Regressions:" in proc.stdout and "above the baseline's upper bound" in proc.stdout
     # the readable diff names the group, the baseline value, the run value and the limit
     o = run_m["overall"]
-    assert f"run {o['false_matches']}/{o['n_impostor']}" in proc.stdout
+    assert f"run {o['fmr']['errors']}/{o['fmr']['n']}" in proc.stdout
     assert (worse_run / "check.md").is_file()
 
 
@@ -116,7 +117,7 @@ def test_failure_message_in_junit_carries_the_numbers(lfw_run, worse_run, tmp_pa
     tc = next(t for t in root.iter("testcase") if t.get("name") == "overall/all"
               and t.get("classname") == "evalkit.check.fmr_within_baseline_ci")
     f = tc.find("failure")
-    upper = metrics(lfw_run)["overall"]["fmr_ci"][1]
+    upper = metrics(lfw_run)["overall"]["fmr"]["ci"][1]
     assert f is not None and f"{100 * upper:.3g}%" in f.get("message")
 
 
@@ -130,10 +131,10 @@ def test_max_ratio_matches_a_hand_computation(lfw_run):
     for m in (metrics(lfw_run), metrics(BASELINE)):
         rows = {r.attribute: r for r in check.evaluate(m, m, cfg)}
         # by hand: sex groups not flagged small for FNMR, with at least one genuine comparison
-        g = {k: v for k, v in m["groups"]["sex"].items()
-             if k not in ("unlabelled", "conflict", "multiple") and v["fnmr"] is not None
-             and not v.get("small_fnmr", v.get("small"))}
-        rates = [v["fnmr"] for v in g.values()]
+        g = {k: v["fnmr"] for k, v in m["groups"]["sex"].items()
+             if k not in ("unlabelled", "conflict", "multiple") and v["fnmr"]["rate"] is not None
+             and not v["fnmr"]["small"]}
+        rates = [v["rate"] for v in g.values()]
         row = rows["sex"]
         if len(rates) >= 2 and min(rates) > 0:
             assert row.run == pytest.approx(max(rates) / min(rates))
@@ -145,9 +146,9 @@ def test_max_ratio_matches_a_hand_computation(lfw_run):
 
 
 def test_max_ratio_reads_the_disparity_block_when_it_used_the_same_groups():
-    groups = {"f": {"fnmr": 0.2, "n_genuine": 100, "n_subjects": 50, "false_nonmatches": 20},
-              "m": {"fnmr": 0.05, "n_genuine": 100, "n_subjects": 50, "false_nonmatches": 5},
-              "unlabelled": {"fnmr": 0.9, "n_genuine": 100, "n_subjects": 50, "false_nonmatches": 90}}
+    groups = {"f": {"fnmr": estimate(20, 100, 50, 0.95, "fnmr")},
+              "m": {"fnmr": estimate(5, 100, 50, 0.95, "fnmr")},
+              "unlabelled": {"fnmr": estimate(90, 100, 50, 0.95, "fnmr")}}
     m = {"groups": {"sex": groups}, "threshold": {"policy": "fixed", "value": 0.5}}
     cfg = check.load_rules(None, ["rules.fnmr_max_min_ratio.max=3"])
     cfg.rules = {"r": cfg.rules["fnmr_max_min_ratio"]}
@@ -162,11 +163,13 @@ def test_max_ratio_reads_the_disparity_block_when_it_used_the_same_groups():
     assert row.status == "SKIP" and "zero rate" in row.message
 
 
+@pytest.mark.writes_invalid_metrics
 def test_nulls_are_skipped_with_a_reason_never_a_crash(tmp_path, capsys):
-    g = {"fmr": None, "fmr_ci": [None, None], "n_impostor": 0, "false_matches": 0,
-         "fnmr": None, "fnmr_ci": [None, None], "n_genuine": 0, "false_nonmatches": 0, "n_subjects": 0}
-    m = {"groups": {"sex": {"f": dict(g)}}, "overall": dict(g), "threshold": {"policy": "global_fmr", "value": None},
-         "failures": {"images": {"n": 0, "failed": 0, "rate": None}, "by_group": {"sex": {"f": {"n_images": 0, "rate": None}}}}}
+    g = {"fmr": estimate(0, 0, 0, 0.95, "fmr"), "fnmr": estimate(0, 0, 0, 0.95, "fnmr")}
+    fte = {"fte": estimate(0, 0, 0, 0.95, "fte"), "fallbacks": 0}
+    m = {"schema": SCHEMA, "kind": "verification", "groups": {"sex": {"f": dict(g)}}, "overall": dict(g),
+         "threshold": {"policy": "global_fmr", "value": None},
+         "failures": {"images": {"fte": fte["fte"]}, "by_group": {"sex": {"f": fte}}}}
     for side in ("run", "base"):
         (tmp_path / side).mkdir()
         (tmp_path / side / "metrics.json").write_text(json.dumps(m))
@@ -187,8 +190,8 @@ def test_fte_ceiling_flags_exactly_the_groups_above_it(lfw_run):
     rows = check.evaluate(m, m, cfg)
     failing = {(r.attribute, r.group) for r in rows if r.status == "FAIL"}
     expected = {(a, g) for a, gs in m["failures"]["by_group"].items() if a in m["groups"]
-                for g, f in gs.items() if f["failed"] > 0}
-    if m["failures"]["images"]["failed"]:
+                for g, f in gs.items() if f["fte"]["errors"] > 0}
+    if m["failures"]["images"]["fte"]["errors"]:
         expected.add(("overall", "all"))
     assert failing == expected
 

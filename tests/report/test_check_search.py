@@ -105,13 +105,13 @@ def metrics(run: Path) -> dict:
 
 def _enough(g: dict, rate: str, min_subjects=10, min_searches=30) -> bool:
     e = g[rate]
-    return not g.get(f"small_{rate}", False) and e["n"] >= min_searches and e["n_subjects"] >= min_subjects
+    return not e["small"] and e["n"] >= min_searches and e["subjects"] >= min_subjects
 
 
 def expected_within_ci_failures(run: dict, base: dict, rate: str, interval: str = "ci") -> set[str]:
     """A group fails <rate>_within_baseline_ci when both sides have enough searches and probe
     subjects and the run's rate is above the upper end of the baseline's interval for that group."""
-    rs, bs = run["search"], base["search"]
+    rs, bs = run, base
     pairs = [("overall", "all", bs["overall"], rs["overall"])]
     for a in rs["groups"]:
         for g in set(rs["groups"][a]) | set(bs["groups"].get(a, {})):
@@ -130,7 +130,7 @@ def expected_within_ci_failures(run: dict, base: dict, rate: str, interval: str 
 def hand_ratio(m: dict, attr: str, rate: str):
     """Highest over lowest rate among the labelled probe groups with enough data (None when fewer
     than two or the lowest is zero)."""
-    rates = [g[rate]["rate"] for name, g in m["search"]["groups"][attr].items()
+    rates = [g[rate]["rate"] for name, g in m["groups"][attr].items()
              if name not in LABEL_LESS and _enough(g, rate) and g[rate]["rate"] is not None]
     if len(rates) < 2 or min(rates) == 0:
         return None
@@ -144,11 +144,11 @@ def test_synthetic_runs_share_the_split_and_differ_for_female_probes(search_base
     b, w = metrics(search_baseline), metrics(search_worse)
     for key in ("gallery_sizes", "n_mated_probes", "n_nonmated_probes", "seed"):
         assert b["protocol"][key] == w["protocol"][key]
-    bf, wf = b["search"]["groups"]["sex"]["female"], w["search"]["groups"]["sex"]["female"]
+    bf, wf = b["groups"]["sex"]["female"], w["groups"]["sex"]["female"]
     assert wf["fnir"]["rate"] > bf["fnir"]["ci"][1] + 0.1          # really worse, far outside the interval
-    assert not bf["small_fnir"] and not bf["small_fpir"] and bf["fnir"]["ci_boot"] is not None
-    assert b["search"]["groups"]["race"]["asianindian"]["small_fpir"]
-    assert b["search"]["disparity"]["sex"]["fnir_max_min_ratio"]["value"] is not None
+    assert not bf["fnir"]["small"] and not bf["fpir"]["small"] and bf["fnir"]["ci_boot"] is not None
+    assert b["groups"]["race"]["asianindian"]["fpir"]["small"]
+    assert b["disparity"]["sex"]["fnir_max_min_ratio"]["value"] is not None
 
 
 # ----------------------------------------------------------------- the gate
@@ -170,7 +170,7 @@ def test_search_baseline_against_itself_passes_with_the_search_rules(search_base
                  "comparable|protocol.gallery_sizes/-", "comparable|threshold.policy/-", "fte_ceiling|sex/male"):
         assert cases[case] == "pass", case
     assert cases["fpir_within_baseline_ci|race/asianindian"] == "skip"  # flagged small: never judged
-    f = metrics(search_baseline)["search"]["groups"]["sex"]["female"]["fpir"]
+    f = metrics(search_baseline)["groups"]["sex"]["female"]["fpir"]
     assert "FPIR for female" in out and f"(run {f['errors']}/{f['n']}, baseline {f['errors']}/{f['n']}" in out
     assert "PASS:" in out and "0 failed" in out
     assert (tmp_path / "check.md").read_text().startswith("# evalkit check")
@@ -193,7 +193,7 @@ def test_worse_search_run_fails_with_the_failing_rules_named(search_baseline, se
             assert cases[key] == ("skip" if ratio is None else "fail" if ratio > limit else "pass"), key
     assert not {k for k in failing if k.startswith(("comparable", "fte_ceiling"))}
     assert "Regressions:" in out
-    f, bf = run_m["search"]["groups"]["sex"]["female"]["fnir"], base_m["search"]["groups"]["sex"]["female"]["fnir"]
+    f, bf = run_m["groups"]["sex"]["female"]["fnir"], base_m["groups"]["sex"]["female"]["fnir"]
     assert (f"fnir_within_baseline_ci [sex/female]: FNIR for female {100 * f['rate']:.3g}% above the baseline's upper "
             f"bound {100 * bf['ci'][1]:.3g}% (run {f['errors']}/{f['n']}, baseline {bf['errors']}/{bf['n']}") in out
     assert "FAIL:" in (search_worse / "check.md").read_text()
@@ -207,7 +207,7 @@ def test_bootstrap_interval_is_the_probe_subject_ci_boot(search_baseline, search
     judged = [r for r in rows if r.status != "SKIP"]
     assert len(judged) >= 5
     for r in judged:
-        b = base_m["search"]["overall"] if r.attribute == "overall" else base_m["search"]["groups"][r.attribute][r.group]
+        b = base_m["overall"] if r.attribute == "overall" else base_m["groups"][r.attribute][r.group]
         assert r.limit == b["fnir"]["ci_boot"][1] and r.baseline == b["fnir"]["rate"]
         assert "bootstrap CI" in r.message
     assert {f"{r.rule}|{r.attribute}/{r.group}" for r in rows if r.status == "FAIL"} == \
@@ -237,7 +237,7 @@ def test_max_ratio_on_search_matches_a_hand_computation(search_worse):
             continue
         assert r.run == pytest.approx(ratio)
         assert r.status == ("FAIL" if ratio > r.limit else "PASS")
-        d = m["search"]["disparity"][r.attribute][f"{rate}_max_min_ratio"]
+        d = m["disparity"][r.attribute][f"{rate}_max_min_ratio"]
         assert "source: disparity" in r.message and r.run == d["value"]     # search.disparity used the same groups
     (sex_fnir,) = [r for r in rows if r.rule == "fnir_max_min_ratio" and r.attribute == "sex"]
     assert sex_fnir.status == "FAIL" and sex_fnir.message.startswith("FNIR max/min ratio")
@@ -253,13 +253,13 @@ def test_fnir_at_rank_1_and_intersections_can_be_gated(search_baseline, search_w
                                                       "rules.fnir_within_baseline_ci.attributes=[sex x race]"])
     cfg.rules = {"r1": cfg.rules["fnir_within_baseline_ci"]}
     rows = check.evaluate(run_m, base_m, cfg)
-    inter = base_m["search"]["intersections"]["sex x race"]
-    assert {r.group for r in rows if r.attribute == "sex x race"} == set(inter) | set(run_m["search"]["intersections"]["sex x race"])
+    inter = base_m["intersections"]["sex x race"]
+    assert {r.group for r in rows if r.attribute == "sex x race"} == set(inter) | set(run_m["intersections"]["sex x race"])
     for r in rows:
         if r.status == "SKIP":
             continue
-        b = base_m["search"]["overall"] if r.attribute == "overall" else inter[r.group]
-        rr = run_m["search"]["overall"] if r.attribute == "overall" else run_m["search"]["intersections"]["sex x race"][r.group]
+        b = base_m["overall"] if r.attribute == "overall" else inter[r.group]
+        rr = run_m["overall"] if r.attribute == "overall" else run_m["intersections"]["sex x race"][r.group]
         assert (r.baseline, r.run, r.limit) == (b["fnir_rank1"]["rate"], rr["fnir_rank1"]["rate"], b["fnir_rank1"]["ci"][1])
         assert r.message.startswith("FNIR at rank 1 for ")
         assert r.status == ("FAIL" if rr["fnir_rank1"]["rate"] > b["fnir_rank1"]["ci"][1] else "PASS")
@@ -317,6 +317,7 @@ def test_search_rule_typos_get_a_did_you_mean(search_baseline, tmp_path, capsys)
     assert "Did you mean 'sex'" in capsys.readouterr().err
 
 
+@pytest.mark.writes_invalid_metrics
 def test_a_search_metrics_json_without_its_search_block_exits_2(search_baseline, tmp_path, capsys):
     m = metrics(search_baseline)
     del m["search"]

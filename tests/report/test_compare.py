@@ -15,6 +15,7 @@ import pytest
 from evalkit.cli import main as cli_main
 from evalkit.report.compare import CSV_COLUMNS
 from tests.report.test_check import WORSE_THRESHOLD, make_run
+from tests.report.test_compare_search import assert_csv_matches, assert_markdown_matches, num
 
 
 @pytest.fixture(scope="module")
@@ -24,31 +25,8 @@ def worse_run(tmp_path_factory, lfw_run, lfw_root):
                     ["threshold=fixed", f"threshold.value={WORSE_THRESHOLD}"])
 
 
-def expected_rows(run: Path) -> list[tuple[str, str, dict]]:
-    """(attribute, group, fields) of one run, from its metrics.json: overall first, then groups and
-    intersections."""
-    m = json.loads((run / "metrics.json").read_text())
-    out = [("overall", "all", m["overall"])]
-    for block in (m["groups"], m.get("intersections") or {}):
-        for attr, groups in block.items():
-            out += [(attr, g, f) for g, f in sorted(groups.items())]
-    return out
-
-
-def num(cell: str):
-    return None if cell == "" else float(cell)
-
-
 def assert_rows_match(rows: list[dict], runs: list[Path]):
-    assert len(rows) == sum(len(expected_rows(r)) for r in runs)
-    for run in runs:
-        mine = [r for r in rows if Path(r["path"]) == run]
-        exp = expected_rows(run)
-        assert [(r["attribute"], r["group"]) for r in mine] == [(a, g) for a, g, _ in exp]
-        for r, (_, _, f) in zip(mine, exp):
-            for key in ("fmr", "fnmr", "n_genuine", "n_impostor", "n_subjects", "false_matches", "false_nonmatches"):
-                assert num(r[key]) == f[key], (run, r["attribute"], r["group"], key)
-            assert num(r["fmr_ci_high"]) == f["fmr_ci"][1] and num(r["fnmr_ci_low"]) == f["fnmr_ci"][0]
+    assert assert_csv_matches(rows, runs) > 0
 
 
 def assert_figure(out: Path):
@@ -72,8 +50,10 @@ def test_compare_two_run_folders(lfw_run, worse_run, tmp_path, capsys):
     md = (out / "compare.md").read_text()
     m = json.loads((worse_run / "metrics.json").read_text())
     male = m["groups"]["sex"]["male"]
-    assert f"({male['false_matches']}/{male['n_impostor']})" in md         # counts behind the rate
-    assert "## sex" in md and "![FNMR and FMR per group" in md
+    assert f"({male['fmr']['errors']}/{male['fmr']['n']})" in md         # counts behind the rate
+    assert "## By sex" in md and "![FNMR, FMR per group" in md
+    labels = {Path(r["path"]): r["run"] for r in rows}
+    assert assert_markdown_matches(md, [lfw_run, worse_run], "", labels) > 0
     assert_figure(out)
 
 
@@ -100,7 +80,7 @@ def test_compare_a_real_two_backend_sweep_through_the_cli(tmp_path, lfw_root):
         m = json.loads((run / "metrics.json").read_text())
         r = next(x for x in rows if Path(x["path"]) == run and x["attribute"] == "overall")
         assert num(r["run_eer"]) == m["eer"] and num(r["lfw_accuracy"]) == m["lfw_accuracy"]["mean"]
-        assert num(r["fte_rate"]) == m["failures"]["images"]["rate"]
+        assert num(r["fte"]) == m["failures"]["images"]["fte"]["rate"]
     md = (sweep / "compare.md").read_text()
     assert "| dlib |" in md and "| deepface-dlib |" in md
     assert_figure(sweep)
@@ -122,11 +102,11 @@ def test_figure_handles_zero_and_null_rates(tmp_path, zero):
     from evalkit.report import plots
 
     def g(fnmr, fmr, small=False):
-        return {"fnmr": fnmr, "fnmr_ci": [0.0, 0.2] if fnmr is not None else None, "fnmr_upper_bound": 0.15,
-                "fmr": fmr, "fmr_ci": [0.0001, 0.01] if fmr is not None else None, "small_fnmr": small}
+        return {"fnmr": {"rate": fnmr, "ci": [0.0, 0.2] if fnmr is not None else None, "upper": 0.15, "small": small},
+                "fmr": {"rate": fmr, "ci": [0.0001, 0.01] if fmr is not None else None, "upper": None, "small": False}}
 
     runs = {"a": {"groups": {"sex": {"f": g(0.0 if zero else 0.1, None, small=True)}}, "threshold": {"value": 0.6}},
-            "b": {"groups": {"sex": {"m": g(0.05, 0.001)}}, "threshold": {"value": 0.5, "target_fmr": 1e-3}}}
+            "b": {"groups": {"sex": {"m": g(0.05, 0.001)}}, "threshold": {"value": 0.5, "rate": "fmr", "target": 1e-3}}}
     files = plots.save_figure(plots.compare_runs_figure(runs), tmp_path / "fig")
     assert [f.suffix for f in files] == [".png", ".svg", ".pdf"] and all(f.stat().st_size > 1000 for f in files)
     svg = (tmp_path / "fig.svg").read_text()

@@ -50,15 +50,14 @@ def run_dirs(sweep: Path) -> list[Path]:
 
 
 def expected(run: Path) -> list[tuple[str, str, dict, dict]]:
-    """(attribute, probe group, search entry, failure-to-enrol entry), overall first, then every
-    attribute's and intersection's groups sorted, straight from metrics.json."""
+    """(attribute, group, entry, failure-to-enrol estimate), overall first, then every attribute's
+    and intersection's groups sorted, straight from metrics.json (1:1 and search runs alike)."""
     m = metrics(run)
-    s, f = m["search"], m["failures"]
-    img = f["images"]
-    out = [("overall", "all", s["overall"], {"n_images": img["n"], "failed": img["failed"], "rate": img["rate"]})]
-    for block in (s["groups"], s["intersections"]):
+    f = m["failures"]
+    out = [("overall", "all", m["overall"], f["images"]["fte"])]
+    for block in (m["groups"], m["intersections"]):
         for attr, groups in block.items():
-            out += [(attr, g, e, f["by_group"].get(attr, {}).get(g, {})) for g, e in sorted(groups.items())]
+            out += [(attr, g, e, f["by_group"].get(attr, {}).get(g, {}).get("fte", {})) for g, e in sorted(groups.items())]
     return out
 
 
@@ -70,18 +69,77 @@ def pct(x) -> str:
     return f"{100 * x:.3g}%"
 
 
-def cell(e: dict, small: bool) -> str:
+def cell(e: dict) -> str:
     """compare.md's rate cell, written out: rate (errors/n), then the bootstrap interval when it has
     a width, else the exact one marked exact; *small* last."""
     if e["rate"] is None:
-        return f"n/a ({e['n']} searches)"
+        return f"n/a ({e['n']} trials)"
     out = f"{pct(e['rate'])} ({e['errors']}/{e['n']})"
     b = e["ci_boot"]
     if b and b[1] > b[0]:
         out += f" [{pct(b[0])}, {pct(b[1])}]"
-    elif e["ci"][0] is not None:
+    elif e["ci"] is not None:
         out += f" [{pct(e['ci'][0])}, {pct(e['ci'][1])}] exact"
-    return out + (" *small*" if small else "")
+    return out + (" *small*" if e["small"] else "")
+
+
+def assert_csv_matches(rows: list[dict], runs: list[Path]) -> int:
+    """Every number of compare.csv equals its run's metrics.json; returns how many estimates were checked."""
+    assert len(rows) == sum(len(expected(r)) for r in runs)
+    checked = 0
+    for run in runs:
+        m = metrics(run)
+        mine = [r for r in rows if Path(r["path"]) == run]
+        exp = expected(run)
+        assert [(r["attribute"], r["group"]) for r in mine] == [(a, g) for a, g, _, _ in exp]
+        for r, (_, _, e, fte) in zip(mine, exp):
+            assert num(r["threshold_value"]) == m["threshold"]["value"]
+            assert num(r["threshold_target"]) == m["threshold"]["target"]
+            assert num(r["threshold_achieved"]) == m["threshold"]["achieved"]
+            assert r["threshold_rate"] == m["threshold"]["rate"]
+            for rate in m["rates"]:
+                x = e[rate]
+                assert num(r[rate]) == x["rate"]
+                assert (num(r[f"{rate}_errors"]), num(r[f"{rate}_n"]), num(r[f"{rate}_subjects"])) == \
+                    (x["errors"], x["n"], x["subjects"])
+                assert [num(r[f"{rate}_ci_low"]), num(r[f"{rate}_ci_high"])] == (x["ci"] or [None, None])
+                assert [num(r[f"{rate}_boot_low"]), num(r[f"{rate}_boot_high"])] == (x["ci_boot"] or [None, None])
+                assert num(r[f"{rate}_upper"]) == x["upper"]
+                assert r[f"{rate}_small"] == str(x["small"])
+                checked += 1
+            assert (num(r["fte_n"]), num(r["fte_errors"]), num(r["fte"])) == \
+                (fte.get("n"), fte.get("errors"), fte.get("rate"))
+    return checked
+
+
+def assert_markdown_matches(text: str, runs: list[Path], who: str, labels: dict | None = None) -> int:
+    """Every per-group row of compare.md equals its run's metrics.json; returns the cells checked.
+    ``labels``: run folder -> its label in compare (default: the backend name)."""
+    n_cells = 0
+    for run in runs:
+        m = metrics(run)
+        label = (labels or {}).get(run) or m["backend"]["name"]
+        for attr, g, e, fte in expected(run):
+            heading = "## overall" if attr == "overall" else f"## By {who}{attr}"
+            section = text.split(heading + "\n", 1)[1].split("\n## ", 1)[0]
+            (line,) = [ln for ln in section.splitlines() if ln.startswith(f"| {g} | {label} |")]
+            ft = "-" if fte.get("rate") is None else f"{pct(fte['rate'])} ({fte['errors']}/{fte['n']})"
+            subj = " / ".join(dict.fromkeys(str(e[r]["subjects"]) for r in m["rates"]))
+            want = f"| {g} | {label} | {subj} | " + " | ".join(cell(e[r]) for r in m["rates"]) + f" | {ft} |"
+            assert line == want, (attr, g)
+            n_cells += len(m["rates"])
+        for attr, d in m["disparity"].items():   # the disparity table
+            (drow,) = [ln for ln in text.splitlines() if ln.startswith(f"| {attr} | {label} |")]
+            for rate in m["rates"]:
+                r = d.get(f"{rate}_max_min_ratio")
+                if r is None:
+                    continue
+                if r["value"] is None:
+                    assert f"undefined ({r['reason']})" in drow
+                else:
+                    want = f"{r['value']:.3g}" + (f" [{r['ci'][0]:.3g}, {r['ci'][1]:.3g}]" if r["ci"] else "")
+                    assert f"{want} ({' / '.join(r['groups'])})" in drow, (attr, rate, drow)
+    return n_cells
 
 
 def test_search_sweep_compare_through_the_cli(sweep, capsys):
@@ -101,73 +159,30 @@ def test_every_csv_number_equals_metrics_json(sweep, compared):
         assert reader.fieldnames == SEARCH_CSV_COLUMNS and reader.fieldnames != CSV_COLUMNS
         rows = list(reader)
     runs = run_dirs(sweep)
-    assert len(rows) == sum(len(expected(r)) for r in runs)
-    checked = 0
     for run in runs:
         m = metrics(run)
-        mine = [r for r in rows if Path(r["path"]) == run]
-        exp = expected(run)
-        assert [(r["attribute"], r["group"]) for r in mine] == [(a, g) for a, g, _, _ in exp]
-        for r, (_, _, e, fte) in zip(mine, exp):
+        for r in (x for x in rows if Path(x["path"]) == run):
             assert r["run"] == m["backend"]["name"]
-            assert num(r["threshold_value"]) == m["threshold"]["value"]
-            assert num(r["target_fpir"]) == m["threshold"]["target_fpir"]
-            assert num(r["achieved_fpir"]) == m["threshold"]["achieved_fpir"]
             assert num(r["gallery_size"]) == m["search"]["gallery_size"]
             assert num(r["n_mated_probes"]) == m["protocol"]["n_mated_probes"]
-            for rate in RATES:
-                x = e[rate]
-                assert num(r[rate]) == x["rate"]
-                assert (num(r[f"{rate}_errors"]), num(r[f"{rate}_n"]), num(r[f"{rate}_n_subjects"])) == \
-                    (x["errors"], x["n"], x["n_subjects"])
-                assert [num(r[f"{rate}_ci_low"]), num(r[f"{rate}_ci_high"])] == x["ci"]
-                assert [num(r[f"{rate}_ci_boot_low"]), num(r[f"{rate}_ci_boot_high"])] == (x["ci_boot"] or [None, None])
-                assert num(r[f"{rate}_upper_bound"]) == x["upper_bound"]
-                checked += 1
-            if "small_fpir" in e:
-                assert r["small_fpir"] == str(e["small_fpir"]) and r["small_fnir"] == str(e["small_fnir"])
-            assert (num(r["fte_n_images"]), num(r["fte_failed"]), num(r["fte_rate"])) == \
-                (fte.get("n_images"), fte.get("failed"), fte.get("rate"))
-    assert checked > 100
+    assert assert_csv_matches(rows, runs) > 100
 
 
 def test_every_markdown_cell_equals_metrics_json(sweep, compared):
     text = (compared / "compare.md").read_text()
     lines = text.splitlines()
     assert text.startswith("# evalkit compare: one-to-many search runs")
-    assert "![FPIR, FNIR and FNIR at rank 1 per probe group, one colour per run](compare.png)" in text
-    n_cells = 0
+    assert "![FNIR, FPIR, FNIR at rank 1 per group, one colour per run](compare.png)" in text
+    assert assert_markdown_matches(text, run_dirs(sweep), "probe ") > 100
     for run in run_dirs(sweep):
         m = metrics(run)
         label = m["backend"]["name"]
-        for attr, g, e, fte in expected(run):
-            heading = "## overall" if attr == "overall" else f"## By probe {attr}"
-            section = text.split(heading + "\n", 1)[1].split("\n## ", 1)[0]
-            (line,) = [ln for ln in section.splitlines() if ln.startswith(f"| {g} | {label} |")]
-            sf, sn = e.get("small_fpir", False), e.get("small_fnir", False)
-            ft = "-" if fte.get("rate") is None else f"{pct(fte['rate'])} ({fte['failed']}/{fte['n_images']})"
-            want = (f"| {g} | {label} | {e['fpir']['n_subjects']} / {e['fnir']['n_subjects']} | {cell(e['fpir'], sf)} | "
-                    f"{cell(e['fnir'], sn)} | {cell(e['fnir_rank1'], sn)} | {ft} |")
-            assert line == want, (attr, g)
-            n_cells += 3
-        # the runs table: threshold, split, overall FPIR and FNIR
-        (row,) = [ln for ln in lines if ln.startswith(f"| {label} | {label} | synthetic |")]
-        th, o = m["threshold"], m["search"]["overall"]
-        assert (f"global_fpir {th['value']:.6g} (target FPIR {th['target_fpir']:g}, achieved "
-                f"{pct(th['achieved_fpir'])})") in row
-        assert f"| {m['search']['gallery_size']} / {m['search']['candidates']} |" in row
-        assert f"| {cell(o['fpir'], False)} | {cell(o['fnir'], False)} |" in row
-        # the disparity table
-        for attr, d in m["search"]["disparity"].items():
-            (drow,) = [ln for ln in lines if ln.startswith(f"| {attr} | {label} |")]
-            for rate in ("fpir", "fnir"):
-                r = d[f"{rate}_max_min_ratio"]
-                if r["value"] is None:
-                    assert f"undefined ({r['reason']})" in drow
-                else:
-                    want = f"{r['value']:.3g}" + (f" [{r['ci'][0]:.3g}, {r['ci'][1]:.3g}]" if r["ci"] else "")
-                    assert f"{want} ({' / '.join(r['groups'])})" in drow, (attr, rate, drow)
-    assert n_cells > 100
+        # the runs table: threshold, split, overall rates
+        (row,) = [ln for ln in lines if ln.startswith(f"| {label} | {label} | synthetic /")]
+        th, o = m["threshold"], m["overall"]
+        assert f"(achieved FPIR {pct(th['achieved'])})" in row and th["label"] in row
+        assert f"gallery {m['search']['gallery_size']} subjects / {m['search']['candidates']} candidates" in row
+        assert f"| {cell(o['fnir'])} | {cell(o['fpir'])} | {cell(o['fnir_rank1'])} |" in row
     # the run made worse for female probes shows it, side by side with the first
     fem = [ln for ln in lines if ln.startswith("| female | synthetic-")]
     assert len(fem) == 3

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evalkit.metrics.results import estimate
 from evalkit.report import html as report_html
 from evalkit.report import plots
 
@@ -117,8 +118,7 @@ def test_report_of_lfw_run_is_self_contained_and_shows_every_item(lfw_run):
             if g in cov:
                 tot = sum(c["subjects"] for c in cov.values())
                 assert f"{g} {cov[g]['subjects']} of {tot} subjects" in page.text
-    if "disparity" not in m:
-        assert 'Not computed: metrics.json (schema evalkit.metrics/1) has no "disparity" block' in page.text
+    assert m["schema"] == "evalkit.metrics/3" and "evalkit.metrics/3" in page.text
 
 
 def test_tagged_numbers_equal_metrics_json(lfw_run):
@@ -127,17 +127,19 @@ def test_tagged_numbers_equal_metrics_json(lfw_run):
     keys = {k for k, _ in page.nums}
     for attr, groups in m["groups"].items():
         for g in groups:
-            for f in ("fnmr", "fmr", "false_nonmatches", "n_genuine", "false_matches", "n_impostor", "n_subjects"):
-                assert f"groups.{attr}.{g}.{f}" in keys
+            for rate in ("fnmr", "fmr"):
+                for f in ("rate", "errors", "n", "subjects"):
+                    assert f"groups.{attr}.{g}.{rate}.{f}" in keys
         for g in m["failures"]["by_group"][attr]:
-            assert f"failures.by_group.{attr}.{g}.rate" in keys
+            assert f"failures.by_group.{attr}.{g}.fte.rate" in keys
     for k, v in page.nums:
         assert json.loads(v) == resolve(m, k), k
-    # a null rate reads "n/a (no comparisons)", never 0
-    nulls = [(a, g) for a, gs in m["groups"].items() for g, e in gs.items() if e["fmr"] is None]
+    # a null rate reads "n/a (not estimable)", never 0
+    nulls = [(a, g) for a, gs in m["groups"].items() for g, e in gs.items() if e["fmr"]["rate"] is None]
     if nulls:
         a, g = nulls[0]
-        assert f'data-key="groups.{a}.{g}.fmr" data-value="null">n/a (no comparisons)<' in report_html.render_report(lfw_run)
+        assert (f'data-key="groups.{a}.{g}.fmr.rate" data-value="null">n/a (not estimable)<'
+                in report_html.render_report(lfw_run))
 
 
 def test_percent_format():
@@ -166,33 +168,35 @@ def test_cross_counts_match_the_group_rates_metrics_computed(lfw_run):
         assert (n == n.T).all() and (fm == fm.T).all()
         for i, g in enumerate(cx["labels"]):
             if g in groups:
-                assert n[i, i] == groups[g]["n_impostor"] and fm[i, i] == groups[g]["false_matches"]
+                assert n[i, i] == groups[g]["fmr"]["n"] and fm[i, i] == groups[g]["fmr"]["errors"]
             else:
                 assert n[i, i] == 0
         upper = np.triu(np.ones_like(n, dtype=bool), 1)
-        assert n[upper].sum() == m["mixed"][attr]["n_impostor"]
-        assert fm[upper].sum() == m["mixed"][attr]["false_matches"]
-        if "cross_fmr" in m:        # v2: metrics' own matrix, cell for cell
+        assert n[upper].sum() == m["mixed"][attr]["fmr"]["n"]
+        assert fm[upper].sum() == m["mixed"][attr]["fmr"]["errors"]
+        if "cross_fmr" in m:        # metrics' own matrix, cell for cell
             assert cx["labels"] == m["cross_fmr"][attr]["labels"]
             assert cx["n_impostor"] == m["cross_fmr"][attr]["n_impostor"]
             assert cx["false_matches"] == m["cross_fmr"][attr]["false_matches"]
 
 
-def _v2(m: dict) -> dict:
-    """metrics.json with the v2 blocks added by hand (values chosen here, not computed), to check
-    the renderer; the real v2 numbers come from the lead's summary.py."""
+def _rich(m: dict) -> dict:
+    """metrics.json with every optional block filled by hand (values chosen here, not computed), to
+    check the renderer; the real numbers come from summary.py."""
     m = copy.deepcopy(m)
-    m["schema"] = "evalkit.metrics/2"
     m["min_count"] = {"subjects": 10, "comparisons": 30}
     m["bootstrap"] = {"replicates": 200, "seed": 0, "confidence": 0.95, "unit": "subject"}
     sex = m["groups"]["sex"]
-    sex["female"].update(fnmr=0.12, small=False, small_reason=None, fnmr_ci_boot=[0.08, 0.17], fmr_ci_boot=None,
-                         eer=0.05, accuracy=0.9,
+    sex["female"]["fnmr"] = estimate(12, 100, 40, 0.95, "fnmr", ci_boot=[0.08, 0.17])
+    sex["female"]["fmr"] = sex["female"]["fmr"] | {"ci_boot": None, "ci_boot_reason": "one replicate only"}
+    sex["male"]["fnmr"] = estimate(8, 100, 9, 0.95, "fnmr", (10, 30), ci_boot=[0.05, 0.11])
+    sex["male"]["fmr"] = sex["male"]["fmr"] | {"ci_boot": [0.0, 0.01], "ci_boot_reason": None, "small": False,
+                                               "small_reason": None}
+    sex["female"].update(eer=0.05, accuracy=0.9,
                          fnmr_at_fmr={"0.1": {"fnmr": 0.04, "threshold": 0.6, "achieved_fmr": 0.1, "resolvable": True},
                                       "0.001": {"fnmr": None, "threshold": None, "achieved_fmr": None,
                                                 "resolvable": False, "reason": "12 impostors < 1/0.001"}})
-    sex["male"].update(fnmr=0.08, small=True, small_reason="9 subjects < 10", fnmr_ci_boot=[0.05, 0.11],
-                       fmr_ci_boot=[0.0, 0.01], eer=0.04, accuracy=0.93,
+    sex["male"].update(eer=0.04, accuracy=0.93,
                        fnmr_at_fmr={"0.1": {"fnmr": 0.03, "threshold": 0.62, "achieved_fmr": 0.1, "resolvable": True},
                                     "0.001": {"fnmr": 0.2, "threshold": 0.4, "achieved_fmr": 0.001, "resolvable": True}})
     m["disparity"] = {"sex": {
@@ -216,16 +220,16 @@ def _v2(m: dict) -> dict:
     return m
 
 
-def test_v2_blocks_render_with_plain_language_readings(lfw_run, tmp_path):
+def test_every_block_renders_with_plain_language_readings(lfw_run, tmp_path):
     run = copy_run(lfw_run, tmp_path / "run")
-    m = _v2(json.loads((run / "metrics.json").read_text()))
+    m = _rich(json.loads((run / "metrics.json").read_text()))
     (run / "metrics.json").write_text(json.dumps(m))
     text = report_html.write_report(run).read_text()
     page = Page(text)
     assert_self_contained(page)
     for k, v in page.nums:
         assert json.loads(v) == resolve(m, k), k
-    t = page.text
+    t = " ".join(page.text.split())   # text nodes are joined with spaces
     assert "FNMR for female is 1.31x that for male (95% CI 1.05–1.62)" in t
     assert "the highest group FNMR (female) is 1.50x the lowest (male) (95% CI 1.05–1.62)" in t
     assert "FMR max/min ratio not defined: the lowest group FMR is zero" in t
@@ -239,7 +243,7 @@ def test_v2_blocks_render_with_plain_language_readings(lfw_run, tmp_path):
     assert "Source: metrics.json cross_fmr" in t
     assert 'has no "disparity" block' not in t and 'has no "tests" block' not in t
     for key in ("disparity.sex.fnmr_ratio_to_reference.by_group.female.value", "groups.sex.male.fnmr_at_fmr.0.001.fnmr",
-                "tests.sex.fnmr.0.p_value", "intersections.sex x race.female x caucasian.fnmr"):
+                "tests.sex.fnmr.0.p_value", "intersections.sex x race.female x caucasian.fnmr.rate"):
         assert key in {k for k, _ in page.nums}, key
 
 
@@ -346,8 +350,8 @@ def test_cross_fmr_heatmap_log_scale_and_distinct_zero_cells(tmp_path):
 
 
 def test_failure_to_enrol_plot(tmp_path):
-    by_group = {"sex": {"female": {"n_images": 100, "failed": 3, "rate": 0.03, "ci": [0.006, 0.085]},
-                        "male": {"n_images": 400, "failed": 0, "rate": 0.0, "ci": [0.0, 0.009]}}}
+    by_group = {"sex": {"female": {"fte": estimate(3, 100, 50, 0.95, "fte"), "fallbacks": 0},
+                        "male": {"fte": estimate(0, 400, 200, 0.95, "fte"), "fallbacks": 0}}}
     svg = plots.save_figure(plots.failure_to_enrol_plot(by_group, "fte"), tmp_path / "f", formats=("svg",))[0].read_text()
     assert "Failure-to-enrol rate" in svg and "linear scale" in svg and "3/100" in svg and "0/400" in svg
 
@@ -356,8 +360,8 @@ def test_compare_groups_plot_several_runs(lfw_run, tmp_path):
     m = json.loads((lfw_run / "metrics.json").read_text())
     other = copy.deepcopy(m)
     for e in other["groups"]["sex"].values():
-        if e["fnmr"]:
-            e["fnmr"] = min(1.0, e["fnmr"] * 3)
+        if e["fnmr"]["rate"]:
+            e["fnmr"]["rate"] = min(1.0, e["fnmr"]["rate"] * 3)
     fig = plots.compare_groups_plot({"dlib": m, "other": other}, "sex", "fnmr")
     ax = fig.axes[0]
     assert "log scale" in ax.get_xlabel() and "FNMR" in ax.get_xlabel()

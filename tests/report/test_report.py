@@ -20,7 +20,7 @@ def metrics():
 
 def test_markdown_summary_states_counts_rates_and_label_source():
     text = markdown.render_summary(metrics())
-    assert "| f (small†) | 2 | 2 | 50.000% [" in text   # subjects, genuine, FNMR with its interval; 2 subjects: flagged
+    assert "| f (small† for FNMR and FMR) | 2 | 50.00% (1/2) [" in text   # subjects, FNMR (errors/n) [interval]; 2 subjects: flagged
     assert "mixed (sex differs)" in text and "hand-made" in text
     assert "no_face: 1" in text
 

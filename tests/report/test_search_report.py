@@ -105,11 +105,12 @@ def _metrics(run: Path) -> dict:
 
 def test_synthetic_run_has_what_the_report_needs(synthetic_run):
     """Guards the fixture: small and not-small groups, zero and non-zero rates, failures, two audits."""
-    s = _metrics(synthetic_run)["search"]
-    assert s["groups"]["race"]["eastasian"]["small_fpir"] and not s["groups"]["race"]["caucasian"]["small_fpir"]
+    m = _metrics(synthetic_run)
+    s = m["search"]
+    assert m["groups"]["race"]["eastasian"]["fpir"]["small"] and not m["groups"]["race"]["caucasian"]["fpir"]["small"]
     assert s["failed_searches"]["mated_probe_failed"] == 1 and s["failed_searches"]["mate_not_enrolled"] >= 1
-    assert len(s["audit"]) == 2 and s["overall"]["fpir"]["errors"] > 0
-    assert s["groups"]["race"]["caucasian"]["fpir"]["ci_boot"] is not None
+    assert len(s["audit"]) == 2 and m["overall"]["fpir"]["errors"] > 0
+    assert m["groups"]["race"]["caucasian"]["fpir"]["ci_boot"] is not None
 
 
 def _is_svg(p: Path) -> bool:
@@ -134,7 +135,7 @@ def test_figures_show_groups_counts_and_flags(synthetic_run):
     cmc = (synthetic_run / "cmc_race.svg").read_text()
     for g, e in s["cmc"]["groups"]["race"].items():
         if e["n"]:
-            assert f"{g} ({e['n']} searches / {e['n_subjects']} subjects" in cmc
+            assert f"{g} ({e['n']} searches / {e['subjects']} subjects" in cmc
     assert "eastasian" in cmc and re.search(r"eastasian \(\d+ searches / \d+ subjects\), small", cmc)
     assert f"all mated probes ({s['cmc']['overall']['n']} searches" in cmc
     size = (synthetic_run / "search_size_sex.svg").read_text()
@@ -158,13 +159,13 @@ def test_figure_functions_handle_zero_and_empty_groups():
     by = json.loads(json.dumps(s["by_gallery_size"]))
     g = by["groups"]["sex"]["female"]["fpir"]
     for e in g:                                 # a group with no false positive at any size
-        e.update(rate=0.0, errors=0, upper_bound=0.05, ci=[0.0, 0.05], ci_boot=[0.0, 0.0])
-    by["groups"]["sex"]["male"]["fnir"] = [dict(e, rate=None, errors=0, n=0, n_subjects=0, ci=[None, None], ci_boot=None)
+        e.update(rate=0.0, errors=0, upper=0.05, ci=[0.0, 0.05], ci_boot=[0.0, 0.0])
+    by["groups"]["sex"]["male"]["fnir"] = [dict(e, rate=None, errors=0, n=0, subjects=0, ci=None, ci_boot=None)
                                            for e in by["groups"]["sex"]["male"]["fnir"]]
     text = plots.figure_svg(plots.gallery_size_figure(by, "sex", "zeros"))
     assert "male: no mated searches" in text and "0 observed: 95% upper bound" in text
     cmc = json.loads(json.dumps(s["cmc"]))
-    cmc["groups"]["sex"]["female"].update(n=0, n_subjects=0, rate=[None] * len(cmc["ranks"]), ci_boot=None)
+    cmc["groups"]["sex"]["female"].update(n=0, subjects=0, rate=[None] * len(cmc["ranks"]), ci_boot=None)
     assert "no mated searches: female" in plots.figure_svg(plots.cmc_figure(cmc, "sex", "empty"))
     fc = json.loads(json.dumps(s["false_candidates"]["sex"]))
     fc["nonmated"]["false_candidates"] = [[0] * len(fc["candidate_labels"]) for _ in fc["probe_labels"]]
@@ -184,11 +185,11 @@ def _md_pct(x) -> str:
 
 def _md_rate(e) -> str:
     if e["rate"] is None:
-        return "n/a (no searches)"
+        return f"n/a ({e['n']} trials)"
     out = f"{_md_pct(e['rate'])} ({e['errors']}/{e['n']})"
     if e["ci_boot"]:
         out += f" [{_md_pct(e['ci_boot'][0])}, {_md_pct(e['ci_boot'][1])}]"
-    elif e["ci"][0] is not None:
+    elif e["ci"] is not None:
         out += f" [{_md_pct(e['ci'][0])}, {_md_pct(e['ci'][1])}] exact"
     return out
 
@@ -201,15 +202,15 @@ def test_summary_has_every_group_rate_with_its_interval(synthetic_run):
     rows = {line.split(" | ")[0].lstrip("| ").split(" (small")[0]: line for line in text.splitlines() if line.startswith("| ")}
     for attr in ATTRS:
         assert f"## By probe {attr}" in text
-        for g, e in s["groups"][attr].items():
+        for g, e in m["groups"][attr].items():
             line = next(ln for ln in text.split(f"## By probe {attr}\n", 1)[1].splitlines() if ln.startswith(f"| {g}"))
             for r in ("fpir", "fnir", "fnir_rank1"):
                 assert _md_rate(e[r]) in line, (attr, g, r, line)
-            if e["small_fpir"] or e["small_fnir"]:
+            if e["fpir"]["small"] or e["fnir"]["small"]:
                 assert "small†" in line
             if e["fpir"]["rate"] == 0:
-                assert f"95% upper bound {_md_pct(e['fpir']['upper_bound'])}" in line
-    assert _md_rate(s["overall"]["fpir"]) in rows["**all probes**"]
+                assert f"95% upper bound {_md_pct(e['fpir']['upper'])}" in line
+    assert _md_rate(m["overall"]["fpir"]) in rows["**all**"]
     # the header, the threshold and the split counts
     pr, th = m["protocol"], m["threshold"]
     for needle in (f"{pr['n_enrolled_subjects']} enrolled subjects", f"{pr['n_mated_probes']} mated probes",
@@ -244,14 +245,15 @@ def test_summary_disparity_reads_value_interval_or_reason(synthetic_run):
     text = (synthetic_run / "summary.md").read_text()
     for attr in ATTRS:
         for rate in ("fpir", "fnir"):
-            d = m["search"]["disparity"][attr][f"{rate}_max_min_ratio"]
-            name = rate.upper()
+            name = f"{rate}_max_min_ratio"
+            d = m["disparity"][attr][name]
+            section = text.split("## Disparity summaries\n", 1)[1].split(f"### {attr}\n", 1)[1].split("\n### ", 1)[0]
             if d["value"] is None:
-                assert f"{name} max/min ratio: undefined ({d['reason']})" in text
+                assert f"| {name} | n/a |  | {d['reason']} |" in section
             elif d["ci"]:
-                assert f"{name} max/min ratio: **{d['value']:.2f}** (95% CI {d['ci'][0]:.2f}–{d['ci'][1]:.2f})" in text
+                assert f"| {name} | {d['value']:.3g} | {d['ci'][0]:.3g}–{d['ci'][1]:.3g} |" in section
             else:
-                assert f"{name} max/min ratio: **{d['value']:.2f}** (no interval: " in text
+                assert f"| {name} | {d['value']:.3g} |  | no interval: " in section
 
 
 # --------------------------------------------------------------------------- report.html
@@ -266,13 +268,13 @@ def test_search_report_numbers_equal_metrics_json(synthetic_run):
     for k, v in page.nums:
         assert json.loads(v) == resolve(m, k), k
     for attr in ATTRS:
-        for g in s["groups"][attr]:
+        for g in m["groups"][attr]:
             for r in ("fpir", "fnir", "fnir_rank1"):
-                for f in ("rate", "errors", "n"):
-                    assert f"search.groups.{attr}.{g}.{r}.{f}" in keys
-        for g, e in s["groups"][attr].items():
+                for f in ("rate", "errors", "n", "subjects"):
+                    assert f"groups.{attr}.{g}.{r}.{f}" in keys
+        for g, e in m["groups"][attr].items():
             if e["fpir"]["ci_boot"]:
-                assert f"search.groups.{attr}.{g}.fpir.ci_boot" in keys
+                assert f"groups.{attr}.{g}.fpir.ci_boot" in keys
         for j in range(len(s["by_gallery_size"]["sizes"])):
             assert f"search.by_gallery_size.groups.{attr}.female.fpir.{j}.rate" in keys or attr != "sex"
     for j in range(len(s["by_gallery_size"]["sizes"])):
@@ -280,8 +282,8 @@ def test_search_report_numbers_equal_metrics_json(synthetic_run):
         assert f"search.by_gallery_size.overall.fnir.{j}.rate" in keys
     for i in range(len(s["audit"])):
         assert f"search.audit.{i}.overall.fpir.rate" in keys and f"search.audit.{i}.threshold" in keys
-    for k in ("search.overall.fpir.rate", "search.overall.fnir.rate", "threshold.value", "threshold.achieved_fpir",
-              "search.cmc.overall.rate.0", "failures.images.rate", "search.failed_searches.mated_probe_failed"):
+    for k in ("overall.fpir.rate", "overall.fnir.rate", "threshold.value", "threshold.achieved",
+              "search.cmc.overall.rate.0", "failures.images.fte.rate", "search.failed_searches.mated_probe_failed"):
         assert k in keys, k
 
 
@@ -360,8 +362,8 @@ def test_real_search_run_folder_is_readable(lfw_search_run):
     m = _metrics(lfw_search_run)
     assert m["protocol"]["kind"] == "search"
     text = (lfw_search_run / "summary.md").read_text()
-    for attr in m["search"]["groups"]:
-        for g, e in m["search"]["groups"][attr].items():
+    for attr in m["groups"]:
+        for g, e in m["groups"][attr].items():
             assert _md_rate(e["fpir"]) in text and _md_rate(e["fnir"]) in text, (attr, g)
         for stem in STEMS:
             assert _is_svg(lfw_search_run / f"{stem}_{attr}.svg"), (stem, attr)
