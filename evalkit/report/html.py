@@ -352,6 +352,11 @@ def _kv_table(caption: str, items, code: bool = False) -> str:
     return f'<div class="tablewrap"><table class="kv"><caption>{caption}</caption><tbody>{rows}</tbody></table></div>'
 
 
+def _backend_sub(be: dict) -> str:
+    """The header's backend note: "euclidean distance", or a scoring backend's direction."""
+    return backend_scores_text(be) if be.get("score_direction") else f"{be.get('distance')} distance"
+
+
 def _threshold_text(m: dict) -> str:
     th = m.get("threshold", {})
     rate = RATE_LABELS.get(th.get("rate") or "fmr", "FMR")
@@ -823,7 +828,7 @@ def render_report(run_dir: str | Path) -> str:
     what = f"one-to-many search ({esc(pr.get('name'))})" if search else esc(pr.get("name"))
     body = [f"<header><h1>{esc(title)}</h1>"
             f'<p class="sub">{esc(ds.get("name"))} · {what} · backend {esc(be.get("name"))} '
-            f'({esc(backend_scores_text(be))}) · failure policy {esc(m.get("failure_policy"))} · '
+            f'({esc(_backend_sub(be))}) · failure policy {esc(m.get("failure_policy"))} · '
             f'{esc(m.get("schema"))}</p>'
             '<nav aria-label="Sections">' + "".join(f'<a href="#{a}">{t}</a>' for a, t in NAV[kind]) + "</nav></header>"]
     names = " and ".join(RATE_LABELS[r] for r in results.run_rates(m) if r != "fnir_rank1")
