@@ -442,7 +442,6 @@ def validate(cfg: Any, backend_class: type | None = None) -> None:
     if not 0 < cfg.threshold.target_fmr <= 1:
         raise ConfigError(f"threshold.target_fmr must be in (0, 1], got {cfg.threshold.target_fmr}")
     one_of(cfg.failure_policy, ("nonmatch", "exclude"), "failure_policy")
-    one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
     _registered(DATASETS, cfg.dataset, "kind", "dataset")
     if backend_class is None:
         _registered(BACKENDS, cfg.backend, "family", "backend")
@@ -457,6 +456,12 @@ def validate(cfg: Any, backend_class: type | None = None) -> None:
         from .backends import backend_class as _backend_class
 
         backend_class = _backend_class(cfg.backend)
+    if getattr(backend_class, "kind", "embedding") == "scoring":   # scores, not embeddings (evalkit.black_box)
+        from .black_box import validate_run
+
+        validate_run(cfg)
+    else:
+        one_of(cfg.backend.distance, ("euclidean", "euclidean_l2", "cosine", "chi2"), "backend.distance")
     validate_backend = getattr(backend_class, "validate_config", None)
     if validate_backend is not None:
         validate_backend(cfg.backend)

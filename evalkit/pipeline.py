@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from . import black_box
 from . import config as config_mod
 from . import preflight, runfolder
 from .data import dataset_files, load_dataset
@@ -45,6 +46,9 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
     preflight.check_config(cfg)
     protocol = build_protocol(cfg.protocol, backend_class=bcls)
     shard.check_stage(cfg, protocol)
+    # a scoring backend (a service, a score file: evalkit.black_box) is built first, so its
+    # credentials and files are checked before any work
+    scorer = black_box.build(cfg) if black_box.is_scoring_class(bcls) else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -52,6 +56,8 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
 
     # dataset -> samples table -> the protocol's plan (every check before any embedding)
     samples = load_dataset(cfg.dataset)
+    if scorer is not None and hasattr(scorer, "bind"):
+        scorer.bind(samples.ids)
     protocol.check(cfg, samples)
     plan = protocol.plan(cfg, samples)
     preflight.check_data(cfg, plan.used_samples, getattr(plan, "pairs", None))   # data shape, before embedding
@@ -60,31 +66,46 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
     if stage == "embed":
         return shard.embed_stage(cfg, samples, plan, out, _extract_options(cfg, bcls, backend))
 
-    # backend -> embeddings of the planned rows (cached), failures recorded per image
-    t = time.perf_counter()
-    emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], out, bcls, backend)
-    timings["embed"] = time.perf_counter() - t
-    log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
+    if scorer is not None:   # the service / score file scores the plan itself (no embeddings)
+        t = time.perf_counter()
+        box = black_box.BlackBox(scorer, plan.rows, samples)
+        output = protocol.score(cfg, plan, box)
+        emb, stats, fingerprint = box.result, box.stats, box.fingerprint
+        timings["score"] = time.perf_counter() - t
+    else:
+        # backend -> embeddings of the planned rows (cached), failures recorded per image
+        t = time.perf_counter()
+        emb, stats, fingerprint = _embed(cfg, [samples.paths[i] for i in plan.rows], out, bcls, backend)
+        timings["embed"] = time.perf_counter() - t
+        log.info("embeddings: %d from cache, %d computed, failures %s", stats.from_cache, stats.computed, stats.failures)
 
-    # scores (or counts, or candidate lists)
-    t = time.perf_counter()
-    embedded = Embedded(plan.rows, emb, len(samples), fingerprint)
-    if stage == "score":
-        return shard.score_stage(cfg, protocol, plan, embedded, out)
-    output = (shard.merge_stage(cfg, protocol, plan, embedded) if stage == "merge"
-              else protocol.score(cfg, plan, embedded))
-    timings["score"] = time.perf_counter() - t
+        # scores (or counts, or candidate lists)
+        t = time.perf_counter()
+        embedded = Embedded(plan.rows, emb, len(samples), fingerprint)
+        if stage == "score":
+            return shard.score_stage(cfg, protocol, plan, embedded, out)
+        output = (shard.merge_stage(cfg, protocol, plan, embedded) if stage == "merge"
+                  else protocol.score(cfg, plan, embedded))
+        timings["score"] = time.perf_counter() - t
 
     # metrics: pure functions on what was scored
     t = time.perf_counter()
     context = RunContext(cfg, samples, plan, emb, fingerprint)
+    if scorer is not None:
+        context.extra["score_direction"] = scorer.score_direction
     metrics = protocol.summarise(cfg, plan, output, context)
+    if scorer is not None:
+        metrics = black_box.declare(metrics, scorer)
     context.metrics = metrics
     timings["metrics"] = time.perf_counter() - t
 
     # run folder
     t = time.perf_counter()
     protocol.write(out, plan, output, context)
+    if scorer is not None:   # thresholds in the backend's own units from here on (scoring_base.present_metrics)
+        from .backends.scoring_base import present_metrics
+
+        metrics = present_metrics(metrics, scorer.score_direction)
     _finish(cfg, out, metrics, plan.used_samples, emb, stats, fingerprint, timings, t)
     return metrics
 

@@ -181,3 +181,6 @@ BACKENDS.register("deepface", "evalkit.backends.deepface_backend:DeepFaceBackend
 BACKENDS.register("facenet", "evalkit.backends.facenet:FaceNetBackend", schema="evalkit.config:FaceNetBackendConfig")
 BACKENDS.register("onnx", "evalkit.backends.onnx_backend:OnnxBackend", schema="evalkit.config:OnnxBackendConfig")
 BACKENDS.register("lbph", "evalkit.backends.lbph:LBPHBackend", schema="evalkit.config:LBPHBackendConfig")
+# scoring backends: scores, not embeddings (evalkit.backends.scoring_base); schemas in their own files
+BACKENDS.register("rekognition", "evalkit.backends.rekognition:RekognitionBackend")
+BACKENDS.register("scores", "evalkit.backends.score_file:ScoreFileBackend")

@@ -171,7 +171,12 @@ class Protocol:
         self.backend_class = backend_class
 
     def threshold_value(self, cfg):
-        """The fixed threshold: threshold.value, or the backend's own default when asked."""
+        """The fixed threshold: threshold.value, or the backend's own default when asked (a
+        scoring backend's value is in its own units: evalkit.black_box turns it around)."""
+        if getattr(self.backend_class, "kind", None) == "scoring":
+            from ..black_box import threshold_value
+
+            return threshold_value(cfg, self.backend_class)
         return fixed_threshold(cfg, self.backend_class)
 
     def backend_default_threshold(self, cfg):

@@ -61,6 +61,9 @@ class PairProtocol(Protocol):
         return PairPlan(samples, rows, pairs, cal)
 
     def score(self, cfg, plan: PairPlan, embedded: Embedded) -> PairOutput:
+        if getattr(embedded, "kind", None) == "scoring":   # a black-box scoring backend (evalkit.black_box)
+            table, calibration = calibration_split(cfg, plan.samples, embedded.score_table(plan.pairs), None, None, None)
+            return PairOutput(table, calibration)
         # pairs index the embedded rows directly (no samples-sized copy of the matrix: 867 MB for
         # LBPH's 16,384-d histograms over all of LFW); pair_distances works within a byte budget
         vec = embedded.matrix()
@@ -105,9 +108,15 @@ class PairProtocol(Protocol):
         return metrics
 
     def write(self, out_dir: Path, plan: PairPlan, output: PairOutput, context: RunContext) -> None:
-        output.table.write_csv(Path(out_dir) / "scores.csv")
+        direction = context.extra.get("score_direction")   # set for a scoring backend (evalkit.black_box)
+        if direction is None:
+            output.table.write_csv(Path(out_dir) / "scores.csv")
+        else:   # scores.csv in the backend's own units
+            from ..black_box import present_table
+
+            present_table(output.table, direction).write_csv(Path(out_dir) / "scores.csv")
         if context.cfg.det_plot:
-            det_plots(Path(out_dir), output.table, context.metrics, context.cfg)
+            det_plots(Path(out_dir), output.table, context.metrics, context.cfg, direction)
 
 
 def calibration_split(cfg, samples: Samples, table: ScoreTable, cal_pairs: Pairs | None, score, ok):
@@ -143,10 +152,17 @@ def calibration_split(cfg, samples: Samples, table: ScoreTable, cal_pairs: Pairs
     return table, {"source": source, "impostor": imp, "n_genuine": int((keep & cal.mated).sum()), "extra": extra}
 
 
-def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
-    """Per attribute: each group's DET curve and its genuine/impostor score distributions."""
+def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg, direction: str | None = None) -> None:
+    """Per attribute: each group's DET curve and its genuine/impostor score distributions (a
+    scoring backend's ``direction``: the distributions in its own units, thresholds ``metrics``'
+    internal ones)."""
     from ..pipeline import figure_formats
     from ..report import plots
+
+    sign = -1.0 if direction == "similarity" else 1.0
+    xlabel = (f"{cfg.backend.distance} distance (lower = more alike; linear scale)" if direction is None else
+              f"{cfg.backend.name} {direction} ({'higher' if direction == 'similarity' else 'lower'} = more alike; "
+              "linear scale)")
 
     scores, keep = apply_failure_policy(table.distance, table.failed, cfg.failure_policy)
     th = metrics["threshold"]
@@ -162,11 +178,12 @@ def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg) -> None:
             m = same & (ga == g)
             gen, imp = scores[m & table.mated], scores[m & ~table.mated]
             curves[str(g)] = (gen, imp)
-            finite[str(g)] = (gen[np.isfinite(gen)], imp[np.isfinite(imp)])
+            finite[str(g)] = (sign * gen[np.isfinite(gen)], sign * imp[np.isfinite(imp)])
             failed[str(g)] = int((m & table.failed).sum())
         plots.det_plot(curves, out / f"det_{attr}", f"{metrics['experiment']}: DET by {attr}",
                        threshold=thr, min_count=2, formats=figure_formats(cfg))
+        shown = thr if sign > 0 or thr is None else (
+            {g: sign * v for g, v in thr.items()} if isinstance(thr, dict) else sign * thr)
         plots.save_figure(plots.score_distribution_plot(
-            finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=thr,
-            xlabel=f"{cfg.backend.distance} distance (lower = more alike; linear scale)", failed=failed), out / f"scores_{attr}",
-            figure_formats(cfg))
+            finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=shown,
+            xlabel=xlabel, failed=failed), out / f"scores_{attr}", figure_formats(cfg))

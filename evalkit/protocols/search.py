@@ -94,6 +94,10 @@ class SearchProtocol(Protocol):
         """The vendor thresholds a search run audits: protocol.audit_thresholds, plus the
         backend's own default (Backend.default_threshold: DeepFace's table for its model) when
         protocol.audit_deepface_default is set and the backend has one for this distance."""
+        if getattr(self.backend_class, "kind", None) == "scoring":   # its own units and documented points
+            from ..black_box import audit_thresholds
+
+            return audit_thresholds(cfg, self.backend_class)
         out = [{"threshold": float(v), "source": "given (protocol.audit_thresholds)"} for v in cfg.protocol.audit_thresholds]
         if cfg.protocol.audit_deepface_default:
             try:
@@ -107,6 +111,8 @@ class SearchProtocol(Protocol):
 
     def _engine_args(self, cfg, plan: SearchPlan, embedded: Embedded) -> tuple[tuple, dict]:
         split, p = plan.split, cfg.protocol
+        if getattr(embedded, "kind", None) == "scoring":   # the service returns the candidate lists (evalkit.black_box)
+            return embedded.search(split, int(p.candidates), int(p.gallery_images_per_subject))
         vec, ok = embedded.matrix(), embedded.ok
         gi, pi = embedded.positions(split.gallery), embedded.positions(split.probes)
         return ((vec[pi], vec[gi], split.gallery_column, split.probe_mate),
@@ -158,13 +164,17 @@ class SearchProtocol(Protocol):
             **context.statistics_options())
 
     def write(self, out_dir: Path, plan: SearchPlan, output, context: RunContext) -> None:
-        write_search_table(Path(out_dir) / "search.csv", plan.samples, plan.split, output)
+        write_search_table(Path(out_dir) / "search.csv", plan.samples, plan.split, output,
+                           context.extra.get("score_direction", "distance"))
 
 
-def write_search_table(path: Path, samples: Samples, split, res) -> None:
+def write_search_table(path: Path, samples: Samples, split, res, direction: str = "distance") -> None:
     """search.csv: one row per probe: who it is, its mate's score and rank, its best non-mate
-    score (full gallery) and the nearest candidates; enough to recompute every rate."""
+    score (full gallery) and the nearest candidates; enough to recompute every rate. Scores are
+    in the backend's own units (a similarity backend's "no candidate" is -inf)."""
     from ..metrics.search import NO_RANK
+
+    sign = -1.0 if direction == "similarity" else 1.0
 
     enrolled = split.enrolled
     with open(path, "w", newline="") as fh:
@@ -176,8 +186,8 @@ def write_search_table(path: Path, samples: Samples, split, res) -> None:
             rk = int(res.rank[i, -1])
             top = res.top_column[i, 0]
             w.writerow([samples.ids[row], samples.subjects[row], int(mated), int(res.probe_ok[i]),
-                        repr(float(res.mate_score[i])) if mated else "",
+                        repr(sign * float(res.mate_score[i])) if mated else "",
                         ("" if not mated else ("inf" if rk == NO_RANK else rk)),
-                        repr(float(res.best_nonmate[i, -1])), enrolled[top] if top >= 0 else "",
-                        repr(float(res.top_score[i, 0])) if top >= 0 else "",
+                        repr(sign * float(res.best_nonmate[i, -1])), enrolled[top] if top >= 0 else "",
+                        repr(sign * float(res.top_score[i, 0])) if top >= 0 else "",
                         *[samples.attributes[a][row] for a in samples.attribute_names]])

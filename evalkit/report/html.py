@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends.scoring_base import backend_scores_text, direction_of, words
 from ..labels import SPECIAL_LABELS as LABEL_GROUPS
 from ..metrics import results
 from ..metrics.results import RATE_LABELS, RATE_UNITS
@@ -63,7 +64,7 @@ def _load(run_dir: Path) -> tuple[dict, dict]:
     return m, rec
 
 
-def read_scores(path: Path, failure_policy: str = "nonmatch") -> dict | None:
+def read_scores(path: Path, failure_policy: str = "nonmatch", direction: str = "distance") -> dict | None:
     """scores.csv -> {score, mated, failed, groups: attr -> (labels a, labels b)} as arrays, with
     the failure policy applied as metrics do: failed comparisons are +inf (nonmatch) or dropped
     (exclude). None when the file is absent."""
@@ -76,7 +77,9 @@ def read_scores(path: Path, failure_policy: str = "nonmatch") -> dict | None:
     if len(t) == 0:
         return None
     failed, mated, groups = t.failed, t.mated, t.groups
-    score, keep = apply_failure_policy(np.where(failed, math.inf, t.distance), failed, failure_policy)
+    # distance-oriented like the rates: a similarity run's scores are negated (backends/scoring_base.py)
+    score = np.where(failed, math.inf, words(direction)["sign"] * t.distance)
+    score, keep = apply_failure_policy(score, failed, failure_policy)
     return {"score": score[keep], "mated": mated[keep], "failed": failed[keep],
             "groups": {a: (ga[keep], gb[keep]) for a, (ga, gb) in groups.items()}}
 
@@ -370,12 +373,17 @@ def _kv_table(caption: str, items, code: bool = False) -> str:
     return f'<div class="tablewrap"><table class="kv"><caption>{caption}</caption><tbody>{rows}</tbody></table></div>'
 
 
+def _backend_sub(be: dict) -> str:
+    """The header's backend note: "euclidean distance", or a scoring backend's direction."""
+    return backend_scores_text(be) if be.get("score_direction") else f"{be.get('distance')} distance"
+
+
 def _threshold_text(m: dict) -> str:
     th = m.get("threshold", {})
     rate = RATE_LABELS.get(th.get("rate") or "fmr", "FMR")
     parts = []
     if th.get("value") is not None:
-        parts.append("distance " + num("threshold.value", th["value"], f"{th['value']:.6g}"))
+        parts.append(words(direction_of(m))["kind"] + " " + num("threshold.value", th["value"], f"{th['value']:.6g}"))
     if th.get("label"):
         parts.append(esc(th["label"]))
     if th.get("achieved") is not None:
@@ -399,7 +407,7 @@ def _provenance_section(m: dict, rec: dict) -> str:
          f"({esc(pr.get('n_gallery_images'))} gallery images), {esc(pr.get('n_mated_probes'))} mated and "
          f"{esc(pr.get('n_nonmated_probes'))} non-mated probes, {esc(pr.get('n_comparisons'))} probe-image scores, "
          f"split seed {esc(pr.get('seed'))}"),
-        ("Backend", f"{esc(be.get('name'))} (family {esc(be.get('family'))}), distance {esc(be.get('distance'))}"),
+        ("Backend", f"{esc(be.get('name'))} (family {esc(be.get('family'))}), {esc(backend_scores_text(be))}"),
         ("Threshold policy", f"{esc(th.get('policy'))}: {_threshold_text(m)}"),
         ("Failure policy", esc(m.get("failure_policy"))),
         ("metrics.json schema", esc(m.get("schema"))),
@@ -523,8 +531,8 @@ def _caveats_section(m: dict) -> str:
     th = m.get("threshold", {})
     if th.get("resolvable") is False:
         items.append(f"<li><b>Threshold:</b> the target {RATE_LABELS.get(th.get('rate'), 'rate')} is below 1/(number of "
-                     "trials it was set on); it cannot be resolved on this data and the threshold sits below every "
-                     "score it was set on.</li>")
+                     f"trials it was set on); it cannot be resolved on this data and {words(direction_of(m))['beyond_set']}."
+                     "</li>")
     if th.get("policy") == "per_group_fmr":
         items.append("<li><b>Per-group thresholds:</b> each group has its own threshold (BFW style). FMR is equalised by "
                      "construction; the disparity moves into FNMR. This is not the one-threshold deployment view.</li>")
@@ -726,9 +734,13 @@ def _figures_section(m: dict, run_dir: Path, scores, figs: _Figures) -> str:
     out = ['<section id="figures"><h2>Figures</h2>']
     exp = m.get("experiment", "")
     distance = _get(m, "backend", "distance") or "distance"
+    w = words(direction_of(m))
+    sign = w["sign"]   # thresholds in metrics.json are in the backend's units; read_scores' are distance-oriented
     for attr in m.get("groups", {}):
         out.append(f"<h3>By {esc(attr)}</h3>")
-        thr = _threshold_for(m, attr)
+        shown = _threshold_for(m, attr)
+        thr = shown if sign > 0 or shown is None else (
+            {g: None if v is None else sign * v for g, v in shown.items()} if isinstance(shown, dict) else sign * shown)
         # DET
         det = _pipeline_svg(run_dir, f"det_{attr}")
         if det is not None:
@@ -747,9 +759,11 @@ def _figures_section(m: dict, run_dir: Path, scores, figs: _Figures) -> str:
         if dist is None and scores() is not None:
             curves = _within(scores(), attr)
             failed = {g: int(np.sum(~np.isfinite(np.concatenate(v)))) for g, v in curves.items()}
+            curves = {g: tuple(sign * x for x in v) for g, v in curves.items()}
+            xlabel = (f"{distance.capitalize()} distance (lower = more similar; linear scale)" if sign > 0 and
+                      not _get(m, "backend", "score_direction") else f"{w['kind'].capitalize()} ({w['alike']}; linear scale)")
             dist = plots.figure_svg(plots.score_distribution_plot(
-                curves, f"{exp}: score distributions by {attr}", threshold=thr,
-                xlabel=f"{distance.capitalize()} distance (lower = more similar; linear scale)", failed=failed))
+                curves, f"{exp}: score distributions by {attr}", threshold=shown, xlabel=xlabel, failed=failed))
         if dist is not None:
             tnote = ("dashed line: the operating threshold" if thr is not None else
                      "no threshold line: the per-group thresholds of another attribute vary within these groups")
@@ -817,8 +831,8 @@ def _intro(m: dict) -> str:
             f"{num('protocol.n_nonmated_subjects', pr.get('n_nonmated_subjects'))} people enrolled nowhere; "
             f"candidate list {num('search.candidates', s.get('candidates'))}; split seed {esc(pr.get('seed'))}.</p>"
             f"<p>Threshold: {_threshold_text(m)}. <b>FPIR</b>: the share of non-mated searches that return at least one "
-            "candidate at a distance at or below the threshold. <b>FNIR</b>: the share of mated searches whose mate is not "
-            "returned in the candidate list at or below the threshold; <b>FNIR rank 1</b>: the mate is not the nearest "
+            f"candidate {words(direction_of(m))['at_or']}. <b>FNIR</b>: the share of mated searches whose mate is not "
+            f"returned in the candidate list {words(direction_of(m))['side']} the threshold; <b>FNIR rank 1</b>: the mate is not the nearest "
             "enrolled subject (no threshold). NIST FRVT/FRTE 1:N definitions (NISTIR 8271). A search belongs to its "
             "probe's group. Each rate shows the errors and searches behind it.</p>")
 
@@ -834,7 +848,8 @@ def render_report(run_dir: str | Path) -> str:
     m = _in_dataset_order(m)
     kind = results.run_kind(m)
     search = kind == results.SEARCH
-    scores = functools.cache(lambda: read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch")))
+    scores = functools.cache(lambda: read_scores(run_dir / "scores.csv", m.get("failure_policy", "nonmatch"),
+                                                 direction_of(m)))
     conf = _get(rec, "config", "confidence") or _get(m, "bootstrap", "confidence") or 0.95
     figs = _Figures()
     ds, pr, be = m.get("dataset", {}), m.get("protocol", {}), m.get("backend", {})
@@ -842,7 +857,7 @@ def render_report(run_dir: str | Path) -> str:
     what = f"one-to-many search ({esc(pr.get('name'))})" if search else esc(pr.get("name"))
     body = [f"<header><h1>{esc(title)}</h1>"
             f'<p class="sub">{esc(ds.get("name"))} · {what} · backend {esc(be.get("name"))} '
-            f'({esc(be.get("distance"))} distance) · failure policy {esc(m.get("failure_policy"))} · '
+            f'({esc(_backend_sub(be))}) · failure policy {esc(m.get("failure_policy"))} · '
             f'{esc(m.get("schema"))}</p>'
             '<nav aria-label="Sections">' + "".join(f'<a href="#{a}">{t}</a>' for a, t in NAV[kind]) + "</nav></header>"]
     names = " and ".join(RATE_LABELS[r] for r in results.run_rates(m) if r != "fnir_rank1")

@@ -9,6 +9,7 @@ false candidates and audits for search) follow.
 
 from __future__ import annotations
 
+from ..backends.scoring_base import backend_scores_text, direction_of, words
 from ..metrics import results
 from ..metrics.results import RATE_LABELS
 from .html import pct as spct   # a rate as the HTML report shows it
@@ -74,13 +75,14 @@ def _group_table(m: dict, groups: dict, fails: dict | None, overall: dict | None
 
 def _threshold_lines(m: dict) -> list[str]:
     th = m["threshold"]
+    w = words(direction_of(m))   # a scoring backend's scores may be similarities (backends/scoring_base.py)
     rate = RATE_LABELS.get(th.get("rate") or "fmr", "FMR")
     units = "impostor comparisons" if th.get("rate") != "fpir" else "non-mated searches"
     if th["policy"] in ("global_fmr", "global_fpir"):
         note = "" if th["resolvable"] else (
             f" The target is below 1/{th['n']} {units}: it cannot be resolved on this data; "
-            "the threshold sits below every score it was set on.")
-        return [f"- Threshold: **{th['value']:.6g}** (distance): {th['label']} (achieved {rate} "
+            f"{w['beyond_set']}.")
+        return [f"- Threshold: **{th['value']:.6g}** ({w['kind']}): {th['label']} (achieved {rate} "
                 f"{th['achieved']:.3g}).{note}"]
     if th["policy"] == "per_group_fmr":
         per = next(iter(th["per_group"].values()))
@@ -91,7 +93,7 @@ def _threshold_lines(m: dict) -> list[str]:
                 "construction, so read the disparity in FNMR."]
     if th["policy"] == "calibrated":
         c = th["calibration"]
-        return [f"- Threshold: **{th['value']:.6g}** (distance), set at FMR {th['target']:g} on "
+        return [f"- Threshold: **{th['value']:.6g}** ({w['kind']}), set at FMR {th['target']:g} on "
                 f"{c['source']} ({c['n_impostor']} impostors) and applied unchanged here "
                 f"(FMR over this run's impostors {th['achieved']:.3g})."]
     if th["policy"] == "from_run":   # threshold=from_run (evalkit.metrics.carried)
@@ -146,9 +148,10 @@ def _rates_note(m: dict) -> str:
     b = m.get("bootstrap")
     if results.run_kind(m) == results.SEARCH:
         s = m["search"]
+        w = words(direction_of(m))
         what = ("FPIR: the share of non-mated searches (the person is not enrolled) returning at least one candidate "
-                "at a distance <= the threshold. FNIR: the share of mated searches whose mate is not returned within "
-                f"the top {s['candidates']} at a distance <= the threshold; FNIR at rank 1: the mate is not the "
+                f"{w['at']}. FNIR: the share of mated searches whose mate is not returned within "
+                f"the top {s['candidates']} {w['at']}; FNIR at rank 1: the mate is not the "
                 "nearest enrolled subject (no threshold). NIST FRVT/FRTE 1:N definitions (NISTIR 8271). Groups are "
                 f"the probe's group. Rates are at the full {s['gallery_size']}-subject gallery, with ")
         unit = "probe-subject"
@@ -370,7 +373,7 @@ def render_summary(m: dict) -> str:
              f"- Dataset: **{ds['name']}**, {ds['n_samples']} images of {ds['n_subjects']} subjects used by the protocol.",
              _protocol_line(m),
              f"- Backend: **{be['name']}** ({be['family']}; {be['fingerprint'].get('model', '')}, detector "
-             f"{be['fingerprint'].get('detector', '?')}), distance {be['distance']}.",
+             f"{be['fingerprint'].get('detector', '?')}), {backend_scores_text(be)}.",
              *_threshold_lines(m), *_failures_line(m)]
     if "lfw_accuracy" in m:
         a = m["lfw_accuracy"]

@@ -1,0 +1,1 @@
+"""Local stand-ins for services evalkit can only call (no network, no account)."""
