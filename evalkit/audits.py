@@ -20,6 +20,7 @@ import logging
 import numpy as np
 
 from .data.samples import DatasetError, Samples
+from .preflight import intersections
 
 log = logging.getLogger("evalkit")
 
@@ -63,7 +64,7 @@ def _fte_by_group(image_failures, image_notes, groups: dict, subjects, cfg, inte
 
 
 def summarise_impostor(cfg, table, *, header: dict, image_failures, image_notes, image_groups, carried=None,
-                       threshold_value=None, n_multi: int = 0, image_subjects=None) -> dict:
+                       threshold_value=None, n_multi: int = 0, image_subjects=None, samples=None) -> dict:
     """metrics.json (schema 3) of an impostor-only run from its score table (no genuine comparison):
     every group entry is ``{"fmr": RateEstimate, "fnmr": not measurable}``."""
     from .metrics import results, summary, thresholds
@@ -83,7 +84,7 @@ def summarise_impostor(cfg, table, *, header: dict, image_failures, image_notes,
     match = s <= t
     groups = {a: (ga[keep], gb[keep]) for a, (ga, gb) in table.groups.items()}
     mc = (cfg.min_count.subjects, cfg.min_count.comparisons)
-    combos = [list(c) for c in cfg.intersections]
+    combos = intersections(cfg, samples) if samples is not None else [list(c) for c in (cfg.get("intersections") or [])]
     r = impostor_only_summary(match, table.subject_a[keep], table.subject_b[keep], groups, cfg.confidence,
                               min_count=mc, intersections=combos)
     fails = _fte_by_group(image_failures, image_notes, image_groups, image_subjects, cfg, combos)
@@ -116,7 +117,7 @@ def summarise_enrolment(cfg, samples: Samples, *, header: dict, image_failures, 
     from .metrics.impostor_only import ENROLMENT_SCOPE, enrolment_summary
 
     mc = (cfg.min_count.subjects, cfg.min_count.comparisons)
-    combos = [list(c) for c in cfg.intersections]
+    combos = intersections(cfg, samples)   # given, or every pair of the dataset's categorical attributes
     r = enrolment_summary(image_failures, samples.subjects, samples.attributes, cfg.confidence, min_count=mc,
                           intersections=combos)
     fails = _fte_by_group(image_failures, image_notes, samples.attributes, samples.subjects, cfg, combos)

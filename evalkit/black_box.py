@@ -49,7 +49,13 @@ def build(cfg):
     from .backends import backend_class
     from .config import backend_options
 
-    backend = backend_class(cfg.backend)(**backend_options(cfg.backend))
+    from .backends.base import IMAGE_LIMIT_KEYS
+
+    # the image caps (backend.max_image_bytes / max_image_pixels) bound what evalkit decodes; a
+    # scoring backend sends bytes or reads a score file, and the service's own size errors are
+    # recorded failures
+    opts = {k: v for k, v in backend_options(cfg.backend).items() if k not in IMAGE_LIMIT_KEYS}
+    backend = backend_class(cfg.backend)(**opts)
     backend.check_ready()
     return backend
 

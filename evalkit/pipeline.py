@@ -60,7 +60,8 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
         scorer.bind(samples.ids)
     protocol.check(cfg, samples)
     plan = protocol.plan(cfg, samples)
-    preflight.check_data(cfg, plan.used_samples, getattr(plan, "pairs", None))   # data shape, before embedding
+    preflight.check_data(cfg, plan.used_samples, getattr(plan, "pairs", None),
+                         getattr(protocol, "needs_genuine", True))   # data shape, before embedding
     timings["load"] = time.perf_counter() - t
     stage = cfg.get("stage", "run")    # a cluster job's piece of the run (evalkit/shard.py)
     if stage == "embed":

@@ -69,9 +69,10 @@ def check_config(cfg) -> None:
                               "threshold.value=<distance>") from None
 
 
-def check_data(cfg, samples, pairs=None) -> None:
+def check_data(cfg, samples, pairs=None, needs_genuine: bool = True) -> None:
     """Data shape against the config: attributes named by the config exist; the protocol's pairs
-    (when given) hold genuine and impostor comparisons."""
+    (when given) hold genuine (unless the protocol measures FMR alone: ``needs_genuine`` False,
+    protocol=impostor) and impostor comparisons."""
     have = samples.attribute_names
     att = cfg.threshold.get("attribute")
     if cfg.threshold.policy == "per_group_fmr" and att and att not in have:
@@ -85,12 +86,13 @@ def check_data(cfg, samples, pairs=None) -> None:
             raise _unknown_attribute("reference", name, have)
     if pairs is not None:
         n_gen, n_imp = int(pairs.mated.sum()), int((~pairs.mated).sum())
-        if n_gen == 0 or n_imp == 0:
+        if (n_gen == 0 and needs_genuine) or n_imp == 0:
             _, counts = np.unique(samples.subjects, return_counts=True)
-            if n_gen == 0:
+            if n_gen == 0 and needs_genuine:
                 why = (f"no genuine (same-person) comparison: each of the {len(counts):,} subjects has one image"
                        if counts.max() == 1 else "no genuine (same-person) comparison")
-                fix = "FNMR needs subjects with at least two images each"
+                fix = ("FNMR needs subjects with at least two images each (protocol=impostor audits FMR alone "
+                       "on such data)")
             else:
                 why = f"no impostor comparison: the dataset has {len(counts)} subject(s)"
                 fix = "FMR needs at least two subjects"
@@ -104,7 +106,7 @@ def check_data(cfg, samples, pairs=None) -> None:
                                f"{counts.max()} image(s) each; it needs two subjects and one with two images")
 
 
-def check(cfg, samples, pairs=None) -> None:
+def check(cfg, samples, pairs=None, needs_genuine: bool = True) -> None:
     """Every check above; the pipeline calls this once, before embedding."""
     check_config(cfg)
-    check_data(cfg, samples, pairs)
+    check_data(cfg, samples, pairs, needs_genuine)

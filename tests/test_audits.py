@@ -58,7 +58,7 @@ def test_impostor_only_run(impostor_run, lfw_samples):
     assert "What this data can and cannot show" in md and "FNMR is reported as not measurable" in md
     html = (out / "report.html").read_text()
     assert 'id="scope"' in html and "Cannot show" in html and "not measurable" in html
-    assert (out / "cross_fmr_sex.png").is_file()
+    assert (out / "cross_fmr_sex.svg").is_file()   # figures are SVG unless report.formats asks for more
 
 
 def test_impostor_only_check_and_compare(impostor_run, tmp_path, capsys):
@@ -152,7 +152,8 @@ def test_threshold_from_run(impostor_run, lfw_run, tmp_path):
     fx, _, _ = impostor_run
     src = json.loads((lfw_run / "metrics.json").read_text())
     base = ["dataset=csv", f"dataset.path={fx.root / 'faces.csv'}", "dataset.name=oneshot", "protocol=impostor",
-            "progress=false", "det_plot=false", "threshold=from_run", f"threshold.run={lfw_run}"]
+            "progress=false", "det_plot=false", "threshold=from_run", f"threshold.run={lfw_run}",
+            "backend.multiple_faces=central"]   # the source LFW run used LFW's own face rule (the centred face)
     m = run(compose_config(base), tmp_path / "run")
     th = m["threshold"]
     assert th["policy"] == "from_run" and th["value"] == src["threshold"]["value"]

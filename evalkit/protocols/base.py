@@ -164,6 +164,9 @@ class Protocol:
     #: its config dataclass (a subclass of evalkit.config.ProtocolConfig), stored in Hydra's
     #: ConfigStore as ``protocol/base_<name>``
     config_schema: ClassVar[type | None] = None
+    #: False for a protocol that measures FMR alone (impostor only): pairs without a genuine
+    #: comparison are then not refused before embedding (evalkit.preflight.check_data)
+    needs_genuine: ClassVar[bool] = True
 
     def __init__(self, backend_class: type | None = None):
         #: the backend class of the run (None: resolved from cfg.backend when needed); it

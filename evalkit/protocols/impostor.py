@@ -23,6 +23,7 @@ class ImpostorPlan(Plan):
 
 class ImpostorProtocol(Protocol):
     name = "impostor"
+    needs_genuine = False   # one image per subject: FMR alone, FNMR reported as not measurable
     config_schema = ImpostorProtocolConfig
 
     def validate(self, cfg) -> None:
@@ -55,7 +56,7 @@ class ImpostorProtocol(Protocol):
                                   image_groups=plan.used_samples.attributes,
                                   carried=carried_source(cfg, context.fingerprint),
                                   threshold_value=self.threshold_value(cfg), n_multi=plan.n_multi,
-                                  image_subjects=plan.used_samples.subjects)
+                                  image_subjects=plan.used_samples.subjects, samples=plan.used_samples)
 
     def write(self, out_dir: Path, plan: ImpostorPlan, output, context: RunContext) -> None:
         output.write_csv(Path(out_dir) / "scores.csv")

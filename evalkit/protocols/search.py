@@ -111,8 +111,9 @@ class SearchProtocol(Protocol):
 
     def _engine_args(self, cfg, plan: SearchPlan, embedded: Embedded) -> tuple[tuple, dict]:
         split, p = plan.split, cfg.protocol
-        if getattr(embedded, "kind", None) == "scoring":   # the service returns the candidate lists (evalkit.black_box)
-            return embedded.search(split, int(p.candidates), int(p.gallery_images_per_subject))
+        if getattr(embedded, "kind", None) == "scoring":
+            raise ValueError("a scoring backend's searches are made by the service itself: sharded search "
+                             "scoring (stage=score / merge) needs an embedding backend")
         vec, ok = embedded.matrix(), embedded.ok
         gi, pi = embedded.positions(split.gallery), embedded.positions(split.probes)
         return ((vec[pi], vec[gi], split.gallery_column, split.probe_mate),
@@ -122,6 +123,9 @@ class SearchProtocol(Protocol):
     def score(self, cfg, plan: SearchPlan, embedded: Embedded):
         from ..metrics.search import search
 
+        if getattr(embedded, "kind", None) == "scoring":   # the service returns the candidate lists (evalkit.black_box)
+            p = cfg.protocol
+            return embedded.search(plan.split, int(p.candidates), int(p.gallery_images_per_subject))
         args, kw = self._engine_args(cfg, plan, embedded)
         res = search(*args, device=cfg.protocol.get("device", "cpu"), **kw)
         log.info("search: %d probes x %d gallery images in %.2f s", res.n_probes, len(plan.split.gallery), res.seconds)

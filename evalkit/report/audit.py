@@ -106,9 +106,9 @@ def render_enrolment_summary(m: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_enrolment_report(run_dir: str | Path, m: dict, rec: dict) -> str:
-    from .html import page
-
+def render_enrolment_report(run_dir: str | Path, m: dict, rec: dict, page) -> str:
+    """The enrolment-only report page; ``page(title, body)`` is html.page, passed in so that this
+    module does not import html (html imports it: report/ stays free of import cycles)."""
     run_dir = Path(run_dir)
     ds, be = m["dataset"], m["backend"]
     fp = be.get("fingerprint") or {}

@@ -844,7 +844,7 @@ def render_report(run_dir: str | Path) -> str:
     if (m.get("protocol") or {}).get("kind") == "enrolment":   # enrolment only (evalkit/report/audit.py)
         from .audit import render_enrolment_report
 
-        return render_enrolment_report(run_dir, m, rec)
+        return render_enrolment_report(run_dir, m, rec, page)
     m = _in_dataset_order(m)
     kind = results.run_kind(m)
     search = kind == results.SEARCH

@@ -380,10 +380,10 @@ def test_per_subject_rule():
 
 def test_csv_per_subject_column(tmp_path):
     p = tmp_path / "t.csv"
-    p.write_text("path,subject,sex,age\na.jpg,alice,female,34\nb.jpg,alice,,35\nc.jpg,bob,male,40\nd.jpg,bob,female,41\n")
+    p.write_text("path,subject,sex,age\na.jpg,alice,female,17\nb.jpg,alice,,25\nc.jpg,bob,male,40\nd.jpg,bob,female,61\n")
     s = load_csv_dataset(p, per_subject=["sex"])
     assert s.attributes["sex"].tolist() == ["female", "female", CONFLICT, CONFLICT]
-    assert s.attributes["age"].tolist() == ["34", "35", "40", "41"]
+    assert s.attributes["age"].tolist() == ["<18", "18-29", "30-44", ">=60"]   # per image (default age bands)
     assert "per subject" in s.label_sources["sex"] and "per image" in s.label_sources["age"]
     per_image = load_csv_dataset(p)
     assert per_image.attributes["sex"].tolist() == ["female", UNLABELLED, "male", "female"]
