@@ -151,6 +151,33 @@ def where(path: Path, lineno: int) -> str:
     return f"{path}, line {lineno}"
 
 
+def csv_rows(path: Path, columns: Iterable[str], *, skipinitialspace: bool = False, field_hint: str = ""):
+    """The data rows of a label CSV with a header, as ``(lineno, get)`` where ``get(column)`` is
+    that row's stripped cell: the header must hold ``columns`` (else an error naming what it has),
+    blank rows are skipped, a row with another number of fields and any csv parse error stop with
+    the file and line (``field_hint`` is added to the field-count message)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, skipinitialspace=skipinitialspace)
+        try:
+            header = [h.strip() for h in next(reader, [])]
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise DatasetError(f"{where(path, 1)}: lacks column(s) {missing}; columns found: {header}")
+            col = {c: i for i, c in enumerate(header)}
+            for row in reader:
+                lineno = reader.line_num
+                if not any(c.strip() for c in row):
+                    continue
+                if len(row) != len(header):
+                    raise DatasetError(f"{where(path, lineno)}: {len(row)} fields, the header has {len(header)}"
+                                       + (f" {field_hint}" if field_hint else ""))
+                yield lineno, (lambda c, row=row: row[col[c]].strip())
+        except csv.Error as e:
+            raise DatasetError(f"{where(path, reader.line_num)}: {e}") from None
+
+
 def read_lines(path: str | os.PathLike, what: str = "annotation file") -> list[tuple[int, str]]:
     """(1-based line number, line without its end-of-line) of every non-blank line of a UTF-8
     text file (a BOM and CRLF line ends are accepted; leading/trailing spaces are kept).

@@ -22,14 +22,13 @@ can be measured (``protocol=enrolment``).
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from evalkit.config import DatasetConfig
-from evalkit.data.adapters import DatasetInfo, found_files, map_code, resolve_root, where
+from evalkit.data.adapters import DatasetInfo, csv_rows, found_files, map_code, resolve_root, where
 from evalkit.data.base import Dataset
 from evalkit.data.samples import DatasetError, Samples
 
@@ -97,30 +96,14 @@ def read_labels(path: Path, mangled: str = "repair") -> tuple[list[dict], int]:
     if not path.is_file():
         raise DatasetError(f"FairFace label file not found: {path}")
     rows, repaired = [], 0
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise DatasetError(f"{where(path, 1)}: lacks column(s) {missing}; columns found: {header}")
-            col = {c: i for i, c in enumerate(header)}
-            for row in reader:
-                lineno = reader.line_num
-                if not any(c.strip() for c in row):
-                    continue
-                if len(row) != len(header):
-                    raise DatasetError(f"{where(path, lineno)}: {len(row)} fields, the header has {len(header)}")
-                get = lambda c: row[col[c]].strip()  # noqa: E731
-                if not get("file"):
-                    raise DatasetError(f"{where(path, lineno)}: empty 'file'")
-                age, fixed = age_bin(get("age"), mangled, path, lineno)
-                repaired += fixed
-                rows.append({"file": get("file"), "age": age, "lineno": lineno,
-                             "sex": map_code(path, lineno, "gender", get("gender"), GENDER),
-                             "race": map_code(path, lineno, "race", get("race"), RACE)})
-        except csv.Error as e:
-            raise DatasetError(f"{where(path, reader.line_num)}: {e}") from None
+    for lineno, get in csv_rows(path, COLUMNS):
+        if not get("file"):
+            raise DatasetError(f"{where(path, lineno)}: empty 'file'")
+        age, fixed = age_bin(get("age"), mangled, path, lineno)
+        repaired += fixed
+        rows.append({"file": get("file"), "age": age, "lineno": lineno,
+                     "sex": map_code(path, lineno, "gender", get("gender"), GENDER),
+                     "race": map_code(path, lineno, "race", get("race"), RACE)})
     return rows, repaired
 
 

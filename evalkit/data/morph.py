@@ -15,14 +15,13 @@ banded at ``dataset.age_bands``.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from evalkit.config import DatasetConfig
-from evalkit.data.adapters import DatasetInfo, found_files, level_note, map_code, per_subject, resolve_root, where
+from evalkit.data.adapters import DatasetInfo, csv_rows, found_files, level_note, map_code, per_subject, resolve_root, where
 from evalkit.data.csv_table import _check_edges, band_label, band_labels
 from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples
@@ -74,37 +73,21 @@ def load_morph(root, csv_name: str = CSV_FILE, age_bands=(18, 30, 45, 60)) -> Sa
     labels = band_labels(edges)
     ids, paths, subjects, races, sexes, ages = [], [], [], [], [], []
     seen: dict[str, int] = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise DatasetError(f"{where(path, 1)}: lacks column(s) {missing}; columns found: {header}")
-            col = {c: i for i, c in enumerate(header)}
-            for row in reader:
-                lineno = reader.line_num
-                if not any(c.strip() for c in row):
-                    continue
-                if len(row) != len(header):
-                    raise DatasetError(f"{where(path, lineno)}: {len(row)} fields, the header has {len(header)}")
-                get = lambda c: row[col[c]].strip()  # noqa: E731
-                photo, ident, age = get("photo"), get("id_num"), get("age")
-                if not photo or not ident:
-                    raise DatasetError(f"{where(path, lineno)}: empty id_num or photo")
-                if photo in seen:
-                    raise DatasetError(f"{where(path, lineno)}: photo {photo!r} already listed on line {seen[photo]}")
-                seen[photo] = lineno
-                if age and not age.isdigit():
-                    raise DatasetError(f"{where(path, lineno)}: age must be an integer, got {age!r}")
-                ids.append(photo.rsplit(".", 1)[0])
-                paths.append(str(root / photo))
-                subjects.append(ident)
-                races.append(map_code(path, lineno, "race", get("race"), RACE))
-                sexes.append(map_code(path, lineno, "gender", get("gender"), GENDER))
-                ages.append(band_label(int(age), edges, labels) if age else UNLABELLED)
-        except csv.Error as e:
-            raise DatasetError(f"{where(path, reader.line_num)}: {e}") from None
+    for lineno, get in csv_rows(path, COLUMNS):
+        photo, ident, age = get("photo"), get("id_num"), get("age")
+        if not photo or not ident:
+            raise DatasetError(f"{where(path, lineno)}: empty id_num or photo")
+        if photo in seen:
+            raise DatasetError(f"{where(path, lineno)}: photo {photo!r} already listed on line {seen[photo]}")
+        seen[photo] = lineno
+        if age and not age.isdigit():
+            raise DatasetError(f"{where(path, lineno)}: age must be an integer, got {age!r}")
+        ids.append(photo.rsplit(".", 1)[0])
+        paths.append(str(root / photo))
+        subjects.append(ident)
+        races.append(map_code(path, lineno, "race", get("race"), RACE))
+        sexes.append(map_code(path, lineno, "gender", get("gender"), GENDER))
+        ages.append(band_label(int(age), edges, labels) if age else UNLABELLED)
     if not ids:
         raise DatasetError(f"{path} has a header but no rows")
     subj = np.asarray(subjects)

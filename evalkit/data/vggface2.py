@@ -14,7 +14,6 @@ double quotes (some contain commas), ``Flag`` 1 for the training set and 0 for t
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.config import DatasetConfig
-from evalkit.data.adapters import DatasetInfo, found_files, map_code, resolve_root, where
+from evalkit.data.adapters import DatasetInfo, csv_rows, found_files, map_code, resolve_root, where
 from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples
 
@@ -70,35 +69,18 @@ def read_meta(path: Path) -> dict[str, dict]:
     if not path.is_file():
         raise DatasetError(f"VGGFace2 identity file not found: {path}")
     out: dict[str, dict] = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh, skipinitialspace=True)
-        try:
-            header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in META_COLUMNS if c not in header]
-            if missing:
-                raise DatasetError(f"{where(path, 1)}: lacks column(s) {missing}; columns found: {header}")
-            col = {c: i for i, c in enumerate(header)}
-            for row in reader:
-                lineno = reader.line_num
-                if not any(c.strip() for c in row):
-                    continue
-                if len(row) != len(header):
-                    raise DatasetError(f"{where(path, lineno)}: {len(row)} fields, the header has {len(header)} "
-                                       "(a name with a comma must be in double quotes)")
-                get = lambda c: row[col[c]].strip()  # noqa: E731
-                cid = get("Class_ID")
-                if not _CLASS_RE.match(cid):
-                    raise DatasetError(f"{where(path, lineno)}: Class_ID must look like 'n000001', got {cid!r}")
-                if cid in out:
-                    raise DatasetError(f"{where(path, lineno)}: Class_ID {cid!r} listed twice")
-                if not get("Sample_Num").isdigit():
-                    raise DatasetError(f"{where(path, lineno)}: Sample_Num must be an integer, got {get('Sample_Num')!r}")
-                flag = map_code(path, lineno, "Flag", get("Flag"), {"0": "0", "1": "1"})
-                sex = map_code(path, lineno, "Gender", get("Gender"), GENDER)
-                out[cid] = {"name": get("Name"), "sample_num": int(get("Sample_Num")), "flag": flag, "sex": sex,
-                            "lineno": lineno}
-        except csv.Error as e:
-            raise DatasetError(f"{where(path, reader.line_num)}: {e}") from None
+    for lineno, get in csv_rows(path, META_COLUMNS, skipinitialspace=True, field_hint='(a name with a comma must be in double quotes)'):
+        cid = get("Class_ID")
+        if not _CLASS_RE.match(cid):
+            raise DatasetError(f"{where(path, lineno)}: Class_ID must look like 'n000001', got {cid!r}")
+        if cid in out:
+            raise DatasetError(f"{where(path, lineno)}: Class_ID {cid!r} listed twice")
+        if not get("Sample_Num").isdigit():
+            raise DatasetError(f"{where(path, lineno)}: Sample_Num must be an integer, got {get('Sample_Num')!r}")
+        flag = map_code(path, lineno, "Flag", get("Flag"), {"0": "0", "1": "1"})
+        sex = map_code(path, lineno, "Gender", get("Gender"), GENDER)
+        out[cid] = {"name": get("Name"), "sample_num": int(get("Sample_Num")), "flag": flag, "sex": sex,
+                    "lineno": lineno}
     return out
 
 
