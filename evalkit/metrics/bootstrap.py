@@ -639,6 +639,16 @@ def _pair_diffs(x):
     return x[..., i] - x[..., j]
 
 
+def _weighted_span(fam, weights) -> tuple[float, float]:
+    """sum_w w * (largest lower, largest upper) bound over each rate's family of pairwise bounds
+    (log_range and range_ share it)."""
+    lo = hi = 0.0
+    for w, (l, h) in zip(weights, fam):
+        la, ha = _named_bounds(l, h)
+        lo, hi = lo + w * la.max(), hi + w * ha.max()
+    return lo, hi
+
+
 def _named_bounds(lo, hi):
     """Bounds on |d| from lo <= d <= hi, keeping the data's order: the lower bound is that of the
     difference in the direction observed (negative when the order could be the other way round),
@@ -748,10 +758,7 @@ class SummaryIntervals:
         fam = self._family([self._part(r, "logpairs") for r in rates], what)
         if isinstance(fam, Interval):
             return fam
-        lo = hi = 0.0
-        for w, (l, h) in zip(weights, fam):
-            la, ha = _named_bounds(l, h)
-            lo, hi = lo + w * la.max(), hi + w * ha.max()
+        lo, hi = _weighted_span(fam, weights)
         return self._iv(math.exp(lo), math.exp(hi), what)
 
     def range_(self, rates, weights=None, what="the max-min difference"):
@@ -760,10 +767,7 @@ class SummaryIntervals:
         fam = self._family([self._part(r, "pairs") for r in rates], what)
         if isinstance(fam, Interval):
             return fam
-        lo = hi = 0.0
-        for w, (l, h) in zip(weights, fam):
-            la, ha = _named_bounds(l, h)
-            lo, hi = lo + w * la.max(), hi + w * ha.max()
+        lo, hi = _weighted_span(fam, weights)
         return self._iv(lo, hi, what)
 
     def fdr(self, alpha):
