@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from .backends import build_backend
-from .backends.base import MISSING_FILE, UNCACHED_REASONS, EmbeddingResult, fingerprint_key, render_detail, stack_vectors
+from .backends.base import MISSING_FILE, UNCACHED_REASONS, EmbeddingResult, fingerprint_key, render_detail
 from .hashing import NotARegularFile, file_sha256
 
 _WORKER_BACKEND = None
@@ -111,6 +111,21 @@ def _read_shard(path: Path) -> dict:
     return arrays
 
 
+def _read_index(path: Path) -> dict:
+    """A shard's keys, failure and detail arrays (not its vectors), checked for equal lengths:
+    what the cache index needs. The vectors and the checksum are read by ``_read_shard`` when a
+    run needs the shard's vectors."""
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in ("keys", "vectors", "failure", "detail") if k not in z.files]
+        if missing:
+            raise ValueError(f"missing arrays {missing}")
+        arrays = {k: z[k] for k in ("keys", "failure", "detail")}
+    n = len(arrays["keys"])
+    if any(len(arrays[k]) != n for k in ("failure", "detail")):
+        raise ValueError("arrays of different lengths")
+    return arrays
+
+
 class EmbeddingCache:
     """Shards of embeddings for one backend fingerprint, safe for many concurrent writers.
 
@@ -123,6 +138,14 @@ class EmbeddingCache:
     removes. A shard that cannot be read or fails its checksum (copied half, damaged) is skipped,
     its images recomputed. The same image embedded by two jobs appears in two shards with the same
     result (same fingerprint); the first shard read wins.
+
+    Memory: the cache holds an index (key -> shard, row, failure, detail), never the vectors.
+    Vectors are read shard by shard, checked against the shard's checksum, straight into the
+    caller's matrix (``read_into``), so a run holds one copy of its embeddings whatever the width
+    and however many other images the folder holds (LBPH's 16,384-d histograms of LFW: 505 MB
+    once, not twice). A shard whose index reads but whose vectors or checksum do not is found
+    then: it is added to ``skipped_shards`` and its entries fall back to another shard holding
+    the same image, or are absent (recomputed).
     """
 
     def __init__(self, root: str | os.PathLike, backend_name: str, fingerprint: dict):
@@ -131,39 +154,113 @@ class EmbeddingCache:
         fp_file = self.dir / "fingerprint.json"
         if not fp_file.exists():
             _atomic_write_bytes(fp_file, json.dumps(fingerprint, indent=2, sort_keys=True).encode())
-        self._entries: dict[str, tuple[np.ndarray | None, str | None, str]] = {}
+        self._shards: list[Path] = []
+        # key -> [(shard number, row, failure or None, detail), ...]: first one wins, later ones
+        # are copies of the same image in other shards (used if the first shard proves damaged)
+        self._index: dict[str, list[tuple[int, int, str | None, str]]] = {}
+        self._bad: set[int] = set()
+        self._memo: tuple[int, np.ndarray] | None = None   # the last shard's vectors (for get)
         self._seen: set[str] = set()
         self.skipped_shards: list[str] = []
         self.refresh()
 
     def refresh(self) -> int:
-        """Read the shards written since the last look (by this or any other process); returns
+        """Index the shards written since the last look (by this or any other process); returns
         how many entries were added."""
-        before = len(self._entries)
+        before = len(self._index)
         for shard in sorted(self.dir.glob("part-*.npz")):
             if shard.name in self._seen:
                 continue
             self._seen.add(shard.name)
             try:
-                z = _read_shard(shard)
+                z = _read_index(shard)
             except Exception:  # damaged or foreign file: ignore, its images are recomputed
                 self.skipped_shards.append(shard.name)
                 continue
-            for k, v, f, d in zip(z["keys"], z["vectors"], z["failure"], z["detail"]):
-                self._entries.setdefault(str(k), (None if f else v, str(f) or None, str(d)))
-        return len(self._entries) - before
+            self._add(shard, z["keys"].tolist(), z["failure"].tolist(), z["detail"].tolist())
+        return len(self._index) - before
+
+    def _add(self, shard: Path, keys, failures, details) -> None:
+        no = len(self._shards)
+        self._shards.append(shard)
+        for row, (k, f, d) in enumerate(zip(keys, failures, details)):
+            self._index.setdefault(str(k), []).append((no, row, str(f) or None, str(d)))
+
+    def _drop_shard(self, no: int) -> None:
+        """A shard whose vectors or checksum proved bad: forget it, fall back to other copies."""
+        self._bad.add(no)
+        self.skipped_shards.append(self._shards[no].name)
+        for k in [k for k, locs in self._index.items() if any(loc[0] == no for loc in locs)]:
+            locs = [loc for loc in self._index[k] if loc[0] != no]
+            if locs:
+                self._index[k] = locs
+            else:
+                del self._index[k]
+
+    def _vectors(self, no: int) -> np.ndarray | None:
+        """The vectors of shard ``no``, checked in full (checksum), or None if it is damaged."""
+        if self._memo is not None and self._memo[0] == no:
+            return self._memo[1]
+        try:
+            vecs = _read_shard(self._shards[no])["vectors"]
+        except Exception:
+            self._drop_shard(no)
+            return None
+        self._memo = (no, vecs)
+        return vecs
 
     def get(self, key: str):
-        return self._entries.get(key)
+        """(vector or None, failure or None, detail) of one cached image, or None if absent.
+        Reads the image's shard (one shard is remembered): for a few keys; runs use
+        ``read_into``."""
+        while key in self._index:
+            no, row, f, d = self._index[key][0]
+            if f:
+                return None, f, d
+            vecs = self._vectors(no)
+            if vecs is not None:
+                return vecs[row], None, d
+        return None
+
+    def keys(self) -> list[str]:
+        return list(self._index)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._entries
+        return key in self._index
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._index)
+
+    def read_into(self, wanted: dict[str, list[int]], target) -> dict[str, tuple[str | None, str]]:
+        """Copy the cached vectors of ``wanted`` (key -> output rows) into the matrix that
+        ``target(dim)`` returns, one shard at a time. Returns key -> (failure or None, detail) for
+        every key found; keys not returned are not in the cache (or only in damaged shards)."""
+        found: dict[str, tuple[str | None, str]] = {}
+        pending = {k: rows for k, rows in wanted.items() if k in self._index}
+        while pending:
+            by_shard: dict[int, list[tuple[str, int]]] = {}
+            for k in pending:
+                no, row, f, d = self._index[k][0]
+                if f:
+                    found[k] = (f, d)
+                else:
+                    by_shard.setdefault(no, []).append((k, row))
+            retry: dict[str, list[int]] = {}
+            for no, items in by_shard.items():
+                vecs = self._vectors(no)
+                if vecs is None:    # damaged: its keys fall back to other copies, if any
+                    retry.update({k: pending[k] for k, _ in items if k in self._index})
+                    continue
+                mat = target(vecs.shape[1])
+                for k, row in items:
+                    mat[pending[k]] = vecs[row]
+                    found[k] = (None, self._index[k][0][3])
+            self._memo = None
+            pending = retry
+        return found
 
     def write(self, keys: list[str], vectors: np.ndarray, failures: list, details: list) -> None:
-        """Persist one shard atomically and remember its entries."""
+        """Persist one shard atomically and index its entries."""
         keep = [i for i, f in enumerate(failures) if f not in UNCACHED_REASONS]   # retried next run
         if not keep:
             return
@@ -177,9 +274,9 @@ class EmbeddingCache:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         _atomic_write_bytes(final, buf.getvalue())
-        self._seen.add(final.name)
-        for k, v, f, d in zip(keys, arrays["vectors"], arrays["failure"], arrays["detail"]):
-            self._entries.setdefault(k, (None if f else v, str(f) or None, str(d)))
+        if final.name not in self._seen:
+            self._seen.add(final.name)
+            self._add(final, keys, arrays["failure"].tolist(), arrays["detail"].tolist())
 
 
 def _atomic_write_bytes(final: Path, data: bytes) -> None:
@@ -392,34 +489,44 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
 
     n = len(paths)
     keys = [image_key(p) for p in paths]
-    vectors: list[np.ndarray | None] = [None] * n
     failures: list[str | None] = [None] * n
     details: list[str] = [""] * n
     stats = ExtractionStats(n_images=n, workers=workers)
+    # one (n, d) float32 matrix, filled in place from the cache's shards and the backend's
+    # results: the run never holds a second copy of its embeddings (rows that fail stay NaN)
+    out: list[np.ndarray] = []
 
-    todo_by_key: dict[str, list[int]] = {}
+    def target(dim: int) -> np.ndarray:
+        if not out:
+            out.append(np.full((n, dim), np.nan, dtype=np.float32))
+        elif out[0].shape[1] != dim:
+            raise ValueError(f"embeddings of different widths ({out[0].shape[1]} and {dim}) for one backend "
+                             f"fingerprint: the cache folder {cache.dir} is inconsistent; remove it")
+        return out[0]
+
+    wanted: dict[str, list[int]] = {}
     for i, (p, k) in enumerate(zip(paths, keys)):
         if k is None:
             failures[i], details[i] = MISSING_FILE, p
-            continue
-        hit = cache.get(k)
-        if hit is not None:
-            vectors[i], failures[i], details[i] = hit[0], hit[1], render_detail(hit[2])
-            stats.from_cache += 1
         else:
-            todo_by_key.setdefault(k, []).append(i)
+            wanted.setdefault(k, []).append(i)
 
+    def from_cache(want: dict[str, list[int]]) -> None:
+        for k, (f, d) in cache.read_into(want, target).items():
+            for i in want.pop(k):
+                failures[i], details[i] = f, render_detail(d)
+                stats.from_cache += 1
+
+    from_cache(wanted)
+    todo_by_key = wanted          # what the cache did not have
     if todo_by_key and not embed_missing:
         cache.refresh()    # other jobs may have written since this process first looked
-        for k in [k for k in todo_by_key if k in cache]:
-            for i in todo_by_key.pop(k):
-                vectors[i], failures[i], details[i] = cache.get(k)
-                stats.from_cache += 1
+        from_cache(todo_by_key)
         if todo_by_key:
             missing = [paths[i] for idx in todo_by_key.values() for i in idx]
             raise MissingEmbeddings(f"{len(missing)} of {n} images are not in the embedding cache {cache.dir} "
                                     f"(first: {missing[0]})", missing)
-    todo_keys = list(todo_by_key)  # identical images (same bytes) are embedded once
+    todo_keys = sorted(todo_by_key, key=lambda k: todo_by_key[k][0])  # input order; same bytes embedded once
     todo_paths = [paths[todo_by_key[k][0]] for k in todo_keys]
     stats.computed = len(todo_keys)
 
@@ -441,8 +548,10 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
 
         def consume(chunk_idx, result: EmbeddingResult):
             for j, ti in enumerate(chunk_idx):
-                for i in todo_by_key[todo_keys[ti]]:
-                    vectors[i] = None if result.failures[j] else result.vectors[j]
+                rows = todo_by_key[todo_keys[ti]]
+                if not result.failures[j]:
+                    target(result.vectors.shape[1])[rows] = result.vectors[j]
+                for i in rows:
                     failures[i] = result.failures[j]
                     details[i] = result.details[j]
             pending_keys.extend(todo_keys[ti] for ti in chunk_idx)
@@ -473,7 +582,7 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
             stats.failures[f] = stats.failures.get(f, 0) + 1
         elif d:
             stats.notes[d] = stats.notes.get(d, 0) + 1
-    mat = stack_vectors(vectors)
+    mat = out[0] if out else np.full((n, 0), np.nan, dtype=np.float32)
     stats.seconds = time.perf_counter() - t0
     return EmbeddingResult(mat, failures, details, keys), stats, fingerprint
 

@@ -113,7 +113,7 @@ def test_concurrent_writers_and_a_sigkilled_one_lose_nothing(tmp_path):
     while any(p.poll() is None for p, _ in procs):
         c = embeddings.EmbeddingCache(tmp_path / "cache", "fake", FP)
         assert not c.skipped_shards
-        sample = list(c._entries)[:: max(1, len(c) // 50)]
+        sample = c.keys()[:: max(1, len(c) // 50)]
         _check_entries(c, sample)
         reads += 1
     assert reads >= 1
@@ -132,11 +132,11 @@ def test_concurrent_writers_and_a_sigkilled_one_lose_nothing(tmp_path):
     assert not cache.skipped_shards                       # no partial file is ever a part-*.npz
     _check_entries(cache, [f"img-{i:06d}" for i in range(6000)])
     # the killed loop writer's finished shards are all there and intact
-    loop_keys = [k for k in cache._entries if int(k.split("-")[1]) >= 10_000]
+    loop_keys = [k for k in cache.keys() if int(k.split("-")[1]) >= 10_000]
     assert len(loop_keys) >= 800 and len(loop_keys) % 400 == 0
     _check_entries(cache, loop_keys)
     # the two writers killed inside a write left only temporary files, none of their entries
-    assert not any(6000 <= int(k.split("-")[1]) < 6200 for k in cache._entries)
+    assert not any(6000 <= int(k.split("-")[1]) < 6200 for k in cache.keys())
     tmps = list(folder.glob(".tmp-*"))
     assert len(tmps) >= 2
     info = embeddings.describe_folder(folder, verify=True)
@@ -161,8 +161,12 @@ def test_damaged_shards_are_skipped_and_reported(tmp_path, capsys):
     arrays["vectors"][2, 5] += 1                                               # one changed value
     np.savez(cache.dir / "part-flipped.npz", **arrays)                         # a valid zip, wrong checksum
     reread = embeddings.EmbeddingCache(tmp_path, "fake", FP)
-    assert sorted(reread.skipped_shards) == ["part-flipped.npz", "part-truncated.npz"]
+    # the half copy is not even a zip: skipped when the folder is indexed; the flipped one's index
+    # reads, and the good shard (read first) serves every key, so its vectors are never needed
+    assert reread.skipped_shards == ["part-truncated.npz"]
     assert len(reread) == 6
+    _check_entries(reread, keys)
+    assert reread.skipped_shards == ["part-truncated.npz"]
     info = embeddings.describe_folder(cache.dir, verify=True)
     assert len(info["bad_shards"]) == 2 and any("checksum mismatch" in b for b in info["bad_shards"])
     assert embeddings.cache_main(["--root", str(tmp_path), "--verify"]) == 1
@@ -179,3 +183,26 @@ def test_cache_command_lists_entries_size_and_fingerprint(tmp_path, capsys):
     assert f"fake-{cache.dir.name.rsplit('-', 1)[1]}" in out
     assert "3 entries (failures: no_face 1); 1 shards" in out and '"model": "concurrency-test"' in out
     assert embeddings.cache_main(["--root", str(tmp_path), "nomatch"]) == 1
+
+
+def test_a_shard_damaged_after_indexing_is_skipped_and_its_images_recomputed(tmp_path):
+    """The checksum is checked when a shard's vectors are read (the index reads keys only): a
+    shard whose vectors changed on disk is then skipped, its images fall back to another copy or
+    are absent, and ``extract`` recomputes them instead of serving the changed values."""
+    cache = embeddings.EmbeddingCache(tmp_path, "fake", FP)
+    keys = [f"img-{i:06d}" for i in range(1, 7)]
+    cache.write(keys[:3], np.stack([_vec(k) for k in keys[:3]]), [None] * 3, [""] * 3)
+    cache.write(keys[3:], np.stack([_vec(k) for k in keys[3:]]), [None] * 3, [""] * 3)
+    shard = next(p for p in cache.dir.glob("part-*.npz")
+                 if "img-000004" in np.load(p, allow_pickle=False)["keys"].tolist())
+    reread = embeddings.EmbeddingCache(tmp_path, "fake", FP)
+    assert len(reread) == 6 and not reread.skipped_shards
+    with np.load(shard, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["vectors"][1, 3] += 1
+    np.savez(shard, **arrays)                       # damaged after the index was read
+    out = np.full((6, DIM), np.nan, np.float32)
+    found = reread.read_into({k: [i] for i, k in enumerate(keys)}, lambda dim: out)
+    assert sorted(found) == keys[:3] and reread.skipped_shards == [shard.name]
+    np.testing.assert_array_equal(out[:3], np.stack([_vec(k) for k in keys[:3]]))
+    assert np.isnan(out[3:]).all() and len(reread) == 3 and reread.get("img-000004") is None
