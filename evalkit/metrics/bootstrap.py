@@ -65,7 +65,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse, stats
+from scipy import sparse, special
 
 from . import disparity as disp
 from .rates import check_labels as _labels
@@ -186,8 +186,8 @@ def korn_graubard_interval(k: int, n: int, replicates, confidence: float = 0.95,
     n_eff = n / deff
     k_eff = p * n_eff
     a = 1.0 - c
-    lo = float(stats.beta.ppf(a / 2.0, k_eff, n_eff - k_eff + 1))
-    hi = float(stats.beta.ppf(1.0 - a / 2.0, k_eff + 1, n_eff - k_eff))
+    lo = float(special.betaincinv(k_eff, n_eff - k_eff + 1, a / 2.0))
+    hi = float(special.betaincinv(k_eff + 1, n_eff - k_eff, 1.0 - a / 2.0))
     return Interval(lo, hi, c, n_ok, n_bad, None)
 
 
@@ -1059,7 +1059,7 @@ def _test_from_data(d: _Data, a: str, b: str, kind: str, centre: str) -> dict:
         return out
     se = math.sqrt(v)
     z = out["difference"] / se
-    out.update(z=z, se=se, p_value=float(2.0 * stats.norm.sf(abs(z))))
+    out.update(z=z, se=se, p_value=float(2.0 * special.ndtr(-abs(z))))
     return out
 
 

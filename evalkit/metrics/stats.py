@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from . import bootstrap as boot_mod
 from . import disparity as disp
@@ -134,7 +134,7 @@ def score_shifts(decision, mated, sa, sb, ga, gb, entries: dict, confidence: flo
     in ``ci_reason``."""
     d = boot_mod._prepare(np.zeros(len(mated), bool), mated, sa, sb, ga, gb)
     x = np.asarray(decision, dtype=np.float64)
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(special.ndtri(0.5 + confidence / 2))
     out = {"definitions": dict(disp.SCORE_SHIFT_DEFINITIONS), "source": disp._ISO10, "by_group": {}}
     for g in _summary_groups(entries, "fnmr") + [g for g in _summary_groups(entries, "fmr")
                                                  if g not in _summary_groups(entries, "fnmr")]:
