@@ -34,6 +34,12 @@ def default_cache_dir() -> str:
     return str(evalkit_home() / "embeddings")
 
 
+def default_figure_cache() -> str:
+    from .paths import evalkit_home
+
+    return str(evalkit_home() / "figures")
+
+
 # -- datasets ---------------------------------------------------------------------------------
 @dataclass
 class DatasetConfig:
@@ -234,6 +240,9 @@ class ReportConfig:
     pdf (each costs one more render of every figure: a warm LFW View 2 rerun spent most of its
     time drawing PNG, SVG and PDF of each)."""
     formats: list[str] = field(default_factory=list)   # e.g. [png, pdf]
+    workers: int = 2                  # processes drawing figures in parallel (1: in the run's own)
+    # figures reused when nothing they draw changed (evalkit/report/figures.py); null: always draw
+    figure_cache: Optional[str] = "${evalkit_figure_cache:}"
 
 
 # -- the whole run ----------------------------------------------------------------------------
@@ -284,6 +293,8 @@ def register() -> None:
         OmegaConf.register_new_resolver("evalkit_data_dir", default_data_dir)
     if not OmegaConf.has_resolver("evalkit_cache_dir"):
         OmegaConf.register_new_resolver("evalkit_cache_dir", default_cache_dir)
+    if not OmegaConf.has_resolver("evalkit_figure_cache"):
+        OmegaConf.register_new_resolver("evalkit_figure_cache", default_figure_cache)
     from .registry import BACKENDS, DATASETS, PROTOCOLS, RegistryError
 
     cs = ConfigStore.instance()

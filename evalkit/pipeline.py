@@ -98,6 +98,7 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
     if scorer is not None:
         metrics = black_box.declare(metrics, scorer)
     context.metrics = metrics
+    context.extra["figures"] = figure_jobs(cfg)   # drawn in parallel while the run folder is written
     timings["metrics"] = time.perf_counter() - t
 
     # run folder
@@ -107,7 +108,7 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
         from .backends.scoring_base import present_metrics
 
         metrics = present_metrics(metrics, scorer.score_direction)
-    _finish(cfg, out, metrics, plan.used_samples, emb, stats, fingerprint, timings, t)
+    _finish(cfg, out, metrics, plan.used_samples, emb, stats, fingerprint, timings, t, context.extra["figures"])
     return metrics
 
 
@@ -139,16 +140,20 @@ def instance_config(backend, base=None):
                              "distance": str(backend.distance), "instance": f"{cls.__module__}.{cls.__qualname__}"})
 
 
-def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint, timings: dict, t: float) -> None:
+def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint, timings: dict, t: float,
+            jobs=None) -> None:
     """Write what every run folder holds besides scores: config, metrics, failures, figures,
     summary, HTML report and the record."""
+    jobs = jobs if jobs is not None else figure_jobs(cfg)
+    if cfg.det_plot:
+        _metric_plots(out, metrics, figure_formats(cfg), jobs)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     record.write_json(out / "metrics.json", metrics)
     _write_failures(out / "failures.csv", used_samples, emb)
-    if cfg.det_plot:
-        _metric_plots(out, metrics, figure_formats(cfg))
     (out / "summary.md").write_text(markdown.render_summary(metrics))
+    jobs.wait()
+    log.info("figures: %d drawn, %d reused, %d failed", jobs.drawn, jobs.reused, jobs.failed)
     timings["report"] = time.perf_counter() - t
     rec = record.build_record(
         config=resolved, fingerprint=fingerprint,
@@ -181,14 +186,33 @@ def figure_formats(cfg) -> tuple[str, ...]:
     return tuple(dict.fromkeys(["svg", *((rep.formats if rep is not None else None) or [])]))
 
 
-def _metric_plots(out: Path, metrics: dict, formats=plots.FORMATS) -> None:
+def figure_jobs(cfg):
+    """The run's figure drawer (evalkit/report/figures.py): ``report.workers`` processes,
+    ``report.figure_cache`` for figures whose inputs did not change."""
+    from .report.figures import FigureJobs
+
+    rep = cfg.get("report")
+    return FigureJobs(workers=rep.get("workers", 2) if rep is not None else 2,
+                      cache_dir=rep.get("figure_cache") if rep is not None else None)
+
+
+def _metric_plots(out: Path, metrics: dict, formats=plots.FORMATS, jobs=None) -> None:
     """Publication figures drawn from metrics alone: cross-group FMR heatmaps, failure to enrol;
-    for a search run, per attribute: CMC, FPIR/FNIR against gallery size, false candidates, audit."""
+    for a search run, per attribute: CMC, FPIR/FNIR against gallery size, false candidates, audit.
+    With ``jobs`` (a FigureJobs) they are scheduled there; without, drawn here."""
+    from functools import partial
+
+    from .report.figures import FigureJobs
+
+    own = jobs is None
+    jobs = FigureJobs(workers=1) if own else jobs
     for attr, cross in (metrics.get("cross_fmr") or {}).items():
-        plots.save_figure(plots.cross_fmr_heatmap(cross, f"{metrics['experiment']}: impostor FMR by {attr}"),
-                          out / f"cross_fmr_{attr}", formats)
+        jobs.add(out / f"cross_fmr_{attr}", partial(plots.cross_fmr_heatmap, cross,
+                                                    f"{metrics['experiment']}: impostor FMR by {attr}"), formats)
     if "search" in metrics:
         for stem, _, make in plots.search_figures(metrics):
-            plots.save_figure(make(), out / stem, formats)
-    plots.save_figure(plots.failure_to_enrol_plot(metrics["failures"]["by_group"],
-                                                  f"{metrics['experiment']}: failure to enrol"), out / "fte", formats)
+            jobs.add(out / stem, make, formats)
+    jobs.add(out / "fte", partial(plots.failure_to_enrol_plot, metrics["failures"]["by_group"],
+                                  f"{metrics['experiment']}: failure to enrol"), formats)
+    if own:
+        jobs.wait()

@@ -116,7 +116,8 @@ class PairProtocol(Protocol):
 
             present_table(output.table, direction).write_csv(Path(out_dir) / "scores.csv")
         if context.cfg.det_plot:
-            det_plots(Path(out_dir), output.table, context.metrics, context.cfg, direction)
+            det_plots(Path(out_dir), output.table, context.metrics, context.cfg, direction,
+                      context.extra.get("figures"))
 
 
 def calibration_split(cfg, samples: Samples, table: ScoreTable, cal_pairs: Pairs | None, score, ok):
@@ -152,12 +153,18 @@ def calibration_split(cfg, samples: Samples, table: ScoreTable, cal_pairs: Pairs
     return table, {"source": source, "impostor": imp, "n_genuine": int((keep & cal.mated).sum()), "extra": extra}
 
 
-def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg, direction: str | None = None) -> None:
+def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg, direction: str | None = None, jobs=None) -> None:
     """Per attribute: each group's DET curve and its genuine/impostor score distributions (a
     scoring backend's ``direction``: the distributions in its own units, thresholds ``metrics``'
-    internal ones)."""
+    internal ones). Scheduled on ``jobs`` (evalkit.report.figures.FigureJobs), or drawn here."""
+    from functools import partial
+
     from ..pipeline import figure_formats
     from ..report import plots
+    from ..report.figures import FigureJobs
+
+    own = jobs is None
+    jobs = FigureJobs(workers=1) if own else jobs
 
     sign = -1.0 if direction == "similarity" else 1.0
     xlabel = (f"{cfg.backend.distance} distance (lower = more alike; linear scale)" if direction is None else
@@ -180,10 +187,12 @@ def det_plots(out: Path, table: ScoreTable, metrics: dict, cfg, direction: str |
             curves[str(g)] = (gen, imp)
             finite[str(g)] = (sign * gen[np.isfinite(gen)], sign * imp[np.isfinite(imp)])
             failed[str(g)] = int((m & table.failed).sum())
-        plots.det_plot(curves, out / f"det_{attr}", f"{metrics['experiment']}: DET by {attr}",
-                       threshold=thr, min_count=2, formats=figure_formats(cfg))
+        jobs.add(out / f"det_{attr}", partial(plots.det_figure, curves, f"{metrics['experiment']}: DET by {attr}",
+                                              threshold=thr, min_count=2), figure_formats(cfg))
         shown = thr if sign > 0 or thr is None else (
             {g: sign * v for g, v in thr.items()} if isinstance(thr, dict) else sign * thr)
-        plots.save_figure(plots.score_distribution_plot(
-            finite, f"{metrics['experiment']}: score distributions by {attr}", threshold=shown,
-            xlabel=xlabel, failed=failed), out / f"scores_{attr}", figure_formats(cfg))
+        jobs.add(out / f"scores_{attr}", partial(
+            plots.score_distribution_plot, finite, f"{metrics['experiment']}: score distributions by {attr}",
+            threshold=shown, xlabel=xlabel, failed=failed), figure_formats(cfg))
+    if own:
+        jobs.wait()

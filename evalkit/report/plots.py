@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -693,7 +694,7 @@ def audit_figure(audit: list, attr: str, title: str):
 
 def search_figures(metrics: dict) -> list[tuple[str, str, object]]:
     """The figures of a search run, drawn from metrics.json alone: [(stem, what, make)], ``make()``
-    returning the Figure. Per attribute: cmc_<attr>, search_size_<attr>, false_candidates_<attr>,
+    (a ``functools.partial``, so it can be drawn in another process and cached) returning the Figure. Per attribute: cmc_<attr>, search_size_<attr>, false_candidates_<attr>,
     and audit_<attr> when the run audited a fixed threshold."""
     s = metrics["search"]
     exp = metrics.get("experiment", "")
@@ -702,18 +703,17 @@ def search_figures(metrics: dict) -> list[tuple[str, str, object]]:
     out: list[tuple[str, str, object]] = []
     for attr in dict.fromkeys(attrs):
         gb = metrics["groups"][attr]
-        out.append((f"cmc_{attr}", f"CMC by {attr}", lambda attr=attr, gb=gb: cmc_figure(
-            s["cmc"], attr, f"{exp}: CMC by probe {attr}", small=_small_of(gb, "fnir"))))
-        out.append((f"search_size_{attr}", f"FPIR and FNIR against gallery size by {attr}",
-                    lambda attr=attr, gb=gb: gallery_size_figure(
-                        s["by_gallery_size"], attr, f"{exp}: FPIR and FNIR against gallery size by probe {attr}",
-                        small={"fpir": _small_of(gb, "fpir"), "fnir": _small_of(gb, "fnir")})))
+        out.append((f"cmc_{attr}", f"CMC by {attr}", partial(
+            cmc_figure, s["cmc"], attr, f"{exp}: CMC by probe {attr}", small=_small_of(gb, "fnir"))))
+        out.append((f"search_size_{attr}", f"FPIR and FNIR against gallery size by {attr}", partial(
+            gallery_size_figure, s["by_gallery_size"], attr,
+            f"{exp}: FPIR and FNIR against gallery size by probe {attr}",
+            small={"fpir": _small_of(gb, "fpir"), "fnir": _small_of(gb, "fnir")})))
         if attr in (s.get("false_candidates") or {}):
-            out.append((f"false_candidates_{attr}", f"False candidates by {attr}",
-                        lambda attr=attr: false_candidates_heatmap(
-                            s["false_candidates"][attr], f"{exp}: false candidates for non-mated probes by {attr}")))
+            out.append((f"false_candidates_{attr}", f"False candidates by {attr}", partial(
+                false_candidates_heatmap, s["false_candidates"][attr],
+                f"{exp}: false candidates for non-mated probes by {attr}")))
         if s.get("audit"):
-            out.append((f"audit_{attr}", f"Audit at fixed thresholds by {attr}",
-                        lambda attr=attr: audit_figure(s["audit"], attr,
-                                                       f"{exp}: who is falsely matched at a fixed threshold ({attr})")))
+            out.append((f"audit_{attr}", f"Audit at fixed thresholds by {attr}", partial(
+                audit_figure, s["audit"], attr, f"{exp}: who is falsely matched at a fixed threshold ({attr})")))
     return out
