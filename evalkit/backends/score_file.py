@@ -30,7 +30,7 @@ import numpy as np
 from dataclasses import dataclass
 from typing import Optional
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from ..config import BackendConfig
 from ..data.score_files import (PairColumns, ScoreFileError, check_columns, file_format, read_candidate_lists,
@@ -58,9 +58,21 @@ class ScoreFileBackendConfig(BackendConfig):
     # 1:1 column mapping (defaults: evalkit's own format); e.g. the BFW datatable: p1, p2, senet50
     sample_a_column: str = "sample_a"
     sample_b_column: str = "sample_b"
-    score_column: str = "score"
+    score_column: Optional[str] = None       # null: "score" (evalkit's format); required with a mapping
     failure_column: Optional[str] = "failure"   # null: the file has no failure column
     strip_extension: bool = False            # image columns hold paths: the sample id is the path minus its extension
+
+
+def _score_column(score_column, sample_a_column, sample_b_column, failure_column, strip_extension) -> str:
+    """The score column: as given, or ``score`` (evalkit's format) when none is given and the file
+    is read in evalkit's own layout; with a column mapping it must be named."""
+    if score_column not in (None, ""):
+        return str(score_column)
+    if (sample_a_column, sample_b_column, failure_column, bool(strip_extension)) != ("sample_a", "sample_b", "failure",
+                                                                                     False):
+        raise ValueError("backend.score_column is required with a column mapping: the column holding the scores "
+                         "(the BFW datatable: vgg16, resnet50 or senet50; e.g. backend.score_column=senet50)")
+    return "score"
 
 
 class ScoreFileBackend(ScoringBackend):
@@ -69,7 +81,7 @@ class ScoreFileBackend(ScoringBackend):
 
     def __init__(self, path: str, direction: str, missing: str = "error", label: str | None = None,
                  score_min: float | None = None, score_max: float | None = None, sample_a_column: str = "sample_a",
-                 sample_b_column: str = "sample_b", score_column: str = "score",
+                 sample_b_column: str = "sample_b", score_column: str | None = None,
                  failure_column: str | None = "failure", strip_extension: bool = False, **unused):
         unused.pop("distance", None)
         if unused:
@@ -81,10 +93,31 @@ class ScoreFileBackend(ScoringBackend):
         self.missing = missing
         self.label = label
         self.score_range = (score_min, score_max) if score_min is not None or score_max is not None else None
+        score_column = _score_column(score_column, sample_a_column, sample_b_column, failure_column, strip_extension)
         self.columns = PairColumns(str(sample_a_column), str(sample_b_column), str(score_column),
                                    None if failure_column in (None, "") else str(failure_column), bool(strip_extension))
         self._known: set | None = None
         self._stats: dict = {}
+
+    @classmethod
+    def validate_config(cls, backend_cfg) -> None:
+        """The values a score file cannot do without (``???`` in a preset such as bfw-scores.yaml)."""
+        from omegaconf import DictConfig
+
+        from ..config import ConfigError
+
+        if not isinstance(backend_cfg, DictConfig):
+            return
+        for key, what in (("path", "the score file; e.g. backend.path=vendor.csv"),
+                          ("direction", "similarity or distance; e.g. backend.direction=similarity")):
+            if key in backend_cfg and OmegaConf.is_missing(backend_cfg, key):
+                raise ConfigError(f"backend.{key} is required: {what}")
+        get = backend_cfg.get
+        try:
+            _score_column(get("score_column"), get("sample_a_column", "sample_a"), get("sample_b_column", "sample_b"),
+                          get("failure_column", "failure"), get("strip_extension", False))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @classmethod
     def direction_of_config(cls, backend_cfg) -> str:

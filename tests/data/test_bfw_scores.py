@@ -212,3 +212,15 @@ def test_an_empty_score_with_missing_failure_is_a_counted_failed_comparison(bfw,
     else:
         hand[g][0] -= full
     assert _counts(m)[g] == hand[g]
+
+
+def test_the_preset_needs_a_score_column(tmp_path):
+    from evalkit.backends.score_file import ScoreFileBackend
+    from evalkit.config import ConfigError, validate
+
+    cfg = compose_config([*BASE, f"dataset.root={tmp_path}", "backend=bfw-scores"])
+    with pytest.raises(ConfigError, match=r"backend\.score_column is required with a column mapping.*senet50"):
+        validate(cfg)
+    with pytest.raises(ValueError, match="score_column is required"):
+        ScoreFileBackend(path="x.csv", direction="similarity", sample_a_column="p1", sample_b_column="p2")
+    assert ScoreFileBackend(path="x.csv", direction="similarity").columns.score == "score"   # evalkit's own format
