@@ -136,8 +136,9 @@ class ScoreFileBackend(ScoringBackend):
             check_columns(self.path, self.columns)
 
     def fingerprint(self) -> dict:
-        what = "scores" if self.columns.is_default else f"column {self.columns.score}"
-        fp = {"backend": "scores", "model": self.label or f"{what} of {self.path.name}",
+        what = (f"scores from {self.path.name}" if self.columns.is_default
+                else f"column {self.columns.score} of {self.path.name}")
+        fp = {"backend": "scores", "model": self.label or what,
               "detector": "the vendor's own", "file": self.path.name, "sha256": file_sha256(self.path),
               "direction": self.score_direction, "label": self.label, "missing": self.missing}
         if not self.columns.is_default:   # which column of the file: each is another system
