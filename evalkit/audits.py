@@ -114,18 +114,35 @@ def summarise_enrolment(cfg, samples: Samples, *, header: dict, image_failures, 
     """metrics.json (schema 3; FNMR and FMR present as not measurable) of an enrolment-only run: failure to enrol per
     group, intersection and reason; nothing compared, so no threshold value."""
     from .metrics import results, summary
-    from .metrics.impostor_only import ENROLMENT_SCOPE, enrolment_summary
+    from .metrics.impostor_only import ENROLMENT_SCOPE, bootstrap_unit, enrolment_summary
+    from .protocols.base import statistics_options
 
     mc = (cfg.min_count.subjects, cfg.min_count.comparisons)
     combos = intersections(cfg, samples)   # given, or every pair of the dataset's categorical attributes
+    boot = statistics_options(cfg)["bootstrap"]   # {replicates, seed} as for every 1:1 run, or None
     r = enrolment_summary(image_failures, samples.subjects, samples.attributes, cfg.confidence, min_count=mc,
-                          intersections=combos)
+                          intersections=combos, bootstrap=boot)
     fails = _fte_by_group(image_failures, image_notes, samples.attributes, samples.subjects, cfg, combos)
+    # failures.* hold the same FTE estimates as the enrolment block: the same bootstrap intervals
+    fails["images"]["fte"].update({k: r["overall"]["fte"][k] for k in ("ci_boot", "ci_boot_reason")})
+    for attr, per in fails["by_group"].items():
+        src = r["groups"].get(attr) or r["intersections"].get(attr) or {}
+        for g, e in per.items():
+            if g in src:
+                e["fte"].update({k: src[g]["fte"][k] for k in ("ci_boot", "ci_boot_reason")})
+    boot_info = None
+    if boot:
+        unit = bootstrap_unit(samples.subjects)
+        boot_info = {"replicates": int(boot["replicates"]), "seed": boot["seed"], "confidence": cfg.confidence,
+                     "unit": unit, "rate": "fte",
+                     "note": ("each image is its own cluster (the data has no identities), so this is an ordinary "
+                              "bootstrap of images, stratified by group" if unit == "image" else
+                              "subjects resampled within their group, carrying all their images")}
     threshold = results.ThresholdRecord(policy="none", value=None, rate="fmr", target=None, achieved=None, n=0,
                                         resolvable=False, label="no threshold: nothing is compared")
     out = results.header_block(header, kind=results.VERIFICATION, rates=results.VERIFICATION_RATES,
                                failure_policy=cfg.failure_policy,
-                               failures=fails, threshold=threshold, min_count=mc, bootstrap=None)
+                               failures=fails, threshold=threshold, min_count=mc, bootstrap=boot_info)
     from .metrics.impostor_only import not_measurable
 
     nm = not_measurable("not measurable: the data has no identities, so no comparison is known to be mated or "

@@ -122,6 +122,35 @@ def test_enrolment_only_run(enrolment_run):
     assert "2 value(s) a spreadsheet had turned into dates" in m["dataset"]["label_sources"]["age"]
 
 
+def test_enrolment_only_bootstrap_intervals(enrolment_run):
+    """FTE per group with the clustered bootstrap (no identities: each image its own cluster), the
+    same estimates in failures.by_group, and both intervals in summary.md and report.html."""
+    from evalkit.metrics.impostor_only import fte_bootstrap
+
+    fx, out, m = enrolment_run
+    b = m["bootstrap"]
+    assert b["unit"] == "image" and b["replicates"] == 1000 and "its own cluster" in b["note"]
+    fails = _rows(out / "failures.csv")
+    for attr in ("sex", "race", "age"):
+        for g, e in m["enrolment"]["groups"][attr].items():
+            f = e["fte"]
+            assert (f["ci_boot"] is None) != (f["ci_boot_reason"] is None), (attr, g)
+            assert m["failures"]["by_group"][attr][g]["fte"] == f            # one estimate, two places
+    # the intervals are those of fte_bootstrap on the run's own images (seed = bootstrap.seed)
+    from evalkit.data import load_dataset
+
+    cfg = compose_config(["dataset=fairface", f"dataset.root={fx.root}", "protocol=enrolment"])
+    s = load_dataset(cfg.dataset)
+    failed = np.isin(s.ids, [f["sample"] for f in fails])
+    want = fte_bootstrap(failed, s.subjects, s.attributes["sex"], 0.95, {"replicates": 1000, "seed": b["seed"]})
+    assert {g: {k: e["fte"][k] for k in want[g]} for g, e in m["enrolment"]["groups"]["sex"].items()} == want
+    assert m["enrolment"]["overall"]["fte"]["ci_boot"] == m["failures"]["images"]["fte"]["ci_boot"]
+    md = (out / "summary.md").read_text()
+    assert "| group | images | FTE [exact 95% CI] | bootstrap 95% CI | reasons |" in md and "clustered by image" in md
+    html = (out / "report.html").read_text()
+    assert "<th>bootstrap 95% CI</th>" in html and "clustered by image" in html
+
+
 def test_enrolment_only_check_and_compare(enrolment_run, tmp_path, capsys):
     from evalkit.cli import main
 

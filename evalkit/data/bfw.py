@@ -15,6 +15,10 @@ image folder), ``label`` (1 genuine, 0 impostor), ``id1``, ``id2`` (subject numb
 ``g2`` (gender: F M), ``e1``, ``e2`` (ethnicity: A B I W); vendor score columns (``vgg16``,
 ``resnet50``, ``senet50``, ``sphereface``) and a leading index column may be present and are
 not needed. Labels are per subject: every row naming a subject must give it the same codes.
+
+The vendor score columns are read as a system's scores by the score-file backend
+(``backend=bfw-scores backend.score_column=senet50``: conf/backend/bfw-scores.yaml maps ``p1``,
+``p2`` without their extension to this adapter's sample ids and the column to a similarity).
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ INFO = DatasetInfo(
     labels="sex from g1/g2 (F, M), race from e1/e2 (A asian, B black, I indian, W white), both per subject, "
            "as BFW's authors labelled its identities",
     protocols="protocol=bfw: the datatable's pairs in its 5 folds (protocol.folds=[...] for a subset); "
-              "BFW's vendor score columns can be read as scores where the score-file backend exists",
+              "the datatable's vendor score columns as a system's scores: backend=bfw-scores "
+              "backend.score_column=senet50 (or vgg16, resnet50)",
     documented_from="official: the BFW data README (github.com/visionjo/facerec-bias-bfw, data/README.md)",
     default_root="${data_dir}/bfw",
 )

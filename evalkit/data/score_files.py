@@ -24,20 +24,29 @@ own labels (``backend=scores``). Two CSV formats, told apart by their header:
   failed has one line with empty rank, candidate and score and a failure reason; a probe that
   returned no candidate has one line with only the probe.
 
+Other 1:1 layouts (:class:`PairColumns`): any CSV whose columns name the two images and hold a
+score, e.g. the BFW datatable (``p1,p2,...,senet50,...``: image paths and the cosine similarities
+of vendor models), read with ``PairColumns(sample_a="p1", sample_b="p2", score="senet50",
+failure=None, strip_extension=True)`` (``backend=bfw-scores``). Every other column is ignored;
+a named column the header lacks is an error naming the columns it has.
+
 Every problem is a ``ScoreFileError`` naming the file and line: unknown sample ids, duplicate
 comparisons or ranks, non-numeric or non-finite scores, ranks out of order or contradicting the
-scores, unknown failure reasons. Sample ids are the dataset's (``evalkit data info`` lists them;
-LFW's look like ``Aaron_Peirsol/0001``).
+scores, unknown failure reasons, an empty score without a failure reason (unless the backend
+counts such comparisons as failed: ``empty="failure"``, reason ``missing_score``). Sample ids
+are the dataset's (``evalkit data info`` lists them; LFW's look like ``Aaron_Peirsol/0001``).
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.scoring_base import FAILURE_REASONS, SIMILARITY, check_direction
+from ..backends.scoring_base import FAILURE_REASONS, MISSING_SCORE, SIMILARITY, check_direction
 
 PAIR_COLUMNS = ("sample_a", "sample_b", "score")
 LIST_COLUMNS = ("probe", "rank", "candidate", "score")
@@ -47,7 +56,63 @@ class ScoreFileError(ValueError):
     """A score file evalkit cannot use; the message names the file and line."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class PairColumns:
+    """Which columns of a 1:1 score file name the two images, hold the score and (optionally) a
+    failure reason; ``strip_extension``: the image columns hold file paths, and a sample id is the
+    path without its extension (BFW: ``asian_females/n000009/0010_01.jpg`` is the sample
+    ``asian_females/n000009/0010_01``). The defaults are evalkit's own format."""
+
+    sample_a: str = "sample_a"
+    sample_b: str = "sample_b"
+    score: str = "score"
+    failure: str | None = "failure"       # None: the file has no failure column
+    strip_extension: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self == PairColumns()
+
+    def sample_id(self, value: str) -> str:
+        return os.path.splitext(value)[0] if self.strip_extension and value else value
+
+    def as_dict(self) -> dict:
+        return {"sample_a": self.sample_a, "sample_b": self.sample_b, "score": self.score, "failure": self.failure,
+                "strip_extension": self.strip_extension}
+
+
+#: the backend option that names each column (for the messages)
+COLUMN_OPTIONS = {"sample_a": "backend.sample_a_column", "sample_b": "backend.sample_b_column",
+                  "score": "backend.score_column"}
+
+
+def check_columns(path: str | Path, columns: PairColumns) -> list[str]:
+    """The header, after checking that it has every column ``columns`` names (the failure column
+    only where the mapping is evalkit's own format, where it is optional).
+
+    Raises:
+        ScoreFileError: ``<file>:1`` naming the missing column, the option that names it, the
+        header's columns and the closest one.
+    """
+    path = Path(path)
+    header = _header(path)
+    for key, option in COLUMN_OPTIONS.items():
+        name = getattr(columns, key)
+        if name not in header:
+            hint = difflib.get_close_matches(name, header, n=1)
+            raise ScoreFileError(f"{path}:1: no column {name!r} ({option}); the header has {header}"
+                                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                 + f". Set {option} to the column that holds it")
+    if columns.failure is not None and not columns.is_default and columns.failure not in header:
+        raise ScoreFileError(f"{path}:1: no column {columns.failure!r} (backend.failure_column); the header has "
+                             f"{header}. Set backend.failure_column to it, or to null when the file has none")
+    if len({columns.sample_a, columns.sample_b, columns.score}) < 3:
+        raise ScoreFileError(f"{path}:1: the two image columns and the score column must differ "
+                             f"({columns.sample_a}, {columns.sample_b}, {columns.score})")
+    return header
+
+
+@dataclass(slots=True)
 class PairEntry:
     score: float | None
     failure: str | None
@@ -96,13 +161,15 @@ def _rows(path: Path):
             yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
 
 
-def _score(text: str, path: Path, line: int) -> float:
+def _score(text: str, path: Path, line: int, column: str | None = None) -> float:
+    fix = (f" (column {column}); correct it, or empty the cell (with backend.missing=failure an empty score is "
+           "a failed comparison, missing_score)" if column else "")
     try:
         v = float(text)
     except ValueError:
-        raise ScoreFileError(f"{path}:{line}: score {text!r} is not a number") from None
+        raise ScoreFileError(f"{path}:{line}: score {text!r} is not a number{fix}") from None
     if not math.isfinite(v):
-        raise ScoreFileError(f"{path}:{line}: score {text!r} is not finite")
+        raise ScoreFileError(f"{path}:{line}: score {text!r} is not finite{fix}")
     return v
 
 
@@ -134,23 +201,43 @@ def _known(sid: str, known, path: Path, line: int, column: str) -> str:
     return sid
 
 
-def read_pair_scores(path: str | Path, known_ids) -> dict[frozenset, PairEntry]:
-    """{frozenset({a, b}): PairEntry} from a 1:1 score file; every id must be in ``known_ids``."""
+def read_pair_scores(path: str | Path, known_ids, columns: PairColumns | None = None,
+                     empty: str = "error") -> dict[frozenset, PairEntry]:
+    """{frozenset({a, b}): PairEntry} from a 1:1 score file; every id must be in ``known_ids``.
+
+    ``columns``: which columns to read (default: evalkit's ``sample_a,sample_b,score[,failure]``).
+    ``empty``: an empty score without a failure reason is an error naming the line (``"error"``)
+    or a failed comparison with reason ``missing_score`` (``"failure"``; ``backend.missing=failure``).
+    """
     path = Path(path)
-    if file_format(path) != "pairs":
-        raise ScoreFileError(f"{path}:1: this is a 1:N candidate list; a 1:1 protocol needs columns "
-                             f"{', '.join(PAIR_COLUMNS)}[, failure]")
+    cols = columns or PairColumns()
+    if cols.is_default:
+        if file_format(path) != "pairs":
+            raise ScoreFileError(f"{path}:1: this is a 1:N candidate list; a 1:1 protocol needs columns "
+                                 f"{', '.join(PAIR_COLUMNS)}[, failure]")
+    else:
+        check_columns(path, cols)
+    if empty not in ("error", "failure"):
+        raise ValueError(f"empty must be 'error' or 'failure', got {empty!r}")
     known = known_ids if isinstance(known_ids, (set, frozenset, dict)) else set(known_ids)
     out: dict[frozenset, PairEntry] = {}
     for line, row in _rows(path):
-        a = _known(row["sample_a"], known, path, line, "sample_a")
-        b = _known(row["sample_b"], known, path, line, "sample_b")
+        a = _known(cols.sample_id(row[cols.sample_a]), known, path, line, cols.sample_a)
+        b = _known(cols.sample_id(row[cols.sample_b]), known, path, line, cols.sample_b)
         if a == b:
-            raise ScoreFileError(f"{path}:{line}: sample_a and sample_b are the same image ({a})")
-        failure, side = _failure(row.get("failure", ""), path, line)
-        score = None if row["score"] == "" else _score(row["score"], path, line)
+            raise ScoreFileError(f"{path}:{line}: {cols.sample_a} and {cols.sample_b} are the same image ({a})")
+        failure, side = _failure(row.get(cols.failure, "") if cols.failure else "", path, line)
+        text = row[cols.score]
+        score = None if text == "" else _score(text, path, line, None if cols.is_default else cols.score)
         if score is None and failure is None:
-            raise ScoreFileError(f"{path}:{line}: empty score and no failure reason")
+            if empty == "failure":
+                failure = MISSING_SCORE
+            else:
+                reason = (f" or a failure reason in column {cols.failure} ({', '.join(FAILURE_REASONS)})"
+                          if cols.failure else "")
+                raise ScoreFileError(f"{path}:{line}: empty score and no failure reason (column {cols.score}); "
+                                     f"fill in the score{reason}, or pass backend.missing=failure to count "
+                                     "comparisons without a score as failed (missing_score)")
         if score is not None and failure is not None:
             raise ScoreFileError(f"{path}:{line}: both a score and a failure reason ({failure}); give one")
         key = frozenset((a, b))

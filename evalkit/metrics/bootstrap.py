@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import sparse, special
@@ -86,6 +86,9 @@ __all__ = [
     "rate_difference_test",
     "pairwise_rate_tests",
 ]
+
+#: The group name of ``cluster_bootstrap(..., mixed=True)``: comparisons whose sides differ in group.
+MIXED_GROUP = "mixed"
 
 #: Fraction of undefined replicates above which an interval is not given (NaN with a reason).
 MAX_UNDEFINED = 0.05
@@ -444,7 +447,7 @@ def _check_replicates(replicates) -> int:
 
 def cluster_bootstrap(errors, mated, subject_a, subject_b, group_a, group_b=None, *,
                       replicates: int = 1000, seed: int | None = 0,
-                      confidence: float = 0.95) -> BootstrapResult:
+                      confidence: float = 0.95, mixed: bool = False) -> BootstrapResult:
     """Subject-clustered (vertex) bootstrap of every group's FMR, FNMR and accuracy.
 
     Resamples subjects with replacement within strata of subjects sharing the same group label(s)
@@ -464,6 +467,11 @@ def cluster_bootstrap(errors, mated, subject_a, subject_b, group_a, group_b=None
     comparison) is the ordinary cluster bootstrap and has no such excess. :func:`robust_rate_se`
     gives the dyadic sandwich standard error for comparison.
 
+    ``mixed=True``: the one group is instead the MIXED comparisons (two sides in different groups,
+    e.g. RFW's cross-race impostors), named :data:`MIXED_GROUP`; the strata (each subject's own
+    label(s)) and so every replicate's multiplicities are those of the groups' bootstrap with the
+    same seed, and a comparison's weight is again the product of its subjects' multiplicities.
+
     Returns:
         :class:`BootstrapResult` with unit "subject".
 
@@ -474,6 +482,8 @@ def cluster_bootstrap(errors, mated, subject_a, subject_b, group_a, group_b=None
     r_total = _check_replicates(replicates)
     c = _check_confidence(confidence)
     d = _prepare(errors, mated, subject_a, subject_b, group_a, group_b)
+    if mixed:   # one group: the comparisons across groups; strata (hence the draws) unchanged
+        d = replace(d, comp_group=np.where(d.comp_group < 0, 0, -1), names=(MIXED_GROUP,))
     plans = _plans(d)
     rng = np.random.default_rng(seed)
     block = max(1, min(r_total, _BLOCK_ENTRIES // max(d.n_subjects, 1)))

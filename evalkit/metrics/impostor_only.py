@@ -24,6 +24,13 @@ Intervals: exact Clopper-Pearson at the run's confidence, and the exact one-side
 no error is observed (``evalkit.metrics.uncertainty``). They treat comparisons (images) as
 independent trials; impostor comparisons sharing a subject are not, so for FMR they are optimistic
 (the report says so).
+
+Failure to enrol also gets the subject-clustered bootstrap interval of the 1:1 rates
+(:func:`fte_bootstrap`: ``evalkit.metrics.bootstrap.cluster_bootstrap`` and its interval rule,
+Korn & Graubard's Clopper-Pearson at the effective sample size, with the run's
+``bootstrap.replicates`` and ``bootstrap.seed``). The cluster is the subject; where the data has
+no identities every image is its own subject, so each image is its own cluster and the bootstrap
+is an ordinary (stratified) bootstrap of images, whose interval is then close to the exact one.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ import numpy as np
 from evalkit.data.samples import SPECIAL_LABELS
 from evalkit.metrics import uncertainty
 
-__all__ = ["estimate", "not_measurable", "impostor_only_summary", "enrolment_summary", "FNMR_NOT_MEASURABLE",
-           "IMPOSTOR_SCOPE", "ENROLMENT_SCOPE"]
+__all__ = ["estimate", "not_measurable", "impostor_only_summary", "enrolment_summary", "fte_bootstrap",
+           "FNMR_NOT_MEASURABLE", "IMPOSTOR_SCOPE", "ENROLMENT_SCOPE"]
 
 FNMR_NOT_MEASURABLE = ("not measurable: the data has one image per subject, so there is no genuine (mated) "
                        "comparison to miss")
@@ -157,14 +164,65 @@ def cross_fmr(match, ga, gb) -> dict:
             "fmr": [[None if np.isnan(x) else float(x) for x in row] for row in rate]}
 
 
+FTE_BOOT_OFF = "not computed (bootstrap.replicates=0)"
+
+
+def bootstrap_unit(subjects) -> str:
+    """``"subject"``, or ``"image"`` when every image is its own subject (no identities)."""
+    subj = np.asarray(subjects).astype(str)
+    return "image" if len(np.unique(subj)) == len(subj) else "subject"
+
+
+def _fte_words(reason: str | None) -> str | None:
+    """The 1:1 bootstrap's reasons (which see an image as a genuine comparison of its cluster) in
+    failure-to-enrol terms."""
+    if reason is None:
+        return None
+    return reason.replace("FNMR", "FTE").replace("genuine comparisons", "images")
+
+
+def fte_bootstrap(failed, subjects, labels, confidence: float, bootstrap: dict | None) -> dict:
+    """group -> ``{"ci_boot": [lo, hi] | None, "ci_boot_reason": str | None}``: the
+    subject-clustered bootstrap interval of each group's failure to enrol.
+
+    Definition: the 1:1 rates' bootstrap (``cluster_bootstrap``) with every image a genuine
+    "comparison" of its subject whose error is the failure: subjects are resampled with
+    replacement within the strata of their group label(s), each keeping its number of subjects,
+    an image weighs its subject's multiplicity, a replicate's FTE is weighted failures over
+    weighted images, and the interval is ``BootstrapResult.interval``'s (Korn & Graubard 1998:
+    Clopper-Pearson at the effective sample size; none, with the reason, when no image or every
+    image failed, or when the replicates do not vary, e.g. a group of one subject). Seeded:
+    ``bootstrap = {replicates, seed}`` as for 1:1 runs. ``None``/0 replicates: every entry null
+    with ``FTE_BOOT_OFF``."""
+    labels = np.asarray(labels).astype(str)
+    if not len(labels):
+        return {}
+    if not bootstrap or not bootstrap.get("replicates"):
+        return {str(g): {"ci_boot": None, "ci_boot_reason": FTE_BOOT_OFF} for g in np.unique(labels)}
+    from .bootstrap import cluster_bootstrap
+
+    subj = np.asarray(subjects).astype(str)
+    failed = np.asarray(failed, dtype=bool)
+    boot = cluster_bootstrap(failed, np.ones(len(failed), bool), subj, subj, labels,
+                             replicates=int(bootstrap["replicates"]), seed=int(bootstrap.get("seed", 0)),
+                             confidence=confidence)
+    out = {}
+    for g in boot.groups:
+        iv = boot.interval("fnmr", g)
+        out[g] = {"ci_boot": iv.as_list(), "ci_boot_reason": _fte_words(iv.reason)}
+    return out
+
+
 def enrolment_summary(failures, subjects, groups: dict, confidence: float, min_count=(10, 30),
-                      intersections=()) -> dict:
+                      intersections=(), bootstrap: dict | None = None) -> dict:
     """Failure to enrol per group and per intersection, with the reasons.
 
     Args:
         failures: per image, None when enrolled, else the failure reason.
         subjects: per image, its subject id (with no identities: one per image).
         groups: attribute -> per-image labels.
+        bootstrap: ``{replicates, seed}`` for the subject-clustered intervals (:func:`fte_bootstrap`;
+            None: none).
 
     Returns ``{overall, groups, intersections, intersections_skipped, reasons, disparity}``: every
     entry ``{"fte": estimate, "by_reason": {reason: count}}``.
@@ -172,6 +230,11 @@ def enrolment_summary(failures, subjects, groups: dict, confidence: float, min_c
     failed = np.array([bool(f) for f in failures], dtype=bool)
     reasons = np.array([f or "" for f in failures], dtype=object)
     subj = np.asarray(subjects).astype(str)
+
+    def with_boot(entries: dict, labels) -> dict:
+        for g, iv in fte_bootstrap(failed, subj, labels, confidence, bootstrap).items():
+            entries[g]["fte"].update(iv)
+        return entries
 
     def fte(sel) -> dict:
         r, c = np.unique(reasons[sel & failed].astype(str), return_counts=True)
@@ -181,9 +244,10 @@ def enrolment_summary(failures, subjects, groups: dict, confidence: float, min_c
 
     def per(labels) -> dict:
         labels = np.asarray(labels).astype(str)
-        return {str(g): fte(labels == g) for g in np.unique(labels)}
+        return with_boot({str(g): fte(labels == g) for g in np.unique(labels)}, labels)
 
-    out = {"overall": fte(np.ones(len(failed), bool)), "groups": {}, "intersections": {}, "disparity": {}}
+    overall = with_boot({"all": fte(np.ones(len(failed), bool))}, np.full(len(failed), "all"))["all"]
+    out = {"overall": overall, "groups": {}, "intersections": {}, "disparity": {}}
     for attr, labels in groups.items():
         out["groups"][attr] = per(labels)
         use = {g: e["fte"]["rate"] for g, e in out["groups"][attr].items()

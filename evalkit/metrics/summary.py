@@ -192,6 +192,21 @@ def nested_block(groups: dict, confidence: float, min_count, boot_reason=results
     return {g: nested(e, confidence, min_count, boot_reason) for g, e in groups.items()}
 
 
+def mixed_intervals(errors, mated, sa, sb, ga, gb, confidence: float, bootstrap: dict | None) -> dict:
+    """``fmr_ci_boot`` / ``fnmr_ci_boot`` (and reasons) of the mixed-group comparisons (sides in
+    different groups): the groups' subject-clustered bootstrap (same strata, replicates and seed,
+    so the same draws; ``cluster_bootstrap(..., mixed=True)``) and the same interval rule
+    (``BootstrapResult.interval``: Korn-Graubard at the effective size, null with the reason when
+    degenerate). ``{}`` when the bootstrap is off (the entry keeps ``MIXED_BOOT``'s reason)."""
+    if not bootstrap or not bootstrap.get("replicates"):
+        return {}
+    from .bootstrap import MIXED_GROUP, cluster_bootstrap
+
+    boot = cluster_bootstrap(errors, mated, sa, sb, ga, gb, replicates=int(bootstrap["replicates"]),
+                             seed=int(bootstrap.get("seed", 0)), confidence=confidence, mixed=True)
+    return boot.group_intervals()[MIXED_GROUP]
+
+
 def _operating_points(genuine: np.ndarray, impostor: np.ndarray) -> dict:
     """EER and FNMR at FMR = 1e-1 ... 1e-4 on one group's own comparisons (its DET curve)."""
     out = {"eer": None, "fnmr_at_fmr": {}}
@@ -258,7 +273,7 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
               confidence: float, image_failures, image_groups: dict, header: dict, image_notes=None,
               threshold_attribute: str | None = None, calibration: dict | None = None,
               min_count: tuple[int, int] = (10, 30), intersections=(), bootstrap: dict | None = None,
-              reference: dict | None = None, image_subjects=None) -> dict:
+              reference: dict | None = None, image_subjects=None, mixed_bootstrap: bool = False) -> dict:
     """Build the metrics.json dict (see module docstring) from a ScoreTable and per-image failures.
 
     image_failures: reason or None per image the protocol uses; image_groups: attribute ->
@@ -269,7 +284,10 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
     min_count: (subjects, comparisons) below which a group is flagged small and left out of
     disparity summaries; intersections: lists of attributes to cross (e.g. [["sex", "race"]]);
     bootstrap: {replicates, seed} for subject-clustered intervals (None: none); reference:
-    attribute -> reference group for ratio-to-reference (default: the group with most subjects).
+    attribute -> reference group for ratio-to-reference (default: the group with most subjects);
+    mixed_bootstrap: give the mixed-group comparisons of each attribute (e.g. RFW's cross-race
+    impostors) their subject-clustered interval too (:func:`mixed_intervals`); otherwise their
+    ``ci_boot`` is null with ``MIXED_BOOT``.
     """
     scores, keep = apply_failure_policy(table.distance, table.failed, failure_policy)
     s, mated = scores[keep], table.mated[keep]
@@ -323,6 +341,10 @@ def summarise(table, *, threshold_policy: str, target_fmr: float, threshold_valu
                                                         image_subjects, min_count)[name]
     w["overall"] = overall   # the NIST table's overall rate (flat fields); not copied to out
     stats_mod.add_disparity(w, decision, mated, sa, sb, groups, confidence, bootstrap, reference)
+    if mixed_bootstrap:
+        errs = errors_from_decision(decision, mated)
+        for a, (ga, gb) in groups.items():
+            w["mixed"][a].update(mixed_intervals(errs, mated, sa, sb, ga, gb, confidence, bootstrap))
 
     out = results.header_block(header, kind=results.VERIFICATION, rates=results.VERIFICATION_RATES,
                                failure_policy=failure_policy, failures=fails,

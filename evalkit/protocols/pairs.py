@@ -44,6 +44,10 @@ class PairProtocol(Protocol):
     def pairs(self, cfg, samples: Samples) -> Pairs:
         raise NotImplementedError
 
+    def summary_options(self, cfg) -> dict:
+        """Extra keyword arguments of ``evalkit.metrics.summary.summarise`` for this protocol."""
+        return {}
+
     def validate(self, cfg) -> None:
         reject_search_policy(cfg)
 
@@ -100,7 +104,7 @@ class PairProtocol(Protocol):
             image_failures=emb.failures, image_groups=plan.used_samples.attributes, header=header,
             image_notes=emb.details, image_subjects=plan.used_samples.subjects,
             threshold_attribute=cfg.threshold.attribute, calibration=output.calibration,
-            reference=dict(cfg.reference), **context.statistics_options())
+            reference=dict(cfg.reference), **context.statistics_options(), **self.summary_options(cfg))
         if carried:
             from ..metrics.carried import carried_block
 

@@ -23,3 +23,8 @@ class RFWProtocol(PairProtocol):
 
     def pairs(self, cfg, samples: Samples) -> Pairs:
         return official_pairs(cfg.dataset, samples, cfg.protocol)
+
+    def summary_options(self, cfg) -> dict:
+        """With ``cross_race_impostors``: the cross-race (mixed) FMR gets the subject-clustered
+        bootstrap interval the per-race rates get (evalkit.metrics.summary.mixed_intervals)."""
+        return {"mixed_bootstrap": bool(getattr(cfg.protocol, "cross_race_impostors", 0))}

@@ -38,6 +38,22 @@ def _rate(e: dict) -> str:
     return txt
 
 
+def _boot(e: dict) -> str:
+    """The subject-clustered bootstrap interval of an estimate, or why there is none."""
+    b = e.get("ci_boot")
+    if b and b[0] is not None:
+        return f"[{_pct(b[0])}, {_pct(b[1])}]"
+    return f"n/a ({e.get('ci_boot_reason') or 'not computed'})"
+
+
+def _boot_sentence(m: dict) -> str:
+    b = m.get("bootstrap")
+    if not b:
+        return "No bootstrap intervals (bootstrap.replicates=0)."
+    return (f"Bootstrap: {b['replicates']} replicates, seed {b['seed']}, clustered by {b['unit']} ({b['note']}); "
+            "the interval is Clopper-Pearson at the bootstrap's effective sample size, as for the 1:1 rates.")
+
+
 def scope_lines(m: dict) -> list[str]:
     """Markdown: what the data can and cannot show (impostor-only and enrolment-only runs)."""
     sc = m.get("scope")
@@ -87,7 +103,8 @@ def render_enrolment_summary(m: dict) -> str:
              f"- Protocol: **{m['protocol']['name']}** (enrolment only: every image enrolled, nothing compared).",
              f"- Backend: **{be['name']}** ({be['family']}; {fp.get('model', '')}, detector {fp.get('detector', '?')}).",
              "", "Failure to enrol (FTE): images the detector / backend could not turn into a template, over the "
-             "group's images; exact (Clopper-Pearson) 95% intervals, the one-sided upper bound when none failed.", ""]
+             "group's images; exact (Clopper-Pearson) 95% intervals, the one-sided upper bound when none failed, "
+             "and the clustered bootstrap 95% interval. " + _boot_sentence(m), ""]
     cur = None
     for attr, g, e in _entries(m):
         if attr != cur:
@@ -95,9 +112,9 @@ def render_enrolment_summary(m: dict) -> str:
             lines += ["", f"## {title}", ""]
             if attr in (ds.get("label_sources") or {}):
                 lines += [f"Labels: {ds['label_sources'][attr]}", ""]
-            lines += ["| group | images | FTE | reasons |", "|---|---:|---|---|"]
+            lines += ["| group | images | FTE [exact 95% CI] | bootstrap 95% CI | reasons |", "|---|---:|---|---|---|"]
             cur = attr
-        lines.append(f"| {g} | {e['fte']['n']} | {_rate(e['fte'])} | {_reasons(e)} |")
+        lines.append(f"| {g} | {e['fte']['n']} | {_rate(e['fte'])} | {_boot(e['fte'])} | {_reasons(e)} |")
     for attr, d in ((m.get("enrolment") or {}).get("disparity") or {}).items():
         r = d["fte_max_min_ratio"]
         lines += ["", f"- FTE max/min ratio by {attr}: " + (f"**{r['value']:.3g}**" if r["value"] is not None
@@ -117,18 +134,20 @@ def render_enrolment_report(run_dir: str | Path, m: dict, rec: dict, page) -> st
             f"{esc(be['name'])} (detector {esc(str(fp.get('detector', '?')))}) · {esc(str(m.get('schema')))}</p></header>",
             '<section id="headline"><h2>Failure to enrol per group</h2><p>Images the detector / backend could not turn '
             "into a template, over the group's images, with the failure reasons; exact 95% Clopper-Pearson intervals "
-            "(the one-sided upper bound when none failed). Nothing is compared: this data has no identities.</p>"]
+            f"(the one-sided upper bound when none failed) and the clustered bootstrap interval. {esc(_boot_sentence(m))} "
+            "Nothing is compared: this data has no identities.</p>"]
     cur = None
     for attr, g, e in _entries(m):
         if attr != cur:
             if cur is not None:
                 body.append("</tbody></table>")
             body.append(f"<h3>{'Overall' if attr == 'overall' else 'By ' + esc(attr)}</h3>"
-                        "<table><thead><tr><th>group</th><th>images</th><th>FTE</th><th>reasons</th></tr></thead><tbody>")
+                        "<table><thead><tr><th>group</th><th>images</th><th>FTE [exact 95% CI]</th><th>bootstrap 95% CI</th>"
+                        "<th>reasons</th></tr></thead><tbody>")
             cur = attr
         f = e["fte"]
         body.append(f'<tr><td>{esc(g)}</td><td>{f["n"]}</td><td data-metric="enrolment.{esc(attr)}.{esc(g)}.fte" '
-                    f'data-value="{f["rate"]}">{esc(_rate(f))}</td><td>{esc(_reasons(e))}</td></tr>')
+                    f'data-value="{f["rate"]}">{esc(_rate(f))}</td><td>{esc(_boot(f))}</td><td>{esc(_reasons(e))}</td></tr>')
     body.append("</tbody></table></section>")
     png = run_dir / "fte.png"
     if png.is_file():

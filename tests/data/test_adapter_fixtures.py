@@ -103,6 +103,16 @@ def test_rfw_official_protocol_end_to_end(rfw_run):
     assert set(m["groups"]["race"]) >= {"african", "asian", "caucasian", "indian"}
     # the 10-fold accuracy is the official protocol's alone: with cross-race pairs (fold -1) it is not computed
     assert "lfw_accuracy" not in m
+    # the cross-race impostors (mixed race) get the per-race rates' subject-clustered bootstrap:
+    # an interval, or (e.g. no false match among 20) null with the bootstrap's own reason
+    x = m["mixed"]["race"]["fmr"]
+    assert x["n"] == 20 and x["ci"] is not None
+    assert (x["ci_boot"] is not None) != (x["ci_boot_reason"] is not None)
+    if x["ci_boot"] is None:
+        assert x["ci_boot_reason"].startswith(f"group mixed has no FMR errors (0 of 20)") or "do not vary" in x["ci_boot_reason"]
+    assert "group mixed has no genuine comparisons" in m["mixed"]["race"]["fnmr"]["ci_boot_reason"]
+    md = (out / "summary.md").read_text()
+    assert "| mixed (race differs) |" in md
     # the image the pairs name but the disk lacks: a recorded missing-file failure, in its race
     fails = _rows(out / "failures.csv")
     missing = [f for f in fails if f["sample"] == "Caucasian/Adam_Sandler/Adam_Sandler_0001"]
@@ -170,3 +180,55 @@ def test_adapter_end_to_end_generated_pairs(name, people, tmp_path):
     assert m["groups"]["sex"]["female"]["fnmr"]["n"] > 0 and m["groups"]["sex"]["male"]["fnmr"]["n"] > 0
     assert m["dataset"]["label_sources"]["sex"]
     assert (out / "report.html").is_file()
+
+
+def test_rfw_cross_race_fmr_bootstrap_on_real_scores(rfw_run, tmp_path):
+    """protocol.cross_race_impostors on real dlib scores, at a threshold inside the cross-race
+    scores (so some of them match falsely): the cross-race FMR's subject-clustered interval equals
+    a vertex bootstrap written out here from scores.csv alone (subjects resampled within their
+    race, a pair weighing the product of its subjects' multiplicities; Korn-Graubard interval)."""
+    from scipy import stats
+
+    from evalkit.pipeline import run
+
+    fx, first, _ = rfw_run
+    cross = [float(r["score"]) for r in _rows(first / "scores.csv") if r["fold"] == "-1" and r["failed"] == "0"]
+    t = float(np.median(cross))
+    R = 4000
+    over = [o for o in _overrides("rfw", fx.root) if not o.startswith("bootstrap.")]
+    m = run(compose_config(over + ["protocol=rfw", "protocol.cross_race_impostors=20", "threshold=fixed",
+                                   f"threshold.value={t!r}", f"bootstrap.replicates={R}", "bootstrap.seed=3"]),
+            tmp_path / "run")
+    rows = _rows(tmp_path / "run" / "scores.csv")
+    race = {}
+    for r in rows:
+        race[r["subject_a"]], race[r["subject_b"]] = r["race_a"], r["race_b"]
+    mix = [r for r in rows if r["race_a"] != r["race_b"]]
+    assert len(mix) == 20 and all(r["mated"] == "0" for r in mix)
+    err = np.array([r["failed"] == "0" and float(r["score"]) <= t for r in mix], float)
+    x = m["mixed"]["race"]["fmr"]
+    assert (x["errors"], x["n"]) == (int(err.sum()), 20) and 0 < x["errors"] < 20
+    names = sorted(race)
+    idx = {s: i for i, s in enumerate(names)}
+    a, b = (np.array([idx[r[k]] for r in mix]) for k in ("subject_a", "subject_b"))
+    strata = [np.array([idx[s] for s in names if race[s] == g]) for g in sorted(set(race.values()))]
+    rng = np.random.default_rng(2024)
+    reps = []
+    for _ in range(R):
+        c = np.zeros(len(names))
+        for st in strata:
+            np.add.at(c, rng.choice(st, len(st)), 1)
+        w = c[a] * c[b]
+        reps.append((w * err).sum() / w.sum() if w.sum() else np.nan)
+    reps = np.array(reps)
+    assert np.isnan(reps).mean() <= 0.05        # evalkit's rule: at most 5% undefined replicates
+    k, n = x["errors"], x["n"]
+    p = k / n
+    deff = max(1.0, float(np.nanvar(reps, ddof=1)) / (p * (1 - p) / n))
+    ne, ke = n / deff, p * n / deff
+    lo, hi = stats.beta.ppf(0.025, ke, ne - ke + 1), stats.beta.ppf(0.975, ke + 1, ne - ke)
+    assert x["ci_boot_reason"] is None
+    assert abs(x["ci_boot"][0] - lo) < 0.05 * (hi - lo) and abs(x["ci_boot"][1] - hi) < 0.05 * (hi - lo), \
+        (x["ci_boot"], (lo, hi))
+    assert m["bootstrap"]["replicates"] == R and m["bootstrap"]["seed"] == 3
+    assert "| mixed (race differs) |" in (tmp_path / "run" / "summary.md").read_text()
