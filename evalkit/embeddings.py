@@ -89,7 +89,7 @@ def _shard_digest(keys: np.ndarray, vectors: np.ndarray, failure: np.ndarray, de
     for a in (keys, vectors, failure, detail):
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(memoryview(a).cast("B") if a.size and a.dtype.kind != "U" else a.tobytes())   # no copy of the vectors
     return h.hexdigest()
 
 
@@ -236,6 +236,7 @@ class EmbeddingCache:
         ``target(dim)`` returns, one shard at a time. Returns key -> (failure or None, detail) for
         every key found; keys not returned are not in the cache (or only in damaged shards)."""
         found: dict[str, tuple[str | None, str]] = {}
+        self._memo = None       # one shard in memory at a time
         pending = {k: rows for k, rows in wanted.items() if k in self._index}
         while pending:
             by_shard: dict[int, list[tuple[str, int]]] = {}
@@ -255,7 +256,7 @@ class EmbeddingCache:
                 for k, row in items:
                     mat[pending[k]] = vecs[row]
                     found[k] = (None, self._index[k][0][3])
-            self._memo = None
+                self._memo = vecs = None
             pending = retry
         return found
 

@@ -70,3 +70,50 @@ def test_budget_does_not_change_a_single_bit(distance):
     for budget in (1, 10_000, 1 << 30):
         np.testing.assert_array_equal(pair_distances(X, a, b, distance, memory_budget_bytes=budget), ref)
     np.testing.assert_array_equal(pair_distances(X.astype(np.float64), a, b, distance), ref)
+
+
+def test_a_warm_extraction_holds_the_embeddings_once(tmp_path):
+    """Issue 13, item 3 (LBPH on LFW View 2 peaked above 1 GB warm): reading 300 cached 16,384-d
+    vectors (19.7 MB) must not keep a second copy. The cache used to load every vector of its
+    folder into memory and the loop then stacked them into the returned matrix: twice the
+    matrix. Now the cache keeps an index and copies each shard's vectors straight into the one
+    matrix; the peak (numpy buffers are traced by tracemalloc) is the matrix plus one shard."""
+    from evalkit import embeddings
+    from evalkit.backends.base import Backend
+
+    class Cached(Backend):
+        """Only ever asked for images that are already in the cache."""
+        name = "wide"
+
+        def embed_one(self, path):
+            raise AssertionError("a warm extraction must not embed")
+
+        def fingerprint(self):
+            return {"backend": "wide", "version": 1}
+
+    n, dim = 300, 16384
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"img{i}.bin"
+        p.write_bytes(rng.bytes(64))
+        paths.append(str(p))
+    keys = [embeddings.image_key(p) for p in paths]
+    want = rng.random((n, dim), dtype=np.float32)
+    cache = embeddings.EmbeddingCache(tmp_path / "cache", "wide", Cached().fingerprint())
+    for s in range(0, n, 100):              # three shards, as the extraction loop writes them
+        cache.write(keys[s:s + 100], want[s:s + 100], [None] * 100, [""] * 100)
+    del cache
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        res, stats, _ = embeddings.extract(paths, "wide", {}, tmp_path / "cache", progress=False, backend=Cached())
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert stats.from_cache == n and stats.computed == 0
+    np.testing.assert_array_equal(res.vectors, want)
+    shard = want[:100].nbytes
+    assert peak < want.nbytes + 2.5 * shard, (
+        f"peak {peak / 2**20:.1f} MiB for a {want.nbytes / 2**20:.1f} MiB matrix (shards {shard / 2**20:.1f} MiB)")
