@@ -70,6 +70,7 @@ def summarise_impostor(cfg, table, *, header: dict, image_failures, image_notes,
     from .metrics import results, summary, thresholds
     from .metrics.carried import carried_block
     from .metrics.impostor_only import IMPOSTOR_SCOPE, impostor_only_summary
+    from .protocols.base import statistics_options
     from .scoring import apply_failure_policy
 
     scores, keep = apply_failure_policy(table.distance, table.failed, cfg.failure_policy)
@@ -86,13 +87,13 @@ def summarise_impostor(cfg, table, *, header: dict, image_failures, image_notes,
     mc = (cfg.min_count.subjects, cfg.min_count.comparisons)
     combos = intersections(cfg, samples) if samples is not None else [list(c) for c in (cfg.get("intersections") or [])]
     r = impostor_only_summary(match, table.subject_a[keep], table.subject_b[keep], groups, cfg.confidence,
-                              min_count=mc, intersections=combos)
+                              min_count=mc, intersections=combos, bootstrap=statistics_options(cfg)["bootstrap"])
     fails = _fte_by_group(image_failures, image_notes, image_groups, image_subjects, cfg, combos)
     fails["comparisons"]["impostor"] = int(table.failed.sum())
     fails["excluded_comparisons"] = int((~keep).sum())
     out = results.header_block(header, kind=results.VERIFICATION, rates=results.VERIFICATION_RATES,
                                failure_policy=cfg.failure_policy, failures=fails, threshold=record, min_count=mc,
-                               bootstrap=None)
+                               bootstrap=r["bootstrap"])
     for k in ("overall", "groups", "mixed", "intersections", "cross_fmr", "disparity"):
         out[k] = r[k]
     for block in ("groups", "intersections"):   # no genuine comparison: no accuracy, EER or DET points

@@ -51,6 +51,10 @@ def test_impostor_only_run(impostor_run, lfw_samples):
         assert e["fmr"]["errors"] == sum(float(r["score"]) <= t for r in sel)
         assert e["fmr"]["ci"][1] > 0
         assert e["fnmr"]["rate"] is None and e["fnmr"]["estimable"] is False and "not measurable" in e["fnmr"]["reason"]
+        # the subject-clustered bootstrap beside the exact interval (or why it is not estimable)
+        assert (e["fmr"]["ci_boot"] is not None) != (e["fmr"]["ci_boot_reason"] is not None)
+        assert "not computed" not in (e["fmr"]["ci_boot_reason"] or "")
+    assert m["bootstrap"]["replicates"] > 0 and "conservative" in m["bootstrap"]["note"]
     assert m["cross_fmr"]["sex"]["n_impostor"] == [[66, 144], [144, 66]]
     assert m["threshold"]["policy"] == "global_fmr" and m["threshold"]["n"] == n * (n - 1) // 2
     assert m["schema"] == "evalkit.metrics/3" and m["rates"] == ["fnmr", "fmr"]

@@ -23,7 +23,9 @@ Definitions (ISO/IEC 19795-1; NISTIR 8280 for the group rules):
 Intervals: exact Clopper-Pearson at the run's confidence, and the exact one-sided upper bound when
 no error is observed (``evalkit.metrics.uncertainty``). They treat comparisons (images) as
 independent trials; impostor comparisons sharing a subject are not, so for FMR they are optimistic
-(the report says so).
+(the report says so). Beside them every FMR (overall, per group, mixed, per intersection) gets the
+subject-clustered bootstrap interval of the 1:1 runs (:func:`fmr_bootstrap`: the same
+``cluster_bootstrap``, strata, seed and interval rule), which respects that sharing.
 
 Failure to enrol also gets the subject-clustered bootstrap interval of the 1:1 rates
 (:func:`fte_bootstrap`: ``evalkit.metrics.bootstrap.cluster_bootstrap`` and its interval rule,
@@ -40,7 +42,7 @@ import numpy as np
 from evalkit.data.samples import SPECIAL_LABELS
 from evalkit.metrics import uncertainty
 
-__all__ = ["estimate", "not_measurable", "impostor_only_summary", "enrolment_summary", "fte_bootstrap",
+__all__ = ["estimate", "not_measurable", "impostor_only_summary", "enrolment_summary", "fte_bootstrap", "fmr_bootstrap",
            "FNMR_NOT_MEASURABLE", "IMPOSTOR_SCOPE", "ENROLMENT_SCOPE"]
 
 FNMR_NOT_MEASURABLE = ("not measurable: the data has one image per subject, so there is no genuine (mated) "
@@ -100,7 +102,7 @@ def _ratio(entries: dict) -> dict:
 
 
 def impostor_only_summary(match, subjects_a, subjects_b, groups: dict, confidence: float, min_count=(10, 30),
-                          intersections=()) -> dict:
+                          intersections=(), bootstrap: dict | None = None) -> dict:
     """The rate blocks of an impostor-only run.
 
     Args:
@@ -108,9 +110,11 @@ def impostor_only_summary(match, subjects_a, subjects_b, groups: dict, confidenc
         subjects_a, subjects_b: the two subjects of each comparison.
         groups: attribute -> (labels of side a, labels of side b).
         intersections: lists of attributes to cross (those present in ``groups``).
+        bootstrap: ``{replicates, seed}`` for the subject-clustered FMR intervals
+            (:func:`fmr_bootstrap`); None: exact intervals only.
 
-    Returns ``{overall, groups, mixed, cross_fmr, intersections, intersections_skipped, disparity}``;
-    every group entry is ``{"fmr": estimate, "fnmr": not measurable}``.
+    Returns ``{overall, groups, mixed, cross_fmr, intersections, intersections_skipped, disparity,
+    bootstrap}``; every group entry is ``{"fmr": estimate, "fnmr": not measurable}``.
     """
     match = np.asarray(match, dtype=bool)
     sa, sb = np.asarray(subjects_a).astype(str), np.asarray(subjects_b).astype(str)
@@ -121,12 +125,28 @@ def impostor_only_summary(match, subjects_a, subjects_b, groups: dict, confidenc
         return {"fmr": estimate(int(match[sel].sum()), int(sel.sum()), n_subj, confidence, "impostor comparisons",
                                 min_count), "fnmr": fnmr}
 
+    info = []
+
+    def boot(entries: dict, ga, gb, mixed=False) -> None:
+        ivs, desc = fmr_bootstrap(match, sa, sb, ga, gb, confidence, bootstrap, mixed=mixed)
+        if desc is not None and not info:
+            info.append(desc)
+        for g, iv in ivs.items():
+            if g in entries:
+                entries[g]["fmr"].update(iv)
+
     def breakdown(ga, gb) -> tuple[dict, dict]:
         same = ga == gb
         per = {str(g): fmr(same & (ga == g)) for g in np.unique(np.concatenate([ga, gb]))}
-        return per, fmr(~same)
+        mixed = fmr(~same)
+        boot(per, ga, gb)
+        boot({"mixed": mixed}, ga, gb, mixed=True)
+        return per, mixed
 
-    out = {"overall": fmr(np.ones(len(match), bool)), "groups": {}, "mixed": {}, "cross_fmr": {},
+    everyone = np.full(len(match), "all")
+    overall = {"all": fmr(np.ones(len(match), bool))}
+    boot(overall, everyone, everyone)
+    out = {"overall": overall["all"], "groups": {}, "mixed": {}, "cross_fmr": {},
            "intersections": {}, "disparity": {}}
     for attr, (ga, gb) in groups.items():
         ga, gb = np.asarray(ga).astype(str), np.asarray(gb).astype(str)
@@ -143,7 +163,45 @@ def impostor_only_summary(match, subjects_a, subjects_b, groups: dict, confidenc
         ia = np.array([" x ".join(t) for t in zip(*[np.asarray(groups[a][0]).astype(str) for a in combo])])
         ib = np.array([" x ".join(t) for t in zip(*[np.asarray(groups[a][1]).astype(str) for a in combo])])
         out["intersections"][name], _ = breakdown(ia, ib)
+    out["bootstrap"] = ({**info[0], "note": "FMR intervals are conservative (product weighting of resampled "
+                                            "impostor pairs)"} if info else None)
     return out
+
+
+FMR_BOOT_OFF = "not computed (bootstrap.replicates=0)"
+
+
+def fmr_bootstrap(match, subjects_a, subjects_b, ga, gb, confidence: float, bootstrap: dict | None,
+                  mixed: bool = False):
+    """group -> ``{"ci_boot", "ci_boot_reason"}`` for the FMR of each group's impostor
+    comparisons (``mixed``: the one entry ``"mixed"``, comparisons across groups), and the
+    bootstrap's description (``BootstrapResult.info``) or None when it is off.
+
+    Definition: the 1:1 rates' subject-clustered bootstrap (``cluster_bootstrap``) on comparisons
+    that are all non-mated: subjects are resampled with replacement within the strata of their
+    group label(s), a comparison weighs the product of its two subjects' multiplicities, a
+    replicate's FMR is weighted false matches over weighted comparisons, and the interval is
+    ``BootstrapResult.interval``'s (Korn & Graubard 1998; none, with the reason, when degenerate).
+    The product weight is conservative for FMR (see ``cluster_bootstrap``). Seeded by
+    ``bootstrap = {replicates, seed}``; None or 0 replicates: every entry null with
+    ``FMR_BOOT_OFF``."""
+    ga, gb = np.asarray(ga).astype(str), np.asarray(gb).astype(str)
+    names = ["mixed"] if mixed else [str(g) for g in np.unique(ga[ga == gb])]
+    if not bootstrap or not bootstrap.get("replicates") or not len(ga):
+        return {g: {"ci_boot": None, "ci_boot_reason": FMR_BOOT_OFF} for g in names}, None
+    from .bootstrap import MIXED_GROUP, cluster_bootstrap
+
+    match = np.asarray(match, dtype=bool)
+    if mixed and not (ga != gb).any():
+        return {"mixed": {"ci_boot": None, "ci_boot_reason": "no comparisons across groups"}}, None
+    boot = cluster_bootstrap(match, np.zeros(len(match), bool), np.asarray(subjects_a).astype(str),
+                             np.asarray(subjects_b).astype(str), ga, gb, replicates=int(bootstrap["replicates"]),
+                             seed=int(bootstrap.get("seed", 0)), confidence=confidence, mixed=mixed)
+    out = {}
+    for g in boot.groups:
+        iv = boot.interval("fmr", g)
+        out["mixed" if g == MIXED_GROUP else g] = {"ci_boot": iv.as_list(), "ci_boot_reason": iv.reason}
+    return out, boot.info()
 
 
 def cross_fmr(match, ga, gb) -> dict:

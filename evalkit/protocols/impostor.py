@@ -41,9 +41,15 @@ class ImpostorProtocol(Protocol):
         from ..scores import ScoreTable
         from ..scoring import pair_distances
 
-        full, ok = embedded.full()
         p = plan.pairs
-        return ScoreTable.build(plan.samples, p, pair_distances(full, p.a, p.b, cfg.backend.distance), ok)
+        ok = np.zeros(embedded.n_samples, dtype=bool)
+        ok[embedded.rows] = embedded.ok
+        scoring = cfg.get("scoring")
+        budget = int(float(scoring.memory_budget_mb if scoring is not None else 256) * 2 ** 20)
+        # the planned rows' own matrix (no copy over the whole samples table: bounded for wide embeddings)
+        dist = pair_distances(embedded.matrix(), embedded.positions(p.a), embedded.positions(p.b),
+                              cfg.backend.distance, memory_budget_bytes=budget)
+        return ScoreTable.build(plan.samples, p, dist, ok)
 
     def summarise(self, cfg, plan: ImpostorPlan, output, context: RunContext) -> dict:
         from .carried import carried_source

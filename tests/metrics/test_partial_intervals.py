@@ -188,3 +188,49 @@ def test_cross_race_fmr_interval_equals_a_hand_rolled_vertex_bootstrap():
     plain = _summarise(t)
     assert plain["groups"] == m["groups"] and plain["disparity"] == m["disparity"]
     assert plain["mixed"]["race"]["fmr"]["ci_boot"] is None and plain["mixed"]["race"]["fmr"]["ci_boot_reason"] == MIXED_BOOT
+
+
+def _hand_vertex(race, sa, sb, err, sel, seed=99):
+    """Subjects resampled within their race; an impostor pair weighs c_a * c_b."""
+    rng = np.random.default_rng(seed)
+    names = sorted(race)
+    idx = {s: i for i, s in enumerate(names)}
+    a = np.array([idx[s] for s in sa[sel]])
+    b = np.array([idx[s] for s in sb[sel]])
+    e = err[sel].astype(float)
+    strata = [np.array([idx[s] for s in names if race[s] == r]) for r in sorted(set(race.values()))]
+    reps = []
+    for _ in range(R):
+        c = np.zeros(len(names))
+        for st in strata:
+            np.add.at(c, rng.choice(st, len(st)), 1)
+        w = c[a] * c[b]
+        reps.append((w * e).sum() / w.sum())
+    return korn_graubard(int(err[sel].sum()), int(sel.sum()), reps)
+
+
+def test_impostor_only_fmr_intervals_equal_a_hand_rolled_vertex_bootstrap():
+    """protocol=impostor (one image per subject, no genuine pairs): every FMR, per group, mixed
+    and overall, gets the subject-clustered bootstrap interval beside the exact one."""
+    from evalkit.metrics.impostor_only import FMR_BOOT_OFF, impostor_only_summary
+
+    t, race = cross_race_table()
+    imp = ~t.mated
+    sa, sb = t.subject_a[imp], t.subject_b[imp]
+    ga, gb = t.groups["race"][0][imp], t.groups["race"][1][imp]
+    match = t.distance[imp] <= 0.5
+    r = impostor_only_summary(match, sa, sb, {"race": (ga, gb)}, 0.95, min_count=(1, 1),
+                              bootstrap={"replicates": R, "seed": 4})
+    assert r["bootstrap"]["replicates"] == R and "conservative" in r["bootstrap"]["note"]
+    entries = {**{g: r["groups"]["race"][g]["fmr"] for g in "xy"}, "mixed": r["mixed"]["race"]["fmr"]}
+    sels = {"x": (ga == "x") & (gb == "x"), "y": (ga == "y") & (gb == "y"), "mixed": ga != gb}
+    for g, e in entries.items():
+        lo, hi = _hand_vertex(race, sa, sb, match, sels[g])
+        got = e["ci_boot"]
+        assert e["ci_boot_reason"] is None and got is not None, g
+        assert abs(got[0] - lo) < 0.05 * (hi - lo) and abs(got[1] - hi) < 0.05 * (hi - lo), (g, got, (lo, hi))
+        assert r["groups"]["race"].get(g, {"fnmr": {"rate": None}})["fnmr"]["rate"] is None
+    assert r["overall"]["fmr"]["ci_boot"] is not None
+    off = impostor_only_summary(match, sa, sb, {"race": (ga, gb)}, 0.95, min_count=(1, 1), bootstrap=None)
+    assert off["bootstrap"] is None and off["groups"]["race"]["x"]["fmr"]["ci_boot_reason"] == FMR_BOOT_OFF
+    assert off["groups"]["race"]["x"]["fmr"]["ci"] == r["groups"]["race"]["x"]["fmr"]["ci"]
