@@ -2,6 +2,7 @@
 
     nice python benchmarks/coverage_study.py                 # the README table (500 datasets per setting)
     python benchmarks/coverage_study.py --datasets 100       # quicker, noisier
+    python benchmarks/coverage_study.py --parts score_shifts --subjects 10   # score shifts only, 10 subjects per group
 
 Each dataset is a 1:1 comparison table with per-subject correlated scores (a subject random
 effect on every genuine distance, one on each side of every impostor distance: "goats", "wolves"
