@@ -158,3 +158,21 @@ def test_compare_search_runs_write_no_nist_files(tmp_path):
     assert cli_main(["compare", *map(str, runs), "--out", str(tmp_path)]) == 0
     assert not (tmp_path / "compare_nist.csv").exists() and not (tmp_path / "compare_score_shifts.csv").exists()
     assert "NIST FRTE" not in (tmp_path / "compare.md").read_text()
+
+
+def test_schema_describes_the_nist_and_score_shift_blocks():
+    """metrics.schema.json checks the two blocks compare reads: a KS distance above 1 or a NIST
+    table without its Gini coefficient does not conform."""
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "evalkit/schema/metrics.schema.json").read_text())
+    m = json.loads((GOLDEN / "verification" / "base" / "metrics.json").read_text())
+    jsonschema.validate(m, schema)
+    bad = json.loads(json.dumps(m))
+    bad["score_shifts"]["sex"]["by_group"]["female"]["mated"]["ks"] = 2.0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    bad = json.loads(json.dumps(m))
+    del bad["nist"]["sex"]["fnmr"]["gini"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
