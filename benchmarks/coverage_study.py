@@ -2,6 +2,7 @@
 
     nice python benchmarks/coverage_study.py                 # the README table (500 datasets per setting)
     python benchmarks/coverage_study.py --datasets 100       # quicker, noisier
+    python benchmarks/coverage_study.py --parts score_shifts --subjects 10   # score shifts only, 10 subjects per group
 
 Each dataset is a 1:1 comparison table with per-subject correlated scores (a subject random
 effect on every genuine distance, one on each side of every impostor distance: "goats", "wolves"
@@ -17,7 +18,14 @@ Every subject has ``images`` images (all their genuine pairs) and impostor compa
 enter no group's rate). Everything goes through evalkit's own functions: ``errors_from_decision``,
 ``cluster_bootstrap`` (subjects resampled), ``BootstrapResult.group_intervals``,
 ``disparity_summaries_with_ci`` (the one interval rule) and ``pairwise_rate_tests`` (the subject
-permutation test). A summary's true value is the same summary of the true group rates.
+permutation test), and ``stats.score_shifts`` (ISO/IEC 19795-10-style comparison-score shifts: each
+group's mean mated and non-mated score minus the overall mean, raw and standardised, with their
+cluster-robust intervals). A summary's true value is the same summary of the true group rates; a
+score shift's true value is the same shift of the true means given the design (every group's mated
+distances have mean ``mu_gen_g``, its impostor distances ``mu_imp_g``, cross-group impostors a
+common mean; the standardised shift divides by the true sd of the mixture, sqrt(1 + the weighted
+variance of the means), every distance having variance 1 around its group mean). No test of a score
+shift exists in evalkit, so none has a size to report.
 
 Output: per setting and per summary, the share of datasets where the interval is estimable and,
 among those, the share that covers the truth; for the tests (equal settings), the share of
@@ -31,7 +39,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evalkit.metrics import bootstrap as bs  # noqa: E402
 from evalkit.metrics import disparity as disp  # noqa: E402
+from evalkit.metrics import stats as st  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,9 @@ SETTINGS = (
 INTERVALS = ("fnmr (per group)", "fmr (per group)", "fnmr_max_min_ratio", "fmr_max_min_ratio",
              "fnmr_ratio_to_reference", "fmr_ratio_to_reference", "fdr", "ir", "garbe", "ser",
              "accuracy_std", "old rule: fnmr max/min of resampled rates")
+SHIFTS = ("score shift: mean, mated", "score shift: mean, non-mated", "score shift: standardised, mated",
+          "score shift: standardised, non-mated", "normal quantile instead of t: mean, mated",
+          "normal quantile instead of t: mean, non-mated")
 TESTS = ("fnmr permutation test", "fmr permutation test")
 
 
@@ -115,9 +127,27 @@ def simulate(setting: Setting, rng: np.random.Generator) -> dict:
     n_gen = np.bincount(grp[gs], minlength=k)
     n_imp = np.bincount(grp[ia_[same]], minlength=k)
     true_err = (n_gen * np.array(setting.fnmr) + n_imp * np.array(setting.fmr)) / (n_gen + n_imp)
-    return {"errors": errors, "mated": mated, "sa": sa, "sb": sb, "ga": names[grp[sa]], "gb": names[grp[sb]],
+    return {"errors": errors, "decision": dist - t, "mated": mated, "sa": sa, "sb": sb,
+            "ga": names[grp[sa]], "gb": names[grp[sb]],
             "truth": {"fnmr": dict(zip(setting.groups, setting.fnmr)), "fmr": dict(zip(setting.groups, setting.fmr)),
-                      "accuracy": dict(zip(setting.groups, 1 - true_err))}}
+                      "accuracy": dict(zip(setting.groups, 1 - true_err)),
+                      "shifts": true_shifts(setting.groups, np.asarray(mu_gen) - t, n_gen,
+                                            np.asarray(mu_imp) - t, n_imp, np.max(mu_imp) + 0.5 - t,
+                                            int((~same).sum()))}}
+
+
+def true_shifts(groups, mu_gen, n_gen, mu_imp, n_imp, mu_cross, n_cross) -> dict:
+    """group -> {"mated"|"non_mated": (mean shift, standardised shift)}: the score shifts of the
+    true means given the design's counts (every score has variance 1 around its mean)."""
+    out = {g: {} for g in groups}
+    for kind, means, counts in (("mated", np.asarray(mu_gen), np.asarray(n_gen)),
+                                ("non_mated", np.append(mu_imp, mu_cross), np.append(n_imp, n_cross))):
+        w = counts / counts.sum()
+        m_all = float((w * means).sum())
+        sd_all = math.sqrt(1.0 + float((w * (means - m_all) ** 2).sum()))
+        for i, g in enumerate(groups):
+            out[g][kind] = (float(means[i]) - m_all, (float(means[i]) - m_all) / sd_all)
+    return out
 
 
 def true_block(truth: dict, reference: str, alpha: float = 0.5) -> dict:
@@ -154,13 +184,34 @@ class Tally:
         return (s / n if n else math.nan, self.covered.get(key, 0) / s if s else math.nan, n)
 
 
+def add_score_shifts(tally: Tally, d: dict, groups) -> None:
+    """Tally the coverage of evalkit's score-shift intervals (``stats.score_shifts``) on one dataset."""
+    entries = {g: {"small_fnmr": False, "small_fmr": False} for g in groups}
+    block = st.score_shifts(d["decision"], d["mated"], d["sa"], d["sb"], d["ga"], d["gb"], entries, 0.95)
+    for g, row in block["by_group"].items():
+        for kind, label in (("mated", "mated"), ("non_mated", "non-mated")):
+            e, (mean_true, std_true) = row[kind], d["truth"]["shifts"][g][kind]
+            tally.add(f"score shift: mean, {label}", e.get("ci"), mean_true)
+            tally.add(f"score shift: standardised, {label}", e.get("standardised_ci"), std_true)
+            z = None
+            if e.get("ci"):   # for contrast: the same interval with the normal quantile (before the t correction)
+                lo, hi = e["ci"]
+                k = stats.norm.ppf(0.975) / stats.t.ppf(0.975, e["subjects"] - 1)
+                z = [e["mean_shift"] - k * (hi - lo) / 2, e["mean_shift"] + k * (hi - lo) / 2]
+            tally.add(f"normal quantile instead of t: mean, {label}", z, mean_true)
+
+
 def run_setting(setting: Setting, datasets: int = 500, replicates: int = 400, permutations: int = 500,
-                seed: int = 0) -> Tally:
+                seed: int = 0, parts=("rates", "score_shifts")) -> Tally:
     tally = Tally()
     ref = setting.groups[0]
     for i in range(datasets):
         rng = np.random.default_rng([seed, i, len(setting.groups), int(setting.equal)])
         d = simulate(setting, rng)
+        if "score_shifts" in parts:
+            add_score_shifts(tally, d, setting.groups)
+        if "rates" not in parts:
+            continue
         boot = bs.cluster_bootstrap(d["errors"], d["mated"], d["sa"], d["sb"], d["ga"], d["gb"],
                                     replicates=replicates, seed=i)
         per = {g: {**boot.estimate[g], "n_subjects": boot.counts[g]["n_subjects"]} for g in setting.groups}
@@ -189,13 +240,17 @@ def table(results: dict) -> str:
     names = list(results)
     head = "| interval (95%) | " + " | ".join(names) + " |"
     lines = [head, "|---|" + "---:|" * len(names)]
-    for key in INTERVALS:
+    for key in INTERVALS + SHIFTS:
+        if not any(results[s].total.get(key) for s in names):
+            continue
         cells = []
         for s in names:
             shown, cov, n = results[s].row(key)
             cells.append("-" if not n else (f"{100 * cov:.1f}%" if shown == shown and shown > 0 else "n/e")
                          + (f" ({100 * (1 - shown):.0f}% n/e)" if n and shown < 1 else ""))
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    if not any(results[s].tested for s in names):
+        return "\n".join(lines)
     lines.append("| **test, rejection rate at 5% under equality** | " + " | ".join("" for _ in names) + " |")
     for key in TESTS:
         cells = []
@@ -212,13 +267,22 @@ def main(argv=None) -> None:
     ap.add_argument("--replicates", type=int, default=400)
     ap.add_argument("--permutations", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--subjects", type=int, default=None, help="subjects per group (default: each setting's, 50)")
+    ap.add_argument("--parts", default="rates,score_shifts",
+                    help="comma-separated: rates (rates, disparity summaries, tests), score_shifts")
     args = ap.parse_args(argv)
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    if not parts or set(parts) - {"rates", "score_shifts"}:
+        ap.error(f"--parts takes rates and/or score_shifts, got {args.parts!r}")
     results = {}
-    for s in SETTINGS:
+    settings = SETTINGS if args.subjects is None else tuple(
+        replace(s, subjects=args.subjects, partners=min(s.partners, 3 * args.subjects)) for s in SETTINGS)
+    for s in settings:
         t0 = time.perf_counter()
-        results[s.name] = run_setting(s, args.datasets, args.replicates, args.permutations, args.seed)
+        results[s.name] = run_setting(s, args.datasets, args.replicates, args.permutations, args.seed, parts)
         print(f"# {s.name}: {args.datasets} datasets in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    print(f"{args.datasets} datasets per setting, {args.replicates} subject-bootstrap replicates, "
+    print(f"{args.datasets} datasets per setting, {settings[0].subjects} subjects per group, "
+          f"{args.replicates} subject-bootstrap replicates, "
           f"{args.permutations} permutations, seed {args.seed}; coverage among the datasets where the "
           "interval is estimable (n/e: share not estimable, reported with its reason instead)\n")
     print(table(results))

@@ -14,7 +14,15 @@ when one sweep is given, else ``compare-<time>/`` in the folder holding the runs
 - ``compare.md``: the runs, the max/min ratio of every rate per attribute, then one table per
   attribute with every group's rates per run;
 - ``compare.png/.svg/.pdf``: every rate per group of each attribute, one colour per run, log
-  scale, with the run's interval as error bars.
+  scale, with the run's interval as error bars;
+- when the runs' metrics.json have them (1:1 runs; search runs do not carry these blocks):
+  ``compare_nist.csv``, NIST FRTE's demographic table per run x attribute x rate x measure (overall,
+  min, max naming the worst group, max/min, max - min, max/mean, max/geometric mean, Gini; value,
+  interval by the one rule ``bootstrap.INTERVAL_RULE``, or the reasons why not: columns
+  :data:`NIST_CSV_COLUMNS`), and ``compare_score_shifts.csv``, each group's comparison-score shifts
+  (ISO/IEC 19795-10 style: mean and standardised shift of its mated and non-mated scores from the
+  overall ones, with intervals, KS distance: :data:`SHIFT_CSV_COLUMNS`); compare.md shows both
+  as tables with the unit once per column header and "not estimable" + numbered reasons.
 
 One code path for both kinds of run: schema ``evalkit.metrics/3`` holds every rate as one
 RateEstimate at ``groups[attr][g][rate]`` (``evalkit.metrics.results``). Runs of different kinds
@@ -33,6 +41,8 @@ from pathlib import Path
 
 from ..metrics import results
 from .check import _pct, run_kind   # one percentage format for the gate and the comparison
+from .stats_sections import NIST_ROWS
+from .stats_sections import fmt as stat_fmt   # the summary's and report's formats for these measures
 
 RUN_COLUMNS = ["run", "backend", "experiment", "path", "dataset", "protocol", "threshold_policy", "threshold_value",
                "threshold_label", "threshold_rate", "threshold_target", "threshold_achieved", "group_threshold",
@@ -41,6 +51,19 @@ RATE_SUFFIXES = ("", "_errors", "_n", "_subjects", "_ci_low", "_ci_high", "_boot
 EXTRA_COLUMNS = {"verification": ["accuracy", "eer", "run_eer", "lfw_accuracy", "lfw_accuracy_sem"],
                  "search": ["gallery_size", "candidates", "n_mated_probes", "n_nonmated_probes"]}
 FTE_COLUMNS = ["fte", "fte_errors", "fte_n"]
+
+
+NIST_MEASURES = tuple(NIST_ROWS)
+#: metrics.json unit of each NIST measure's value (compare.md shows it in the unit of its column header)
+NIST_UNITS = {"overall": "fraction", "min": "fraction", "max": "fraction", "max_min_ratio": "ratio",
+              "max_minus_min": "fraction", "max_over_mean": "ratio", "max_over_geomean": "ratio", "gini": "index 0-1"}
+NIST_CSV_COLUMNS = ["run", "backend", "path", "attribute", "rate", "measure", "unit", "value", "ci_low", "ci_high",
+                    "group", "groups", "reason", "ci_reason", "ci_method"]
+SHIFT_KINDS = ("mated", "non_mated")
+SHIFT_CSV_COLUMNS = ["run", "backend", "path", "score_unit", "attribute", "group", "comparisons", "n", "subjects",
+                     "n_all", "failed_left_out", "mean_shift", "mean_shift_ci_low", "mean_shift_ci_high",
+                     "standardised_shift", "standardised_ci_low", "standardised_ci_high", "ks", "ci_reason",
+                     "ks_ci_reason", "ci_method"]
 
 
 def csv_columns(kind: str, rates=None) -> list[str]:
@@ -239,6 +262,176 @@ def _threshold_cell(th: dict) -> str:
     return txt
 
 
+def _score_unit(m: dict) -> str:
+    """What a run's score shifts are measured in: its distance minus the threshold (a similarity
+    enters evalkit's metrics negated, so there a positive shift means LESS alike as well)."""
+    from ..backends.scoring_base import SIMILARITY, direction_of
+
+    be = m.get("backend") or {}
+    if direction_of(m) == SIMILARITY:
+        return f"{be.get('name') or 'the system'}'s similarity, negated (positive = less alike)"
+    return f"{be.get('distance') or 'the backend'} distance of {be.get('name') or 'the backend'} (positive = less alike)"
+
+
+def _iv(e: dict, key: str = "ci") -> tuple:
+    ci = e.get(key)
+    return (ci[0], ci[1]) if ci and ci[0] is not None and ci[1] is not None else (None, None)
+
+
+def nist_rows_for(run: dict) -> list[dict]:
+    """compare_nist.csv rows of one run: every attribute x rate x measure of metrics.json ``nist``,
+    every number as metrics.json holds it."""
+    m = run["metrics"]
+    out = []
+    for attr, by_rate in (m.get("nist") or {}).items():
+        for rate in ("fnmr", "fmr"):
+            t = by_rate.get(rate) or {}
+            for name in NIST_MEASURES:
+                e = t.get(name) or {}
+                lo, hi = _iv(e)
+                out.append({"run": run["label"], "backend": (m.get("backend") or {}).get("name"), "path": str(run["path"]),
+                            "attribute": attr, "rate": rate, "measure": name, "unit": NIST_UNITS[name],
+                            "value": e.get("value"), "ci_low": lo, "ci_high": hi,
+                            "group": t.get("worst") if name == "max" else t.get("best") if name == "min" else None,
+                            "groups": " ".join(t.get("groups") or []), "reason": e.get("reason"),
+                            "ci_reason": e.get("ci_reason") if lo is None else None, "ci_method": e.get("ci_method")})
+    return out
+
+
+def shift_rows_for(run: dict) -> list[dict]:
+    """compare_score_shifts.csv rows of one run: every attribute x group x (mated, non-mated) of
+    metrics.json ``score_shifts``."""
+    m = run["metrics"]
+    out = []
+    for attr, block in (m.get("score_shifts") or {}).items():
+        for g, row in (block.get("by_group") or {}).items():
+            for kind in SHIFT_KINDS:
+                e = row.get(kind) or {}
+                lo, hi = _iv(e)
+                slo, shi = _iv(e, "standardised_ci")
+                out.append({"run": run["label"], "backend": (m.get("backend") or {}).get("name"), "path": str(run["path"]),
+                            "score_unit": _score_unit(m), "attribute": attr, "group": g, "comparisons": kind,
+                            "n": e.get("n"), "subjects": e.get("subjects"), "n_all": e.get("n_all"),
+                            "failed_left_out": e.get("failed_left_out"), "mean_shift": e.get("mean_shift"),
+                            "mean_shift_ci_low": lo, "mean_shift_ci_high": hi,
+                            "standardised_shift": e.get("standardised_shift"), "standardised_ci_low": slo,
+                            "standardised_ci_high": shi, "ks": e.get("ks"),
+                            "ci_reason": e.get("ci_reason") if lo is None else None, "ks_ci_reason": e.get("ks_ci_reason"),
+                            "ci_method": block.get("ci_method")})
+    return out
+
+
+class _Notes:
+    """Numbered reasons under a table ("not estimable [2]"), each reason written once."""
+
+    def __init__(self):
+        self.items: list[str] = []
+
+    def ref(self, reason: str | None) -> str:
+        reason = reason or "no interval in metrics.json"
+        if reason not in self.items:
+            self.items.append(reason)
+        return f"[{self.items.index(reason) + 1}]"
+
+    def lines(self) -> list[str]:
+        return [f"{i + 1}. {r}" for i, r in enumerate(self.items)] + ([""] if self.items else [])
+
+
+def stat_cell(value, ci, reason, ci_reason, kind: str, notes: _Notes, name: str | None = None) -> str:
+    """One measure with its interval, in its column's unit (``stats_sections.fmt``): ``v [lo, hi]``,
+    ``v (no interval: not estimable [k])`` or ``n/a [k]`` when the value itself is undefined."""
+    if value is None:
+        return "n/a " + notes.ref(reason or "undefined")
+    txt = stat_fmt(kind, value) + (f" {name}" if name else "")
+    lo, hi = (ci[0], ci[1]) if ci and ci[0] is not None and ci[1] is not None else (None, None)
+    if lo is None:
+        return txt + " (not estimable " + notes.ref(ci_reason) + ")"
+    return txt + f" [{stat_fmt(kind, lo)}, {stat_fmt(kind, hi)}]"
+
+
+#: compare.md's NIST column headers: the measure and its unit, once per column
+NIST_HEADERS = {"overall": "overall (%)", "min": "lowest group (%)", "max": "highest group (%), the worst named",
+                "max_min_ratio": "max / min (ratio, 1 = equal)", "max_minus_min": "max − min (percentage points)",
+                "max_over_mean": "max / mean (ratio, 1 = equal)", "max_over_geomean": "max / geometric mean (ratio, 1 = equal)",
+                "gini": "Gini (index 0–1, 0 = equal)"}
+
+
+def nist_markdown(runs: list[dict]) -> list[str]:
+    """compare.md's NIST FRTE section: per attribute and rate, one row per run."""
+    if not any(r["metrics"].get("nist") for r in runs):
+        return []
+    rule = next((e.get("ci_method") for r in runs for b in (r["metrics"].get("nist") or {}).values()
+                 for t in b.values() for e in t.values() if isinstance(e, dict) and e.get("ci_method")
+                 and e is not t.get("overall")), None)
+    lines = ["", "## NIST FRTE demographic table", "",
+             "Over each run's groups not flagged small, at its own threshold. Overall: exact (Clopper-Pearson) "
+             "interval; every other measure: the one interval rule of the disparity summaries"
+             + (f" ({rule.split(':')[0]})" if rule else "") + ". A bracketed number points to the reason below "
+             "the table.", ""]
+    attrs = list(dict.fromkeys(a for r in runs for a in (r["metrics"].get("nist") or {})))
+    for attr in attrs:
+        for rate in ("fnmr", "fmr"):
+            notes = _Notes()
+            lines += [f"### {rate.upper()} by {attr}", "",
+                      "| run | " + " | ".join(NIST_HEADERS[n] for n in NIST_MEASURES) + " |",
+                      "|---|" + "---|" * len(NIST_MEASURES)]
+            for r in runs:
+                t = ((r["metrics"].get("nist") or {}).get(attr) or {}).get(rate)
+                if not t:
+                    lines.append(f"| {r['label']} | " + " | ".join("-" for _ in NIST_MEASURES) + " |")
+                    continue
+                cells = []
+                for name in NIST_MEASURES:
+                    e = t.get(name) or {}
+                    who = t.get("worst") if name == "max" else t.get("best") if name == "min" else None
+                    cells.append(stat_cell(e.get("value"), e.get("ci"), e.get("reason"), e.get("ci_reason"),
+                                           NIST_ROWS[name][2], notes, who))
+                lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+            lines += [""] + notes.lines()
+    return lines
+
+
+def shift_markdown(runs: list[dict]) -> list[str]:
+    """compare.md's score-shift section: per attribute, one row per run x group."""
+    if not any(r["metrics"].get("score_shifts") for r in runs):
+        return []
+    lines = ["", "## Comparison-score shifts by group (ISO/IEC 19795-10)", "",
+             "How far each group's mated and non-mated scores sit from all of that kind: mean shift in the run's own "
+             "score unit (each run's distance minus its threshold: compare runs of different backends by the "
+             "standardised shift), standardised shift in overall standard deviations, KS distance 0–1; 95% "
+             "intervals, subject-clustered.", "",
+             "| run | score unit |", "|---|---|"]
+    lines += [f"| {r['label']} | {_score_unit(r['metrics'])} |" for r in runs if r["metrics"].get("score_shifts")]
+    attrs = list(dict.fromkeys(a for r in runs for a in (r["metrics"].get("score_shifts") or {})))
+    for attr in attrs:
+        notes = _Notes()
+        head = []
+        for kind in ("mated", "non-mated"):
+            head += [f"{kind} n / subjects", f"{kind} mean shift (score units) [95% CI]",
+                     f"{kind} standardised shift (SDs) [95% CI]", f"{kind} KS (0–1)"]
+        lines += ["", f"### Score shifts by {attr}", "", "| group | run | " + " | ".join(head) + " |",
+                  "|---|---|" + "---|" * len(head)]
+        groups = list(dict.fromkeys(g for r in runs for g in
+                                    (((r["metrics"].get("score_shifts") or {}).get(attr) or {}).get("by_group") or {})))
+        for g in groups:
+            for r in runs:
+                row = ((((r["metrics"].get("score_shifts") or {}).get(attr) or {}).get("by_group") or {}).get(g))
+                if row is None:
+                    lines.append(f"| {g} | {r['label']} | " + " | ".join("-" for _ in head) + " |")
+                    continue
+                cells = []
+                for kind in SHIFT_KINDS:
+                    e = row.get(kind) or {}
+                    cells += [f"{e.get('n')} / {e.get('subjects', '-')}",
+                              stat_cell(e.get("mean_shift"), e.get("ci"), e.get("ci_reason"), e.get("ci_reason"), "g", notes),
+                              stat_cell(e.get("standardised_shift"), e.get("standardised_ci"), e.get("ci_reason"),
+                                        e.get("ci_reason"), "g", notes),
+                              stat_fmt("g", e.get("ks"))]
+                lines.append(f"| {g} | {r['label']} | " + " | ".join(cells) + " |")
+        lines += [""] + notes.lines()
+    return lines
+
+
 INTRO = {
     "verification": ("# evalkit compare",
                      "Each run's rates at its own threshold, read from its metrics.json. FNMR: genuine comparisons "
@@ -318,7 +511,8 @@ def render_markdown(runs: list[dict], rows: list[dict], figure: str | None) -> s
                 ft = "-" if fte.get("rate") is None else f"{_pct(fte['rate'])} ({fte.get('errors')}/{fte.get('n')})"
                 lines.append(f"| {g} | {row['run']} | {subj} | " + " | ".join(rate_cell(f.get(n)) for n in rates)
                              + f" | {ft} |")
-    return "\n".join(lines) + "\n"
+    lines += nist_markdown(runs) + shift_markdown(runs)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def compare(paths, out: str | Path | None = None) -> dict:
@@ -344,9 +538,16 @@ def compare(paths, out: str | Path | None = None) -> dict:
     fig = plots.compare_runs_figure({r["label"]: r["metrics"] for r in runs}, rates=rates,
                                     title=f"{len(runs)} {'search ' if kind == 'search' else ''}runs, {what}")
     files += plots.save_figure(fig, out / "compare")
+    nist_rows = [row for r in runs for row in nist_rows_for(r)]
+    shift_rows = [row for r in runs for row in shift_rows_for(r)]
+    if nist_rows:
+        files.append(write_csv(nist_rows, out / "compare_nist.csv", NIST_CSV_COLUMNS))
+    if shift_rows:
+        files.append(write_csv(shift_rows, out / "compare_score_shifts.csv", SHIFT_CSV_COLUMNS))
     (out / "compare.md").write_text(render_markdown(runs, rows, "compare"))
     files.append(out / "compare.md")
-    return {"out": out, "runs": runs, "rows": rows, "files": files, "kind": kind}
+    return {"out": out, "runs": runs, "rows": rows, "files": files, "kind": kind, "nist_rows": nist_rows,
+            "shift_rows": shift_rows}
 
 
 def main(args: list[str]) -> int:

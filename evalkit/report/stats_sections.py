@@ -5,7 +5,7 @@ and summary.md. Written only from metrics.json; every number shown in HTML carri
 
 from __future__ import annotations
 
-from .fmt import esc, num, pct
+from .fmt import esc, num
 
 #: measure -> (label, unit, formatter kind)
 NIST_ROWS = {
@@ -21,16 +21,13 @@ NIST_ROWS = {
 
 
 def fmt(kind: str, v) -> str:
-    """A value in the unit its row or column states (the unit is not repeated on the number)."""
-    if v is None:
-        return "n/a"
-    if kind == "pct":
-        return pct(v)
-    if kind == "pp":
-        return f"{100 * v:.2f}"
-    if kind == "x":
-        return f"{v:.2f}"
-    return f"{v:.3g}"
+    """A value in the unit its row or column states (the unit is not repeated on the number):
+    ``pct`` a rate, ``pp`` percentage points (2 decimals), ``x`` a ratio (2 decimals), ``g`` 3
+    significant digits; the rules are ``mdtag.FORMATS["stat_<kind>"]`` (one rule for the report,
+    the summary and compare)."""
+    from .mdtag import FORMATS
+
+    return "n/a" if v is None else FORMATS["stat_" + (kind if kind in ("pct", "pp", "x") else "g")](v)
 
 
 def tagged_ci(key: str, ci, reason, kind: str) -> str:
@@ -41,10 +38,28 @@ def tagged_ci(key: str, ci, reason, kind: str) -> str:
     return f'<span class="why">not estimable: {esc(reason or "no interval in metrics.json")}</span>'
 
 
-def md_ci(ci, reason, kind: str) -> str:
+def md_ci(ci, reason, kind: str, key: str = "") -> str:
+    """summary.md's interval cell: both ends tagged with their metrics.json path (``mdtag``), or
+    'not estimable: <reason>'."""
+    from .mdtag import tag
+
     if ci and ci[0] is not None and ci[1] is not None:
-        return f"{fmt(kind, ci[0])}–{fmt(kind, ci[1])}"
+        return f"{tag(f'{key}.0', fmt(kind, ci[0]), 'stat_' + kind)}–{tag(f'{key}.1', fmt(kind, ci[1]), 'stat_' + kind)}"
     return f"not estimable: {reason or 'no interval'}"
+
+
+def md_level(m: dict) -> str:
+    """The run's confidence level for a summary.md header ("95% "), tagged (``mdtag``)."""
+    from .mdtag import num as tnum
+
+    c = (m.get("bootstrap") or {}).get("confidence")
+    return "95% " if c is None else tnum("bootstrap.confidence", c, "level") + " "
+
+
+def md_num(key: str, v, kind: str) -> str:
+    from .mdtag import tag
+
+    return tag(key, fmt(kind, v), "stat_" + kind)
 
 
 def label_level(m: dict, attr: str) -> str:
@@ -159,13 +174,16 @@ def md_nist_lines(m: dict) -> list[str]:
     lines += ["## NIST FRTE demographic table", "", f"Intervals: {_rule(m)}", ""]
     for attr in nist:
         fn, fm = _nist_rows(m, attr)
-        lines += [f"### {attr}", "", "| measure | unit | FNMR | FNMR 95% CI | FMR | FMR 95% CI |", "|---|---|---:|---|---:|---|"]
+        lv = md_level(m)
+        lines += [f"### {attr}", "", f"| measure | unit | FNMR | FNMR {lv}CI | FMR | FMR {lv}CI |", "|---|---|---:|---|---:|---|"]
         for name, (label, unit, kind) in NIST_ROWS.items():
             cells = []
-            for b in (fn, fm):
+            for rate, b in (("fnmr", fn), ("fmr", fm)):
                 e = (b or {}).get(name) or {}
-                v = fmt(kind, e.get("value")) + (f" ({e['reason']})" if e.get("value") is None and e.get("reason") else "")
-                cells += [v, md_ci(e.get("ci"), e.get("ci_reason"), kind)]
+                key = f"nist.{attr}.{rate}.{name}"
+                v = md_num(f"{key}.value", e.get("value"), kind) + (
+                    f" ({e['reason']})" if e.get("value") is None and e.get("reason") else "")
+                cells += [v, md_ci(e.get("ci"), e.get("ci_reason"), kind, f"{key}.ci")]
             if name == "max":
                 label += f" ({(fn or {}).get('worst')} / {(fm or {}).get('worst')})"
             lines.append(f"| {label} | {unit} | " + " | ".join(cells) + " |")
@@ -180,13 +198,18 @@ def md_score_shift_lines(m: dict) -> list[str]:
         return lines
     lines += ["## Comparison-score shifts by group (ISO/IEC 19795-10)", ""]
     for attr, block in ss.items():
-        lines += [f"### {attr}", "", "| group | comparisons | n | mean shift (score units) | 95% CI | standardised (SDs) | KS (0-1) |",
+        lines += [f"### {attr}", "", f"| group | comparisons | n | mean shift (score units) | {md_level(m)}CI | standardised (SDs) | KS (0-1) |",
                   "|---|---|---:|---:|---|---:|---:|"]
         for g, row in block.get("by_group", {}).items():
             for kind in ("mated", "non_mated"):
                 e = row.get(kind) or {}
-                lines.append(f"| {g} | {kind.replace('_', '-')} | {e.get('n')} | {fmt('g', e.get('mean_shift'))} | "
-                             f"{md_ci(e.get('ci'), e.get('ci_reason'), 'g')} | {fmt('g', e.get('standardised_shift'))} | "
-                             f"{fmt('g', e.get('ks'))} |")
+                k = f"score_shifts.{attr}.by_group.{g}.{kind}"
+                from .mdtag import num as tnum
+
+                lines.append(f"| {g} | {kind.replace('_', '-')} | {tnum(f'{k}.n', e.get('n'), 'int')} | "
+                             f"{md_num(f'{k}.mean_shift', e.get('mean_shift'), 'g')} | "
+                             f"{md_ci(e.get('ci'), e.get('ci_reason'), 'g', f'{k}.ci')} | "
+                             f"{md_num(f'{k}.standardised_shift', e.get('standardised_shift'), 'g')} | "
+                             f"{md_num(f'{k}.ks', e.get('ks'), 'g')} |")
         lines.append("")
     return lines

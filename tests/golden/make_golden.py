@@ -169,6 +169,9 @@ def render(kind: str, out: Path) -> dict[str, str]:
         res = compare.compare([str(base), str(worse)], out / f"compare-{kind}")
         texts[f"{kind}.compare.md"] = (out / f"compare-{kind}" / "compare.md").read_text()
         texts[f"{kind}.compare.csv"] = (out / f"compare-{kind}" / "compare.csv").read_text()
+        for extra in ("compare_nist.csv", "compare_score_shifts.csv"):   # 1:1 runs only (issue 12)
+            if (out / f"compare-{kind}" / extra).is_file():
+                texts[f"{kind}.{extra}"] = (out / f"compare-{kind}" / extra).read_text()
         assert res["kind"] == ("search" if kind == "search" else "verification")
         run_m, run_dir = check.load_metrics(worse, "run")
         base_m, base_dir = check.load_metrics(base, "baseline")

@@ -93,6 +93,16 @@ def test_score_shifts_against_direct_computation():
     assert ra["ks"] == pytest.approx(stats.ks_2samp(ma, gen).statistic)
     lo, hi = ra["ci"]
     assert lo < ra["mean_shift"] < hi
+    # the interval by hand: one-way cluster-robust (CR1) variance of mean_a - mean_all over subjects,
+    # Student's t with (group a's 40 subjects - 1) degrees of freedom
+    in_a = grp[subj] == "a"
+    psi = np.where(in_a, (gen - ma.mean()) / in_a.sum(), 0.0) - (gen - gen.mean()) / gen.size
+    T = np.bincount(subj, weights=psi, minlength=n)
+    v = (T ** 2).sum() * n / (n - 1)
+    h = stats.t.ppf(0.975, 39) * np.sqrt(v)
+    assert ra["subjects"] == 40
+    np.testing.assert_allclose(ra["ci"], [ra["mean_shift"] - h, ra["mean_shift"] + h], rtol=1e-10)
+    np.testing.assert_allclose(ra["standardised_ci"], np.array(ra["ci"]) / gen.std(ddof=1), rtol=1e-10)
     nm = out["by_group"]["b"]["non_mated"]
     sel = (ga[~mated[:, None].ravel()] == "b") if False else ((ga == "b") & (gb == "b") & ~mated)
     assert nm["mean_shift"] == pytest.approx(x[sel].mean() - imp.mean())
