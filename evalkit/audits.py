@@ -152,7 +152,7 @@ def summarise_enrolment(cfg, samples: Samples, *, header: dict, image_failures, 
     def entry(e):   # the verification group shape, FNMR and FMR not measurable
         return {"fnmr": nm, "fmr": nm, "accuracy": None, "eer": None, "fnmr_at_fmr": {}}   # FTE: ``enrolment``
 
-    out["enrolment"] = r
+    out["enrolment"] = {**r, "confidence": float(cfg.confidence)}   # the level of every exact interval
     out["overall"] = {"fnmr": nm, "fmr": nm}
     out["groups"] = {a: {g: entry(e) for g, e in per.items()} for a, per in r["groups"].items()}
     out["intersections"] = {a: {g: entry(e) for g, e in per.items()} for a, per in r["intersections"].items()}

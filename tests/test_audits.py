@@ -225,3 +225,22 @@ def test_threshold_from_run_on_itself_gives_the_same_rates(lfw_run, lfw_root, tm
     assert (tmp_path / "again" / "report.html").is_file()
     md = (tmp_path / "again" / "summary.md").read_text()
     assert "carried unchanged from run" in md and m["threshold"]["source"]["metrics_sha256"][:16] in md
+
+
+def test_partial_audit_summaries_have_every_number_checked_against_metrics_json(impostor_run, enrolment_run):
+    """Issue 12's summary.md check, on the two partial audits: every number of the impostor-only
+    and the enrolment-only summary is tagged with its metrics.json path and equals that value."""
+    from evalkit.report import markdown, mdtag
+    from tests.report.test_summary_numbers import TAG, check_summary
+
+    for out, least in ((impostor_run[1], 40), (enrolment_run[1], 25)):
+        m = json.loads((out / "metrics.json").read_text())
+        traced = markdown.render_summary_traced(m)
+        assert mdtag.strip(traced) == (out / "summary.md").read_text()
+        assert check_summary(m, traced) >= least
+    m = json.loads((enrolment_run[1] / "metrics.json").read_text())
+    keys = {k for k, _, _ in TAG.findall(markdown.render_summary_traced(m))}
+    for attr, per in m["enrolment"]["groups"].items():
+        for g in per:
+            assert {f"enrolment.groups.{attr}.{g}.fte.n", f"enrolment.groups.{attr}.{g}.fte.rate"} <= keys, (attr, g)
+    assert "enrolment.confidence" in keys
