@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -94,7 +95,7 @@ def datatable_path(root: Path, datatable: str | None = None) -> Path:
     return found[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     lineno: int
     fold: int
@@ -158,13 +159,15 @@ def read_datatable(path: Path) -> tuple[list[Row], list[str]]:
                     if a != get("e" + k) + get("g" + k):
                         raise DatasetError(f"{where(path, lineno)}: a{k}={a!r} disagrees with e{k}={get('e' + k)!r} "
                                            f"and g{k}={get('g' + k)!r}")
-                    subj.append(parts[1])
+                    subj.append(sys.intern(parts[1]))   # a subject's id, once in memory
                     sexes.append(g)
                     races.append(e)
                 if (label == "1") != (subj[0] == subj[1]):
                     raise DatasetError(f"{where(path, lineno)}: label={label} but the pair's subjects are "
                                        f"{subj[0]!r} and {subj[1]!r}")
-                rows.append(Row(lineno, int(fold), get("p1"), get("p2"), int(label), subj[0], subj[1],
+                # about a million rows in the real datatable: slots and interned image names (each
+                # image appears in many pairs) keep them to about 200 bytes each
+                rows.append(Row(lineno, int(fold), sys.intern(get("p1")), sys.intern(get("p2")), int(label), subj[0], subj[1],
                                 sexes[0], sexes[1], races[0], races[1]))
         except csv.Error as e:
             raise DatasetError(f"{where(path, reader.line_num)}: {e}") from None
