@@ -151,6 +151,7 @@ def html_score_shift_section(m: dict) -> str:
                 rows.append(
                     f"<tr><th scope=row>{esc(g)}</th><td>{esc(kind.replace('_', '-'))}</td>"
                     + num(f"{k}.n", e.get("n"), None, "td", "count")
+                    + num(f"{k}.subjects", e.get("subjects"), None, "td", "count")
                     + num(f"{k}.mean_shift", e.get("mean_shift"), fmt("g", e.get("mean_shift")), "td", "rate")
                     + f'<td class="ci">{tagged_ci(f"{k}.ci", e.get("ci"), e.get("ci_reason"), "g")}</td>'
                     + num(f"{k}.standardised_shift", e.get("standardised_shift"), fmt("g", e.get("standardised_shift")),
@@ -158,7 +159,7 @@ def html_score_shift_section(m: dict) -> str:
                     + f'<td class="ci">{tagged_ci(f"{k}.standardised_ci", e.get("standardised_ci"), e.get("ci_reason"), "g")}</td>'
                     + num(f"{k}.ks", e.get("ks"), fmt("g", e.get("ks")), "td", "rate") + "</tr>")
         out.append(f'<div class="tablewrap"><table class="shifts"><caption>Score shifts by {esc(attr)}</caption><thead><tr>'
-                   "<th scope=col>Group</th><th scope=col>Comparisons</th><th scope=col>n</th>"
+                   "<th scope=col>Group</th><th scope=col>Comparisons</th><th scope=col>n</th><th scope=col>Subjects</th>"
                    "<th scope=col>Mean shift (score units)</th><th scope=col>95% CI (score units)</th>"
                    "<th scope=col>Standardised shift (overall SDs)</th><th scope=col>95% CI (overall SDs)</th>"
                    f"<th scope=col>KS distance (0–1)</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
@@ -198,8 +199,8 @@ def md_score_shift_lines(m: dict) -> list[str]:
         return lines
     lines += ["## Comparison-score shifts by group (ISO/IEC 19795-10)", ""]
     for attr, block in ss.items():
-        lines += [f"### {attr}", "", f"| group | comparisons | n | mean shift (score units) | {md_level(m)}CI | standardised (SDs) | KS (0-1) |",
-                  "|---|---|---:|---:|---|---:|---:|"]
+        lines += [f"### {attr}", "", f"| group | comparisons | n | subjects | mean shift (score units) | {md_level(m)}CI | standardised (SDs) | KS (0-1) |",
+                  "|---|---|---:|---:|---:|---|---:|---:|"]
         for g, row in block.get("by_group", {}).items():
             for kind in ("mated", "non_mated"):
                 e = row.get(kind) or {}
@@ -207,6 +208,7 @@ def md_score_shift_lines(m: dict) -> list[str]:
                 from .mdtag import num as tnum
 
                 lines.append(f"| {g} | {kind.replace('_', '-')} | {tnum(f'{k}.n', e.get('n'), 'int')} | "
+                             f"{tnum(f'{k}.subjects', e.get('subjects'), 'int')} | "
                              f"{md_num(f'{k}.mean_shift', e.get('mean_shift'), 'g')} | "
                              f"{md_ci(e.get('ci'), e.get('ci_reason'), 'g', f'{k}.ci')} | "
                              f"{md_num(f'{k}.standardised_shift', e.get('standardised_shift'), 'g')} | "
