@@ -14,6 +14,7 @@ import pytest
 from evalkit.data import load_dataset
 from tests.conftest import compose_config
 from tests.data.fixtures import BUILDERS, RACES, pick_people
+from tests.metrics.test_partial_intervals import vertex_reps
 
 #: adapter -> attribute -> LFW (race, sex) -> the label the adapter must give
 RACE_LABEL = {"rfw": {"african": "african", "eastasian": "asian", "caucasian": "caucasian", "asianindian": "indian"},
@@ -208,19 +209,7 @@ def test_rfw_cross_race_fmr_bootstrap_on_real_scores(rfw_run, tmp_path):
     err = np.array([r["failed"] == "0" and float(r["score"]) <= t for r in mix], float)
     x = m["mixed"]["race"]["fmr"]
     assert (x["errors"], x["n"]) == (int(err.sum()), 20) and 0 < x["errors"] < 20
-    names = sorted(race)
-    idx = {s: i for i, s in enumerate(names)}
-    a, b = (np.array([idx[r[k]] for r in mix]) for k in ("subject_a", "subject_b"))
-    strata = [np.array([idx[s] for s in names if race[s] == g]) for g in sorted(set(race.values()))]
-    rng = np.random.default_rng(2024)
-    reps = []
-    for _ in range(R):
-        c = np.zeros(len(names))
-        for st in strata:
-            np.add.at(c, rng.choice(st, len(st)), 1)
-        w = c[a] * c[b]
-        reps.append((w * err).sum() / w.sum() if w.sum() else np.nan)
-    reps = np.array(reps)
+    reps = vertex_reps(race, [r["subject_a"] for r in mix], [r["subject_b"] for r in mix], err, seed=2024, replicates=R)
     assert np.isnan(reps).mean() <= 0.05        # evalkit's rule: at most 5% undefined replicates
     k, n = x["errors"], x["n"]
     p = k / n

@@ -23,7 +23,7 @@ R = 3000
 def korn_graubard(k: int, n: int, reps, confidence: float = 0.95) -> tuple[float, float]:
     """Clopper-Pearson for p = k/n at the effective size n / deff, deff = max(1, var(reps) / (p(1-p)/n))."""
     p = k / n
-    deff = max(1.0, float(np.var(reps, ddof=1)) / (p * (1 - p) / n))
+    deff = max(1.0, float(np.nanvar(reps, ddof=1)) / (p * (1 - p) / n))
     ne = n / deff
     ke = p * ne
     a = 1 - confidence
@@ -124,6 +124,27 @@ def test_enrolment_summary_carries_the_intervals_into_groups_intersections_and_o
 # ------------------------------------------------------------------ mixed (cross-group) comparisons
 
 
+def vertex_reps(race: dict, subj_a, subj_b, err, seed: int = 99, replicates: int = R) -> np.ndarray:
+    """A vertex bootstrap written out: subjects resampled with replacement within their race
+    (``race``: subject -> group), an impostor pair weighing c_a * c_b; a replicate's FMR, NaN when
+    no pair is drawn."""
+    rng = np.random.default_rng(seed)
+    names = sorted(race)
+    idx = {s: i for i, s in enumerate(names)}
+    a = np.array([idx[s] for s in subj_a])
+    b = np.array([idx[s] for s in subj_b])
+    e = np.asarray(err, float)
+    strata = [np.array([idx[s] for s in names if race[s] == r]) for r in sorted(set(race.values()))]
+    reps = []
+    for _ in range(replicates):
+        c = np.zeros(len(names))
+        for st in strata:
+            np.add.at(c, rng.choice(st, len(st)), 1)
+        w = c[a] * c[b]
+        reps.append((w * e).sum() / w.sum() if w.sum() else np.nan)
+    return np.array(reps)
+
+
 def cross_race_table(seed: int = 7):
     """Two races of 25 subjects, one image each; every within-race and a seeded half of the
     cross-race impostor pairs, plus a genuine pair per subject. 'Wolves' (a few subjects) match
@@ -163,20 +184,7 @@ def test_cross_race_fmr_interval_equals_a_hand_rolled_vertex_bootstrap():
     err = imp & (t.distance <= 0.5)
     assert (mix["errors"], mix["n"]) == (int(err.sum()), int(imp.sum())) and 0 < mix["errors"] < mix["n"]
     # by hand: subjects resampled within their race, a cross-race pair weighs c_a * c_b
-    rng = np.random.default_rng(99)
-    names = sorted(race)
-    idx = {s: i for i, s in enumerate(names)}
-    a = np.array([idx[s] for s in t.subject_a[imp]])
-    b = np.array([idx[s] for s in t.subject_b[imp]])
-    e = err[imp].astype(float)
-    strata = [np.array([idx[s] for s in names if race[s] == r]) for r in "xy"]
-    reps = []
-    for _ in range(R):
-        c = np.zeros(len(names))
-        for st in strata:
-            np.add.at(c, rng.choice(st, len(st)), 1)
-        w = c[a] * c[b]
-        reps.append((w * e).sum() / w.sum())
+    reps = vertex_reps(race, t.subject_a[imp], t.subject_b[imp], err[imp])
     lo, hi = korn_graubard(mix["errors"], mix["n"], reps)
     got = mix["ci_boot"]
     assert mix["ci_boot_reason"] is None and got is not None
@@ -188,25 +196,6 @@ def test_cross_race_fmr_interval_equals_a_hand_rolled_vertex_bootstrap():
     plain = _summarise(t)
     assert plain["groups"] == m["groups"] and plain["disparity"] == m["disparity"]
     assert plain["mixed"]["race"]["fmr"]["ci_boot"] is None and plain["mixed"]["race"]["fmr"]["ci_boot_reason"] == MIXED_BOOT
-
-
-def _hand_vertex(race, sa, sb, err, sel, seed=99):
-    """Subjects resampled within their race; an impostor pair weighs c_a * c_b."""
-    rng = np.random.default_rng(seed)
-    names = sorted(race)
-    idx = {s: i for i, s in enumerate(names)}
-    a = np.array([idx[s] for s in sa[sel]])
-    b = np.array([idx[s] for s in sb[sel]])
-    e = err[sel].astype(float)
-    strata = [np.array([idx[s] for s in names if race[s] == r]) for r in sorted(set(race.values()))]
-    reps = []
-    for _ in range(R):
-        c = np.zeros(len(names))
-        for st in strata:
-            np.add.at(c, rng.choice(st, len(st)), 1)
-        w = c[a] * c[b]
-        reps.append((w * e).sum() / w.sum())
-    return korn_graubard(int(err[sel].sum()), int(sel.sum()), reps)
 
 
 def test_impostor_only_fmr_intervals_equal_a_hand_rolled_vertex_bootstrap():
@@ -225,7 +214,8 @@ def test_impostor_only_fmr_intervals_equal_a_hand_rolled_vertex_bootstrap():
     entries = {**{g: r["groups"]["race"][g]["fmr"] for g in "xy"}, "mixed": r["mixed"]["race"]["fmr"]}
     sels = {"x": (ga == "x") & (gb == "x"), "y": (ga == "y") & (gb == "y"), "mixed": ga != gb}
     for g, e in entries.items():
-        lo, hi = _hand_vertex(race, sa, sb, match, sels[g])
+        lo, hi = korn_graubard(int(match[sels[g]].sum()), int(sels[g].sum()),
+                               vertex_reps(race, sa[sels[g]], sb[sels[g]], match[sels[g]]))
         got = e["ci_boot"]
         assert e["ci_boot_reason"] is None and got is not None, g
         assert abs(got[0] - lo) < 0.05 * (hi - lo) and abs(got[1] - hi) < 0.05 * (hi - lo), (g, got, (lo, hi))
