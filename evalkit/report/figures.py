@@ -26,6 +26,7 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,10 @@ def _atomic_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+class _InProcess(Exception):
+    """A job without a worker process: drawn in the run's own process."""
+
+
 class FigureJobs:
     """The figures of one run folder (see the module docstring)."""
 
@@ -137,9 +142,11 @@ class FigureJobs:
         try:
             for stem, key, formats, fut, make in self._pending:
                 try:
-                    if fut is not None:
+                    try:
+                        if fut is None:
+                            raise _InProcess
                         fut.result()
-                    else:
+                    except (_InProcess, BrokenProcessPool):   # no pool, or it could not start
                         _draw(make, stem, formats)
                 except Exception as exc:   # one figure must not cost the run its report
                     self.failed += 1

@@ -96,3 +96,29 @@ def test_a_run_reuses_its_figures_on_a_rerun_and_they_are_the_same_files(tmp_pat
     for name in svgs:
         plain = (tmp_path / "plain" / name).read_bytes()
         assert plain == (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
+
+
+def test_a_pool_that_cannot_start_falls_back_to_drawing_in_process(tmp_path, monkeypatch):
+    """A worker pool that breaks (a sandbox refusing new processes, a killed worker) must not cost
+    the run its figures: they are drawn in the run's own process, the same bytes."""
+    import concurrent.futures as cf
+    from concurrent.futures.process import BrokenProcessPool
+
+    jobs = _jobs(_curves())
+    _, want = _run(tmp_path / "serial", jobs, workers=1, cache_dir=None)
+
+    class Broken:
+        def __init__(self, *a, **k):
+            pass
+
+        def submit(self, *a, **k):
+            fut = cf.Future()
+            fut.set_exception(BrokenProcessPool("a worker died"))
+            return fut
+
+        def shutdown(self):
+            pass
+
+    monkeypatch.setattr(figures.cf, "ProcessPoolExecutor", Broken)
+    fj, got = _run(tmp_path / "broken", jobs, workers=2, cache_dir=None)
+    assert fj.summary()["drawn"] == 2 and fj.summary()["failed"] == 0 and got == want
