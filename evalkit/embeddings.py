@@ -26,8 +26,6 @@ import io
 import json
 import multiprocessing as mp
 import os
-import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ import numpy as np
 from .backends import build_backend
 from .backends.base import MISSING_FILE, UNCACHED_REASONS, EmbeddingResult, fingerprint_key, render_detail
 from .hashing import NotARegularFile, file_sha256
+from .paths import atomic_write_bytes
 
 _WORKER_BACKEND = None
 
@@ -153,7 +152,7 @@ class EmbeddingCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         fp_file = self.dir / "fingerprint.json"
         if not fp_file.exists():
-            _atomic_write_bytes(fp_file, json.dumps(fingerprint, indent=2, sort_keys=True).encode())
+            atomic_write_bytes(fp_file, json.dumps(fingerprint, indent=2, sort_keys=True).encode())
         self._shards: list[Path] = []
         # key -> [(shard number, row, failure or None, detail), ...]: first one wins, later ones
         # are copies of the same image in other shards (used if the first shard proves damaged)
@@ -274,28 +273,11 @@ class EmbeddingCache:
         final = self.dir / f"part-{digest}.npz"
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        _atomic_write_bytes(final, buf.getvalue())
+        atomic_write_bytes(final, buf.getvalue())
         if final.name not in self._seen:
             self._seen.add(final.name)
             self._add(final, keys, arrays["failure"].tolist(), arrays["detail"].tolist())
 
-
-def _atomic_write_bytes(final: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` so no reader ever sees a partial file: a temporary file unique
-    to this writer (host, pid, random part) in the same folder, fsync, then ``os.replace``."""
-    tmp = final.with_name(f".tmp-{final.name}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
 
 
 # ------------------------------------------------------------------ `evalkit cache`: inspect, verify

@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
+
+from .paths import atomic_write_bytes
 
 SCHEMA = "evalkit.response_cache/1"
 
@@ -76,24 +77,12 @@ class ResponseCache:
         return self._path(key).is_file()
 
     def put(self, key: str, request: dict, response) -> None:
-        """Store one entry atomically: write a temporary file in the same folder, then os.replace."""
+        """Store one entry atomically (``paths.atomic_write_bytes``: a temporary file, fsync, os.replace)."""
         p = self._path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
         blob = json.dumps({"schema": SCHEMA, "key": key, "request": request, "response": response},
                           sort_keys=True, indent=1)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}-", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(blob)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write_bytes(p, blob.encode())
         with self._lock:
             self.writes += 1
 

@@ -101,9 +101,9 @@ def write_manifest(folder: Path, index: int, count: int, record: dict) -> Path:
            "time": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime()), **record}
     path = folder / f"shard-{int(index):05d}-of-{int(count):05d}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .embeddings import _atomic_write_bytes
+    from .paths import atomic_write_bytes
 
-    _atomic_write_bytes(path, json.dumps(rec, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(path, json.dumps(rec, indent=2, sort_keys=True).encode())
     return path
 
 

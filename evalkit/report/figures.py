@@ -25,11 +25,12 @@ import hashlib
 import logging
 import multiprocessing as mp
 import os
-import shutil
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
+
+from ..paths import atomic_write_bytes
 
 log = logging.getLogger("evalkit")
 
@@ -95,9 +96,7 @@ def _init_worker() -> None:
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".tmp-{os.getpid()}-{dst.name}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    atomic_write_bytes(dst, Path(src).read_bytes())   # figures are small files
 
 
 class _InProcess(Exception):
