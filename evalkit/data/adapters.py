@@ -130,6 +130,18 @@ def info_text(name: str, root: str | os.PathLike | None) -> str:
     return "\n".join(lines)
 
 
+def configured_dir(root: Path, configured: str | None, key: str = "dataset.images_dir") -> Path | None:
+    """The folder a user named in ``key`` (relative to ``root`` unless absolute), or None when
+    they named none; a name that is not a folder is a DatasetError saying so."""
+    if not configured:
+        return None
+    p = Path(configured)
+    p = p if p.is_absolute() else root / p
+    if not p.is_dir():
+        raise DatasetError(f"{key}={configured!r}: no such folder ({p})")
+    return p
+
+
 def found_files(root: Path, names: Iterable[str]) -> list[str]:
     """'present'/'MISSING' lines for the given relative paths."""
     out = []

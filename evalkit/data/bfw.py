@@ -33,7 +33,7 @@ from typing import Optional
 import numpy as np
 
 from evalkit.config import DatasetConfig, ProtocolConfig
-from evalkit.data.adapters import DatasetInfo, map_code, resolve_root, where
+from evalkit.data.adapters import DatasetInfo, configured_dir, map_code, resolve_root, where
 from evalkit.data.base import Dataset
 from evalkit.data.samples import DatasetError, Pairs, Samples
 
@@ -177,12 +177,9 @@ def read_datatable(path: Path) -> tuple[list[Row], list[str]]:
 
 
 def images_dir(root: Path, rows: list[Row], configured: str | None) -> Path:
-    if configured:
-        p = Path(configured)
-        p = p if p.is_absolute() else root / p
-        if not p.is_dir():
-            raise DatasetError(f"dataset.images_dir={configured!r}: no such folder ({p})")
-        return p
+    chosen = configured_dir(root, configured)
+    if chosen is not None:
+        return chosen
     for cand in IMAGE_DIR_CANDIDATES:
         if (root / cand / rows[0].p1).is_file():
             return (root / cand).resolve() if cand == "." else root / cand

@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 
 from evalkit.config import DatasetConfig
-from evalkit.data.adapters import DatasetInfo, resolve_root
+from evalkit.data.adapters import DatasetInfo, configured_dir, resolve_root
 from evalkit.data.csv_table import band_label, band_labels
 from evalkit.data.base import Dataset
 from evalkit.data.samples import UNLABELLED, DatasetError, Samples
@@ -104,12 +104,9 @@ def labels_of(name: str, path: str, bad_names: str = "error", edges=(18, 30, 45,
 
 
 def images_dir(root: Path, configured: str | None) -> Path:
-    if configured:
-        p = Path(configured)
-        p = p if p.is_absolute() else root / p
-        if not p.is_dir():
-            raise DatasetError(f"dataset.images_dir={configured!r}: no such folder ({p})")
-        return p
+    chosen = configured_dir(root, configured)
+    if chosen is not None:
+        return chosen
     for cand in IMAGE_DIR_CANDIDATES:
         d = root / cand
         if d.is_dir() and any(e.name.lower().endswith((".jpg", ".png")) for e in os.scandir(d)):

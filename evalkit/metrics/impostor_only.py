@@ -101,6 +101,23 @@ def _ratio(entries: dict) -> dict:
     return {**d, "value": hi / lo, "reason": None}
 
 
+def _intersections(groups: dict, intersections, out: dict):
+    """(name, attributes) of each requested intersection the dataset has every attribute of; the
+    others are recorded in ``out["intersections_skipped"]`` with the reason."""
+    for combo in intersections:
+        name = " x ".join(combo)
+        missing = [a for a in combo if a not in groups]
+        if missing:
+            out.setdefault("intersections_skipped", {})[name] = f"attribute(s) {missing} not in this dataset"
+            continue
+        yield name, combo
+
+
+def _joined(columns) -> np.ndarray:
+    """Per row, the labels of several attributes joined as one intersection label ("female x asian")."""
+    return np.array([" x ".join(t) for t in zip(*[np.asarray(c).astype(str) for c in columns])])
+
+
 def impostor_only_summary(match, subjects_a, subjects_b, groups: dict, confidence: float, min_count=(10, 30),
                           intersections=(), bootstrap: dict | None = None) -> dict:
     """The rate blocks of an impostor-only run.
@@ -154,15 +171,9 @@ def impostor_only_summary(match, subjects_a, subjects_b, groups: dict, confidenc
         out["cross_fmr"][attr] = cross_fmr(match, ga, gb)
         out["disparity"][attr] = {"fmr_max_min_ratio": _ratio(out["groups"][attr]),
                                   "fnmr_max_min_ratio": {"value": None, "reason": FNMR_NOT_MEASURABLE}}
-    for combo in intersections:
-        name = " x ".join(combo)
-        if any(a not in groups for a in combo):
-            out.setdefault("intersections_skipped", {})[name] = (
-                f"attribute(s) {[a for a in combo if a not in groups]} not in this dataset")
-            continue
-        ia = np.array([" x ".join(t) for t in zip(*[np.asarray(groups[a][0]).astype(str) for a in combo])])
-        ib = np.array([" x ".join(t) for t in zip(*[np.asarray(groups[a][1]).astype(str) for a in combo])])
-        out["intersections"][name], _ = breakdown(ia, ib)
+    for name, combo in _intersections(groups, intersections, out):
+        out["intersections"][name], _ = breakdown(_joined(groups[a][0] for a in combo),
+                                                  _joined(groups[a][1] for a in combo))
     out["bootstrap"] = ({**info[0], "note": "FMR intervals are conservative (product weighting of resampled "
                                             "impostor pairs)"} if info else None)
     return out
@@ -318,11 +329,6 @@ def enrolment_summary(failures, subjects, groups: dict, confidence: float, min_c
         else:
             d.update(value=max(use.values()) / min(use.values()), reason=None)
         out["disparity"][attr] = {"fte_max_min_ratio": d}
-    for combo in intersections:
-        name = " x ".join(combo)
-        if any(a not in groups for a in combo):
-            out.setdefault("intersections_skipped", {})[name] = (
-                f"attribute(s) {[a for a in combo if a not in groups]} not in this dataset")
-            continue
-        out["intersections"][name] = per([" x ".join(t) for t in zip(*[np.asarray(groups[a]).astype(str) for a in combo])])
+    for name, combo in _intersections(groups, intersections, out):
+        out["intersections"][name] = per(_joined(groups[a] for a in combo))
     return out
