@@ -98,8 +98,8 @@ def run(cfg, out_dir: str | Path, backend=None) -> dict:
     if scorer is not None:
         metrics = black_box.declare(metrics, scorer)
     context.metrics = metrics
-    context.extra["figures"] = figure_jobs(cfg)   # drawn in parallel while the run folder is written
     timings["metrics"] = time.perf_counter() - t
+    context.extra["figures"] = figure_jobs(cfg)   # drawn in parallel while the run folder is written
 
     # run folder
     t = time.perf_counter()
@@ -141,10 +141,10 @@ def instance_config(backend, base=None):
 
 
 def _finish(cfg, out: Path, metrics: dict, used_samples, emb, stats, fingerprint, timings: dict, t: float,
-            jobs=None) -> None:
-    """Write what every run folder holds besides scores: config, metrics, failures, figures,
-    summary, HTML report and the record."""
-    jobs = jobs if jobs is not None else figure_jobs(cfg)
+            jobs) -> None:
+    """Write what every run folder holds besides scores: config, metrics, failures, figures (on
+    ``jobs``, the run's FigureJobs, collected before the HTML report), summary, HTML report and
+    the record."""
     if cfg.det_plot:
         _metric_plots(out, metrics, figure_formats(cfg), jobs)
     resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -99,10 +99,6 @@ def _atomic_copy(src: Path, dst: Path) -> None:
     atomic_write_bytes(dst, Path(src).read_bytes())   # figures are small files
 
 
-class _InProcess(Exception):
-    """A job without a worker process: drawn in the run's own process."""
-
-
 class FigureJobs:
     """The figures of one run folder (see the module docstring)."""
 
@@ -133,20 +129,30 @@ class FigureJobs:
             if self._pool is None:
                 self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                                     initializer=_init_worker)
-            fut = self._pool.submit(_draw, make, stem, formats)
+            try:
+                fut = self._pool.submit(_draw, make, stem, formats)
+            except BrokenProcessPool:    # an earlier job broke the pool: this one is drawn in-process
+                fut = None
         self._pending.append((stem, key, formats, fut, make))
+
+    @staticmethod
+    def _collect(fut, make, stem: str, formats) -> None:
+        """A worker's figure, or the figure drawn here when it had none or its pool broke (a
+        sandbox refusing processes, a killed worker)."""
+        if fut is not None:
+            try:
+                fut.result()
+                return
+            except BrokenProcessPool:
+                pass
+        _draw(make, stem, formats)
 
     def wait(self) -> None:
         """Draw (or collect) every scheduled figure; store new ones in the cache."""
         try:
             for stem, key, formats, fut, make in self._pending:
                 try:
-                    try:
-                        if fut is None:
-                            raise _InProcess
-                        fut.result()
-                    except (_InProcess, BrokenProcessPool):   # no pool, or it could not start
-                        _draw(make, stem, formats)
+                    self._collect(fut, make, stem, formats)
                 except Exception as exc:   # one figure must not cost the run its report
                     self.failed += 1
                     log.warning("figure %s could not be drawn: %s: %s", Path(stem).name, type(exc).__name__, exc)
