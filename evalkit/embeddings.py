@@ -509,7 +509,7 @@ def extract(paths: Sequence[str], family: str, options: dict, cache_root: str | 
             missing = [paths[i] for idx in todo_by_key.values() for i in idx]
             raise MissingEmbeddings(f"{len(missing)} of {n} images are not in the embedding cache {cache.dir} "
                                     f"(first: {missing[0]})", missing)
-    todo_keys = sorted(todo_by_key, key=lambda k: todo_by_key[k][0])  # input order; same bytes embedded once
+    todo_keys = list(todo_by_key)  # input order (dicts keep it); identical images (same bytes) embedded once
     todo_paths = [paths[todo_by_key[k][0]] for k in todo_keys]
     stats.computed = len(todo_keys)
 
