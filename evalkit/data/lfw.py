@@ -124,24 +124,27 @@ def find_images_dir(root: str | os.PathLike, images_dir: str | None = None) -> P
     )
 
 
-def _scan_images(images_dir: Path) -> dict[str, tuple[str, int]]:
-    """sample id -> (identity, number) for every ``NAME/NAME_NNNN.jpg`` on disk.
-
-    Files that do not follow the LFW naming (``.DS_Store``, an image in the wrong folder) are
-    ignored: they are not part of the dataset.
-    """
-    found: dict[str, tuple[str, int]] = {}
+def identity_images(images_dir: Path, pattern: re.Pattern = _IMAGE_FILE_RE):
+    """(identity, number, path) for every ``IDENTITY/IDENTITY_NNNN.jpg`` file below ``images_dir``
+    (LFW's layout, which RFW follows): ``pattern``'s first group is the identity, which must be
+    the folder's name, and its ``num`` group the image number. Anything else (``.DS_Store``, an
+    image in the wrong folder, a folder named like an image) is not part of the dataset and is
+    passed over."""
     with os.scandir(images_dir) as dirs:
         for d in dirs:
             if not d.is_dir():
                 continue
             with os.scandir(d.path) as files:
                 for f in files:
-                    m = _IMAGE_FILE_RE.match(f.name)
-                    if m and m["name"] == d.name and f.is_file():
-                        num = int(m["num"])
-                        found[sample_id(d.name, num)] = (d.name, num)
-    return found
+                    m = pattern.match(f.name)
+                    if m and m.group(1) == d.name and f.is_file():
+                        yield d.name, int(m["num"]), f.path
+
+
+def _scan_images(images_dir: Path) -> dict[str, tuple[str, int]]:
+    """sample id -> (identity, number) for every ``NAME/NAME_NNNN.jpg`` on disk
+    (:func:`identity_images`)."""
+    return {sample_id(name, num): (name, num) for name, num, _ in identity_images(images_dir)}
 
 
 def read_people(path: str | os.PathLike) -> dict[str, int]:

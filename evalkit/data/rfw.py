@@ -30,6 +30,7 @@ import numpy as np
 from evalkit.config import DatasetConfig, ProtocolConfig
 from evalkit.data.adapters import DatasetInfo, read_lines, resolve_root, where
 from evalkit.data.base import Dataset
+from evalkit.data.lfw import identity_images
 from evalkit.data.samples import DatasetError, Pairs, Samples
 
 RACES = ("African", "Asian", "Caucasian", "Indian")
@@ -165,15 +166,8 @@ def load_rfw(root, races=RACES) -> Samples:
     for race in races:
         rdir = data / race
         if rdir.is_dir():
-            with os.scandir(rdir) as dirs:
-                for d in dirs:
-                    if not d.is_dir():
-                        continue
-                    with os.scandir(d.path) as files:
-                        for f in files:
-                            m = _IMAGE_RE.match(f.name)
-                            if m and m["id"] == d.name:
-                                entries[sample_id(race, d.name, int(m["num"]))] = (f.path, d.name, race)
+            for ident, num, path in identity_images(rdir, _IMAGE_RE):
+                entries[sample_id(race, ident, num)] = (path, ident, race)
         pf = pairs_file(root, race)
         if pf.is_file():
             for _, _, i1, n1, i2, n2 in read_pairs(pf, 1):
